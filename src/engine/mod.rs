@@ -1,0 +1,579 @@
+//! The andon engine: a pure state machine from decoded complaints and
+//! work-order updates (and the time, passed in) to delist commands and
+//! work-order events. No I/O, no clock reads, no async: `replay`, `run`,
+//! `demo` and the tests all drive this one type, so they cannot disagree.
+//!
+//! One engine serves one input partition number (in `replay`, the whole
+//! input): stream time is the partition's. Its [`State`] is plain data that
+//! serialises and restores to an engine that behaves identically.
+//!
+//! Spec map: Semantics 1 (duplicates) in [`Engine::is_seen`]; 2 and 3
+//! (counting, stream time, lateness) in [`Engine::on_complaint`] and
+//! [`window`]; 4 (pull) in [`Engine::pull`]; 5 and 6 (steps, escalations,
+//! close, relist) in [`Engine::on_update`], [`Engine::tick`] and [`andon`].
+
+pub mod andon;
+pub mod window;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::config::{EngineConfig, RuleAction};
+use crate::event::{
+    format_timestamp, parse_andon_id, Action, Complaint, DelistCommand, DelistReason, Dur, Output, Reject,
+    RejectReason, Trigger, Ts, Update, WorkOrderEvent, NANOS_PER_SEC,
+};
+use andon::OpenAndon;
+use window::Counted;
+
+/// What drives escalations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EscalationClock {
+    /// `replay`: an input that raises stream time to t first escalates every
+    /// step due before t.
+    StreamTime,
+    /// `run`: only [`Engine::tick`] with the wall clock escalates.
+    WallClock,
+}
+
+/// Where an input record came from, as far as the rules care. `replay` has
+/// neither a key nor a timestamp, and skips the checks that need them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordMeta<'a> {
+    pub key: Option<&'a [u8]>,
+    /// The Kafka record timestamp, for `max_future_skew`.
+    pub timestamp: Option<Ts>,
+}
+
+/// How a complaint was classified (the `outcome` label of
+/// `andon_complaints_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ComplaintClass {
+    Counted,
+    Duplicate,
+    Late,
+    Stale,
+    Attached,
+}
+
+impl ComplaintClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Counted => "counted",
+            Self::Duplicate => "duplicate",
+            Self::Late => "late",
+            Self::Stale => "stale",
+            Self::Attached => "attached",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComplaintOutcome {
+    pub class: ComplaintClass,
+    /// Set when this complaint pulled the cord.
+    pub pulled: Option<Trigger>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    Applied,
+    Duplicate,
+}
+
+/// One (subject, issue) key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueState {
+    pub issue: Box<str>,
+    /// Andons ever opened for this key: `n` of the last `andon_id`.
+    pub andons: u32,
+    /// Complaints at or before this time are stale (the last close's `at`).
+    pub stale_until: Option<Ts>,
+    /// Counted complaints, sorted by event time.
+    pub counted: Vec<Counted>,
+    pub open: Option<Box<OpenAndon>>,
+}
+
+impl IssueState {
+    fn new(issue: &str) -> Self {
+        Self { issue: issue.into(), andons: 0, stale_until: None, counted: Vec::new(), open: None }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.andons == 0 && self.counted.is_empty() && self.open.is_none()
+    }
+}
+
+/// Everything about one subject.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectState {
+    /// Delists ever issued: `m` of the last `command_id`.
+    pub delists: u32,
+    /// Open andons whose rule delists; the subject is off sale while > 0.
+    pub open_delisting: u32,
+    /// Usually one or two issues per subject: a vector beats a map.
+    pub issues: Vec<IssueState>,
+}
+
+impl SubjectState {
+    fn issue_mut(&mut self, issue: &str) -> Option<&mut IssueState> {
+        self.issues.iter_mut().find(|s| &*s.issue == issue)
+    }
+}
+
+/// The engine's whole state: what the changelog and snapshots carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub stream_time: Option<Ts>,
+    pub subjects: FxHashMap<Box<str>, SubjectState>,
+    /// 128-bit hashes of (subject key, event_id) and (andon_id, update_id)
+    /// with the event time they were first seen at.
+    pub seen: FxHashMap<u128, Ts>,
+}
+
+/// A read-only view of an open andon (`/andons`, the demo).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AndonView<'a> {
+    pub andon_id: String,
+    pub subject_key: &'a str,
+    pub issue: &'a str,
+    pub andon: &'a OpenAndon,
+}
+
+/// The engine. See the module documentation.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: Arc<EngineConfig>,
+    clock: EscalationClock,
+    state: State,
+    /// (due time, andon_id) of every open andon's current step that is not
+    /// yet escalated: derived from `state`, rebuilt on restore.
+    due: BTreeSet<(Ts, Box<str>)>,
+    /// How long duplicate ids are remembered: 2W + grace, W the longest window.
+    dedup_horizon: Dur,
+    next_sweep: Option<Ts>,
+    open_andons: usize,
+    delisted_subjects: usize,
+    scratch: Vec<u8>,
+}
+
+impl Engine {
+    pub fn new(cfg: Arc<EngineConfig>, clock: EscalationClock) -> Self {
+        Self::restore(cfg, clock, State::default())
+    }
+
+    /// An engine that continues from `state` exactly as the one it was taken from.
+    pub fn restore(cfg: Arc<EngineConfig>, clock: EscalationClock, state: State) -> Self {
+        let dedup_horizon = cfg.rules.longest_window().saturating_mul(2).saturating_add(cfg.grace);
+        let mut engine = Self {
+            cfg,
+            clock,
+            state,
+            due: BTreeSet::new(),
+            dedup_horizon,
+            next_sweep: None,
+            open_andons: 0,
+            delisted_subjects: 0,
+            scratch: Vec::with_capacity(256),
+        };
+        for (key, subject) in &engine.state.subjects {
+            if subject.open_delisting > 0 {
+                engine.delisted_subjects += 1;
+            }
+            for is in &subject.issues {
+                if let Some(open) = &is.open {
+                    engine.open_andons += 1;
+                    if !open.escalated {
+                        engine.due.insert((open.due_at, andon_id(key, &is.issue, open.n).into()));
+                    }
+                }
+            }
+        }
+        engine
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn into_state(self) -> State {
+        self.state
+    }
+
+    pub fn config(&self) -> &Arc<EngineConfig> {
+        &self.cfg
+    }
+
+    pub fn stream_time(&self) -> Option<Ts> {
+        self.state.stream_time
+    }
+
+    pub fn open_andon_count(&self) -> usize {
+        self.open_andons
+    }
+
+    pub fn delisted_subject_count(&self) -> usize {
+        self.delisted_subjects
+    }
+
+    /// (subject, issue) keys held in memory.
+    pub fn key_count(&self) -> usize {
+        self.state.subjects.values().map(|s| s.issues.len()).sum()
+    }
+
+    /// The open andons, in no particular order.
+    pub fn open_andons(&self) -> impl Iterator<Item = AndonView<'_>> {
+        self.state.subjects.iter().flat_map(|(key, s)| {
+            s.issues.iter().filter_map(move |is| {
+                is.open.as_deref().map(|andon| AndonView {
+                    andon_id: andon_id(key, &is.issue, andon.n),
+                    subject_key: key,
+                    issue: &is.issue,
+                    andon,
+                })
+            })
+        })
+    }
+
+    /// Processes one complaint, appending what it emits to `out`.
+    /// `Err` means the record belongs in the DLQ; it changed nothing.
+    pub fn on_complaint(
+        &mut self,
+        c: &Complaint,
+        meta: RecordMeta<'_>,
+        out: &mut Vec<Output>,
+    ) -> Result<ComplaintOutcome, Reject> {
+        self.check_skew("occurred_at", c.occurred_at, meta.timestamp)?;
+        if let Some(key) = meta.key {
+            if key != c.subject_key.as_bytes() {
+                return Err(key_mismatch(key, &c.subject_key));
+            }
+        }
+        let h = self.id_hash(b'c', &c.subject_key, &c.event_id);
+        if self.is_seen(h) {
+            return Ok(ComplaintOutcome { class: ComplaintClass::Duplicate, pulled: None });
+        }
+        self.state.seen.insert(h, c.occurred_at);
+        let before = self.state.stream_time;
+        self.advance(c.occurred_at, out);
+
+        let cfg = Arc::clone(&self.cfg);
+        let rule = cfg.rules.for_issue(&c.issue);
+        let subject = self.state.subjects.entry(c.subject_key.as_str().into()).or_default();
+        let idx = match subject.issues.iter().position(|s| *s.issue == *c.issue) {
+            Some(i) => i,
+            None => {
+                subject.issues.push(IssueState::new(&c.issue));
+                subject.issues.len() - 1
+            }
+        };
+        let is = &mut subject.issues[idx];
+        if let Some(open) = is.open.as_mut() {
+            open.attached += 1;
+            return Ok(ComplaintOutcome { class: ComplaintClass::Attached, pulled: None });
+        }
+        let late = before.is_some_and(|st| c.occurred_at < st.saturating_sub(rule.window).saturating_sub(cfg.grace));
+        let class = if late {
+            ComplaintClass::Late
+        } else if is.stale_until.is_some_and(|s| c.occurred_at <= s) {
+            ComplaintClass::Stale
+        } else {
+            ComplaintClass::Counted
+        };
+        if c.pull {
+            // The agent's own call: pulls whatever the count, late or stale.
+            let evidence = vec![c.event_id.as_str().into()];
+            self.pull(&c.subject_key, idx, Trigger::Manual, c.occurred_at, evidence, out);
+            return Ok(ComplaintOutcome { class, pulled: Some(Trigger::Manual) });
+        }
+        if class != ComplaintClass::Counted {
+            return Ok(ComplaintOutcome { class, pulled: None });
+        }
+        let st = self.state.stream_time.unwrap_or(c.occurred_at);
+        window::evict_before(&mut is.counted, eviction_cutoff(st, rule.window, cfg.grace));
+        let i = window::insert(
+            &mut is.counted,
+            Counted { at: c.occurred_at, customer: c.customer_id.as_str().into(), event_id: c.event_id.as_str().into() },
+        );
+        match window::threshold_evidence(&is.counted, i, rule.window, rule.threshold) {
+            Some(picked) => {
+                let evidence = picked.into_iter().map(|k| is.counted[k].event_id.clone()).collect();
+                self.pull(&c.subject_key, idx, Trigger::Threshold, c.occurred_at, evidence, out);
+                Ok(ComplaintOutcome { class, pulled: Some(Trigger::Threshold) })
+            }
+            None => Ok(ComplaintOutcome { class, pulled: None }),
+        }
+    }
+
+    /// Processes one work-order update, appending what it emits to `out`.
+    /// `Err` means the record belongs in the DLQ; it changed nothing.
+    pub fn on_update(&mut self, u: &Update, meta: RecordMeta<'_>, out: &mut Vec<Output>) -> Result<UpdateOutcome, Reject> {
+        self.check_skew("at", u.at, meta.timestamp)?;
+        let subject_key = u.subject_key();
+        if let Some(key) = meta.key {
+            if key != subject_key.as_bytes() {
+                return Err(key_mismatch(key, subject_key));
+            }
+        }
+        let h = self.id_hash(b'u', &u.andon_id, &u.update_id);
+        if self.is_seen(h) {
+            return Ok(UpdateOutcome::Duplicate);
+        }
+        let unknown = || Reject::new(RejectReason::UnknownAndon, format!("andon_id: no andon {:?} on this partition", u.andon_id));
+        let (key, issue, n) = parse_andon_id(&u.andon_id).ok_or_else(unknown)?;
+        let is = self
+            .state
+            .subjects
+            .get_mut(key)
+            .and_then(|s| s.issue_mut(issue))
+            .ok_or_else(unknown)?;
+        let open = match is.open.as_deref() {
+            Some(open) if open.n == n => open,
+            _ if n <= is.andons => {
+                return Err(Reject::new(
+                    RejectReason::AndonClosed,
+                    format!("andon_id: work order {:?} is already closed", u.andon_id),
+                ))
+            }
+            _ => return Err(unknown()),
+        };
+        if u.step != open.step {
+            return Err(Reject::new(
+                RejectReason::StepOutOfOrder,
+                format!("step: {} is not the current step {} of {:?}", u.step, open.step, u.andon_id),
+            ));
+        }
+        if u.verdict.is_none() && open.is_last_step() {
+            return Err(Reject::new(
+                RejectReason::VerdictRequired,
+                format!("verdict: step {} is the last step of {:?}; completing it needs a verdict", u.step, u.andon_id),
+            ));
+        }
+
+        self.state.seen.insert(h, u.at);
+        self.advance(u.at, out);
+
+        let id: Box<str> = u.andon_id.as_str().into();
+        let Some(subject) = self.state.subjects.get_mut(key) else { return Err(unknown()) };
+        let Some(is) = subject.issue_mut(issue) else { return Err(unknown()) };
+        let Some(open) = is.open.as_deref_mut() else { return Err(unknown()) };
+        if !open.escalated {
+            self.due.remove(&(open.due_at, id.clone()));
+        }
+        let closed = open.complete(&u.andon_id, &u.actor, u.at, u.verdict, out);
+        if !closed {
+            self.due.insert((open.due_at, id));
+            return Ok(UpdateOutcome::Applied);
+        }
+        let delisting = open.delisting;
+        is.open = None;
+        // Counting starts again from nothing; what came before the fix is stale.
+        is.counted.clear();
+        is.stale_until = Some(is.stale_until.map_or(u.at, |s| s.max(u.at)));
+        self.open_andons -= 1;
+        if delisting {
+            subject.open_delisting -= 1;
+            if subject.open_delisting == 0 {
+                self.delisted_subjects -= 1;
+                out.push(Output::Command(DelistCommand {
+                    command_id: format!("{key}#relist#{}", subject.delists),
+                    action: Action::Relist,
+                    subject_key: key.to_owned(),
+                    andon_id: u.andon_id.clone(),
+                    issued_at: u.at,
+                    reason: None,
+                }));
+            }
+        }
+        Ok(UpdateOutcome::Applied)
+    }
+
+    /// Escalates every open andon whose current step was due before `now`
+    /// (the wall clock in `run`), ordered by (due time, `andon_id`).
+    pub fn tick(&mut self, now: Ts, out: &mut Vec<Output>) {
+        while let Some((due, _)) = self.due.first() {
+            if *due >= now {
+                break;
+            }
+            let Some((_, id)) = self.due.pop_first() else { break };
+            let Some((key, issue, _)) = parse_andon_id(&id) else { continue };
+            if let Some(open) = self
+                .state
+                .subjects
+                .get_mut(key)
+                .and_then(|s| s.issue_mut(issue))
+                .and_then(|is| is.open.as_deref_mut())
+            {
+                open.escalate(&id, now, out);
+            }
+        }
+    }
+
+    /// The earliest due time not yet escalated: when `run` should tick next.
+    pub fn next_due(&self) -> Option<Ts> {
+        self.due.first().map(|(t, _)| *t)
+    }
+
+    fn check_skew(&self, field: &str, at: Ts, record_ts: Option<Ts>) -> Result<(), Reject> {
+        match record_ts {
+            Some(ts) if at > ts.saturating_add(self.cfg.max_future_skew) => Err(Reject::new(
+                RejectReason::OccurredAtInFuture,
+                format!(
+                    "{field}: {} is more than max_future_skew after the record timestamp {}",
+                    format_timestamp(at),
+                    format_timestamp(ts)
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn id_hash(&mut self, tag: u8, scope: &str, id: &str) -> u128 {
+        self.scratch.clear();
+        self.scratch.push(tag);
+        self.scratch.extend_from_slice(scope.as_bytes());
+        // A byte no UTF-8 string contains keeps ("a", "bc") apart from ("ab", "c").
+        self.scratch.push(0xff);
+        self.scratch.extend_from_slice(id.as_bytes());
+        xxh3_128(&self.scratch)
+    }
+
+    /// Seen before, and still within the dedup horizon of stream time. The
+    /// time test makes the answer independent of when old ids are swept.
+    fn is_seen(&self, h: u128) -> bool {
+        match (self.state.seen.get(&h), self.state.stream_time) {
+            (Some(&at), Some(st)) => at >= st.saturating_sub(self.dedup_horizon),
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+
+    /// Moves stream time to `t` if that raises it: escalations first (in
+    /// `replay`), then, now and then, eviction of what can no longer matter.
+    fn advance(&mut self, t: Ts, out: &mut Vec<Output>) {
+        if self.state.stream_time.is_some_and(|st| t <= st) {
+            return;
+        }
+        self.state.stream_time = Some(t);
+        if self.clock == EscalationClock::StreamTime {
+            self.tick(t, out);
+        }
+        if self.next_sweep.is_none_or(|next| t >= next) {
+            self.sweep(t);
+            self.next_sweep = Some(t.saturating_add((self.dedup_horizon / 8).max(NANOS_PER_SEC)));
+        }
+    }
+
+    /// Drops ids past the dedup horizon, counted complaints past 2W + grace,
+    /// and keys and subjects that hold nothing. None of it can change an
+    /// output (see `is_seen` and `window::evict_before`), so when it runs does
+    /// not matter; it keeps memory bounded by the live window.
+    fn sweep(&mut self, st: Ts) {
+        let cutoff = st.saturating_sub(self.dedup_horizon);
+        self.state.seen.retain(|_, at| *at >= cutoff);
+        let cfg = &self.cfg;
+        self.state.subjects.retain(|_, subject| {
+            subject.issues.retain_mut(|is| {
+                let rule = cfg.rules.for_issue(&is.issue);
+                window::evict_before(&mut is.counted, eviction_cutoff(st, rule.window, cfg.grace));
+                !is.is_empty()
+            });
+            subject.delists > 0 || !subject.issues.is_empty()
+        });
+    }
+
+    /// Opens an andon on the key `issues[idx]` of `subject_key`: delist if it
+    /// is the subject's first open delisting andon, then `opened`.
+    fn pull(
+        &mut self,
+        subject_key: &str,
+        idx: usize,
+        trigger: Trigger,
+        opened_at: Ts,
+        evidence: Vec<Box<str>>,
+        out: &mut Vec<Output>,
+    ) {
+        let cfg = Arc::clone(&self.cfg);
+        let Some(subject) = self.state.subjects.get_mut(subject_key) else { return };
+        let is = &mut subject.issues[idx];
+        let rule = cfg.rules.for_issue(&is.issue);
+        is.andons += 1;
+        let id = andon_id(subject_key, &is.issue, is.andons);
+        let delisting = rule.action == RuleAction::Delist;
+        if delisting {
+            if subject.open_delisting == 0 {
+                subject.delists += 1;
+                self.delisted_subjects += 1;
+                out.push(Output::Command(DelistCommand {
+                    command_id: format!("{subject_key}#delist#{}", subject.delists),
+                    action: Action::Delist,
+                    subject_key: subject_key.to_owned(),
+                    andon_id: id.clone(),
+                    issued_at: opened_at,
+                    reason: Some(DelistReason {
+                        issue: is.issue.to_string(),
+                        trigger,
+                        distinct_customers: match trigger {
+                            Trigger::Manual => 1,
+                            Trigger::Threshold => evidence.len() as u32,
+                        },
+                        window_seconds: (rule.window / NANOS_PER_SEC) as u64,
+                    }),
+                }));
+            }
+            subject.open_delisting += 1;
+        }
+        let route = rule.route.to_vec();
+        let open = OpenAndon {
+            n: is.andons,
+            trigger,
+            delisting,
+            opened_at,
+            due_at: opened_at.saturating_add(route.first().map_or(0, |s| s.sla)),
+            route,
+            step: 1,
+            step_started: opened_at,
+            escalated: false,
+            attached: 0,
+            evidence,
+        };
+        out.push(Output::WorkOrder(WorkOrderEvent::Opened {
+            andon_id: id.clone(),
+            subject_key: subject_key.to_owned(),
+            issue: is.issue.to_string(),
+            trigger,
+            delisted: delisting,
+            opened_at,
+            evidence: open.evidence.iter().map(|e| e.to_string()).collect(),
+            steps: open.plan(),
+        }));
+        self.due.insert((open.due_at, id.into()));
+        is.counted.clear();
+        is.open = Some(Box::new(open));
+        self.open_andons += 1;
+    }
+}
+
+/// `<subject key>/<issue>#<n>`
+pub fn andon_id(subject_key: &str, issue: &str, n: u32) -> String {
+    format!("{subject_key}/{issue}#{n}")
+}
+
+/// Counted complaints older than stream time − 2W − grace can be evicted.
+fn eviction_cutoff(stream_time: Ts, window: Dur, grace: Dur) -> Ts {
+    stream_time.saturating_sub(window.saturating_mul(2)).saturating_sub(grace)
+}
+
+fn key_mismatch(key: &[u8], expected: &str) -> Reject {
+    Reject::new(
+        RejectReason::KeyMismatch,
+        format!("record key {:?} is not the subject key {expected:?}", String::from_utf8_lossy(key)),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,119 @@
+//! The `andon` command: parses the command line, sets up logging, loads the
+//! settings and hands over to the library. Errors become exit codes here:
+//! 0 ok, 2 bad usage or configuration, 1 runtime failure.
+
+use std::fs::File;
+use std::io::{self, BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use andon::config::Settings;
+use andon::replay::{self, Input};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "andon", version, about = "Pull the andon cord on products customers keep complaining about.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The engine offline over files: outputs as JSON lines on stdout, a summary on stderr.
+    Replay {
+        /// Rules and settings (TOML).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Complaints, one JSON object per line.
+        complaints: PathBuf,
+        /// Work-order updates, one JSON object per line.
+        #[arg(long)]
+        updates: Option<PathBuf>,
+    },
+    /// Validate the configuration and print the effective settings, secrets redacted.
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => match load(config.as_deref()) {
+            Ok(s) => {
+                print!("{}", s.redacted_toml());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Replay { config, complaints, updates } => {
+            let settings = match load(config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match run_replay(&settings, &complaints, updates.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("andon replay: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn load(path: Option<&Path>) -> Result<Settings, ExitCode> {
+    Settings::load(path).map_err(|e| {
+        eprintln!("andon: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn open(path: &Path) -> anyhow::Result<(Input<BufReader<File>>, u64)> {
+    let file = File::open(path).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    Ok((Input { name: path.display().to_string(), reader: BufReader::with_capacity(1 << 16, file) }, len))
+}
+
+fn run_replay(settings: &Settings, complaints: &Path, updates: Option<&Path>) -> anyhow::Result<()> {
+    let (c, mut total) = open(complaints)?;
+    let u = match updates {
+        Some(p) => {
+            let (u, len) = open(p)?;
+            total += len;
+            Some(u)
+        }
+        None => None,
+    };
+    // A bar only for people watching, and only when there is something to wait for.
+    let bar = (io::stderr().is_terminal() && total > 8 << 20).then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let stdout = io::stdout().lock();
+    let out = io::BufWriter::with_capacity(1 << 16, stdout);
+    let mut progress = |bytes: u64| {
+        if let Some(bar) = &bar {
+            bar.set_position(bytes);
+        }
+    };
+    let summary = replay::replay(settings, c, u, out, &mut progress)?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let mut err = io::stderr().lock();
+    writeln!(err, "{summary}")?;
+    Ok(())
+}
