@@ -18,7 +18,11 @@ pub mod window;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::FxBuildHasher;
+
+/// hashbrown's map for its raw entry API: looking a subject up by `&str` must not
+/// allocate its key on every complaint, only when the subject is new.
+pub type FxHashMap<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -263,10 +267,15 @@ impl Engine {
 
         let cfg = Arc::clone(&self.cfg);
         let rule = cfg.rules.for_issue(&c.issue);
-        let subject = self.state.subjects.entry(c.subject_key.as_str().into()).or_default();
+        let key = c.subject_key.as_str();
+        let (_, subject) =
+            self.state.subjects.raw_entry_mut().from_key(key).or_insert_with(|| (key.into(), SubjectState::default()));
         let idx = match subject.issues.iter().position(|s| *s.issue == *c.issue) {
             Some(i) => i,
             None => {
+                // Most subjects have one issue: grow one by one, not by
+                // Vec's default first step of four (state per key counts).
+                subject.issues.reserve_exact(1);
                 subject.issues.push(IssueState::new(&c.issue));
                 subject.issues.len() - 1
             }

@@ -30,6 +30,11 @@ pub struct Counted {
 /// returns its index.
 pub fn insert(counted: &mut Vec<Counted>, c: Counted) -> usize {
     let i = counted.partition_point(|x| x.at <= c.at);
+    // Most keys only ever hold a complaint or two below the threshold: do
+    // not start at Vec's default capacity of four (state per key counts).
+    if counted.len() < 4 {
+        counted.reserve_exact(1);
+    }
     counted.insert(i, c);
     i
 }
@@ -52,6 +57,12 @@ pub fn threshold_evidence(counted: &[Counted], i: usize, window: Dur, threshold:
     }
     let start_from = c.at.saturating_sub(window);
     let mut j = counted.partition_point(|x| x.at < start_from);
+    // Fast path, the common case: fewer complaints than the threshold
+    // within W either side of c cannot hold enough distinct customers.
+    let reach = counted.partition_point(|x| x.at <= c.at.saturating_add(window));
+    if ((reach - j) as u64) < u64::from(threshold) {
+        return None;
+    }
     let mut end = j; // exclusive end of the interval [counted[j].at, counted[j].at + W]
     let mut per_customer: FxHashMap<&str, u32> = FxHashMap::default();
     let mut distinct = 0u32;

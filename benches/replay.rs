@@ -1,0 +1,246 @@
+//! Replay throughput and memory per key, on one core.
+//!
+//! `cargo bench --bench replay` prints, for one generated input held in
+//! memory (so the disk is not measured):
+//! - raw: every line parsed as JSON into nothing (`IgnoredAny`): the floor
+//!   any JSON consumer pays;
+//! - engine: pre-decoded complaints through `Engine::on_complaint` alone;
+//! - full: decode + engine + JSON encoding of every output, as `replay`;
+//!
+//! with complaints/s for each (best of three, interleaved) and full/raw as a ratio taken in the same run
+//! (the machine is shared; absolute numbers wander, ratios less so). Then
+//! the engine's heap bytes per active (subject, issue) key, counted by a
+//! global allocator that tallies live bytes.
+//!
+//! Under `cargo test` (no `--bench` argument) it runs a small input as a
+//! smoke test, so the benchmark keeps compiling and its workload keeps
+//! producing pulls.
+
+// The counting allocator below is the one place that needs `unsafe`: it
+// forwards to the system allocator and only adds bookkeeping.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use andon::config::{EngineConfig, Settings};
+use andon::engine::{Engine, EscalationClock, RecordMeta};
+use andon::event::{decode_complaint, Complaint, Output};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+const ISSUES: [&str; 5] = ["damaged_in_transit", "print_defect", "wrong_item", "missing_parts", "safety_hazard"];
+const CHANNELS: [&str; 4] = ["phone", "chat", "email", "social"];
+
+/// A small deterministic generator (xorshift), so runs are comparable.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn config() -> Arc<EngineConfig> {
+    Settings::from_toml(
+        r#"
+        [processing]
+        grace = "1d"
+        [rules.default]
+        threshold = 3
+        window = "7d"
+        route = ["product", "operations", "supply_chain"]
+        [[rules.issue]]
+        issues = ["safety_hazard"]
+        threshold = 1
+        "#,
+    )
+    .expect("benchmark config")
+    .engine
+}
+
+/// Complaints as JSON lines: a skewed popularity over `skus` subjects (a few
+/// hot ones pull, the long tail only counts), a million customers, one
+/// complaint every 20 ms of event time, a note on some.
+fn generate(n: usize, skus: u64) -> Vec<u8> {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut out = Vec::with_capacity(n * 260);
+    let start = 1_790_000_000i64; // 2026-09-21
+    for i in 0..n {
+        // Cube of a uniform number: index 0 is hot, the tail is long.
+        let u = rng.below(1 << 20) as f64 / (1u64 << 20) as f64;
+        let sku = (u * u * u * skus as f64) as u64;
+        // Safety hazards are rare, or everything would be pulled at once.
+        let issue = if rng.below(1000) == 0 { ISSUES[4] } else { ISSUES[rng.below(4) as usize] };
+        let secs = start + (i as i64) / 50;
+        let ms = (i % 50) * 20;
+        let ts = chrono::DateTime::from_timestamp(secs, ms as u32 * 1_000_000).expect("in range");
+        let note = if i % 3 == 0 { r#","note":"Customer says the box arrived crushed and the item does not work""# } else { "" };
+        out.extend_from_slice(
+            format!(
+                r#"{{"event_id":"ev-{i:010}","occurred_at":"{}","subject":{{"kind":"sku","id":"B{sku:09}"}},"issue":"{issue}","customer_id":"cust-{:07}","channel":"{}","agent_id":"agent-{:03}"{note}}}"#,
+                ts.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                rng.below(1_000_000),
+                CHANNELS[rng.below(4) as usize],
+                rng.below(500),
+            )
+            .as_bytes(),
+        );
+        out.push(b'\n');
+    }
+    out
+}
+
+fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    data.split(|&b| b == b'\n').filter(|l| !l.is_empty())
+}
+
+struct Run {
+    secs: f64,
+    outputs: usize,
+}
+
+fn raw(data: &[u8]) -> Run {
+    let t = Instant::now();
+    let mut n = 0;
+    for line in lines(data) {
+        let v: serde::de::IgnoredAny = serde_json::from_slice(line).expect("generated JSON");
+        black_box(v);
+        n += 1;
+    }
+    Run { secs: t.elapsed().as_secs_f64(), outputs: n }
+}
+
+fn engine_only(cfg: &Arc<EngineConfig>, complaints: &[Complaint]) -> Run {
+    let mut engine = Engine::new(cfg.clone(), EscalationClock::StreamTime);
+    let mut out = Vec::new();
+    let mut outputs = 0;
+    let t = Instant::now();
+    for c in complaints {
+        let _ = black_box(engine.on_complaint(c, RecordMeta::default(), &mut out));
+        outputs += out.len();
+        out.clear();
+    }
+    Run { secs: t.elapsed().as_secs_f64(), outputs }
+}
+
+fn full(cfg: &Arc<EngineConfig>, data: &[u8]) -> Run {
+    let mut engine = Engine::new(cfg.clone(), EscalationClock::StreamTime);
+    let mut out: Vec<Output> = Vec::new();
+    let mut encoded = Vec::with_capacity(1 << 16);
+    let mut outputs = 0;
+    let t = Instant::now();
+    for line in lines(data) {
+        if let Ok(c) = decode_complaint(line, 65536) {
+            let _ = engine.on_complaint(&c, RecordMeta::default(), &mut out);
+        }
+        for o in out.drain(..) {
+            encoded.extend_from_slice(&o.to_json());
+            outputs += 1;
+        }
+        if encoded.len() > 1 << 16 {
+            black_box(&encoded);
+            encoded.clear();
+        }
+    }
+    Run { secs: t.elapsed().as_secs_f64(), outputs }
+}
+
+/// Live heap bytes per key after `per_key` complaints from distinct
+/// customers on each of `keys` keys, none pulling (threshold above it).
+fn bytes_per_key(keys: usize, per_key: usize) -> f64 {
+    let cfg = Settings::from_toml("[rules.default]\nthreshold = 100\nwindow = \"7d\"\n").expect("config").engine;
+    let complaints: Vec<Complaint> = (0..keys * per_key)
+        .map(|i| {
+            let k = i % keys;
+            let line = format!(
+                r#"{{"event_id":"ev-{i:010}","occurred_at":"2026-11-01T00:00:00Z","subject":{{"kind":"sku","id":"B{k:09}"}},"issue":"{}","customer_id":"cust-{i:07}"}}"#,
+                ISSUES[k % 4]
+            );
+            decode_complaint(line.as_bytes(), 65536).expect("valid")
+        })
+        .collect();
+    let before = live();
+    let mut engine = Engine::new(cfg, EscalationClock::StreamTime);
+    let mut out = Vec::new();
+    for c in &complaints {
+        engine.on_complaint(c, RecordMeta::default(), &mut out).expect("accepted");
+    }
+    assert_eq!(engine.key_count(), keys);
+    let bytes = (live() - before) as f64;
+    drop(engine);
+    bytes / keys as f64
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let (n, skus, keys) = if bench { (2_000_000, 200_000, 200_000) } else { (20_000, 2_000, 2_000) };
+    let cfg = config();
+    let data = generate(n, skus);
+    let complaints: Vec<Complaint> =
+        lines(&data).map(|l| decode_complaint(l, 65536).expect("generated complaints are valid")).collect();
+
+    // Best of three, interleaved: the first pass of a process pays page
+    // faults for heap it has never touched, which is start-up, not
+    // throughput.
+    let best = |a: Run, b: Run| if b.secs < a.secs { b } else { a };
+    let (mut r, mut e, mut f) = (raw(&data), engine_only(&cfg, &complaints), full(&cfg, &data));
+    for _ in 1..3 {
+        r = best(r, raw(&data));
+        e = best(e, engine_only(&cfg, &complaints));
+        f = best(f, full(&cfg, &data));
+    }
+    assert_eq!(e.outputs, f.outputs, "both paths produce the same outputs");
+    assert!(e.outputs > 0, "the workload pulls");
+    let one = bytes_per_key(keys, 1);
+    let three = bytes_per_key(keys, 3);
+
+    let rate = |r: &Run| n as f64 / r.secs;
+    println!(
+        "input: {n} complaints, {:.1} MiB of JSON, {skus} subjects x {} issues; {} outputs",
+        data.len() as f64 / (1 << 20) as f64,
+        ISSUES.len(),
+        e.outputs
+    );
+    println!("raw JSON parse (IgnoredAny)     {:>12.0} complaints/s", rate(&r));
+    println!("engine alone                     {:>12.0} complaints/s", rate(&e));
+    println!("decode + engine + encode         {:>12.0} complaints/s", rate(&f));
+    println!("ratio full / raw parse           {:>12.2}", rate(&f) / rate(&r));
+    println!("state per active key, 1 complaint  {one:>8.0} bytes ({keys} keys)");
+    println!("state per active key, 3 complaints {three:>8.0} bytes ({keys} keys)");
+    if !bench {
+        println!("(smoke run; `cargo bench --bench replay` for the real sizes)");
+    }
+}
