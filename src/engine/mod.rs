@@ -163,6 +163,52 @@ pub struct Engine {
     open_andons: usize,
     delisted_subjects: usize,
     scratch: Vec<u8>,
+    /// What changed since the last [`Engine::take_delta`], when tracked (the
+    /// Kafka changelog); `replay` and the tests do not pay for it.
+    changes: Option<Changes>,
+}
+
+#[derive(Debug, Default)]
+struct Changes {
+    subjects: rustc_hash::FxHashSet<Box<str>>,
+    seen: Vec<(u128, Ts)>,
+}
+
+/// The state changes of a stretch of processing: applied in order to the
+/// state they started from ([`State::apply`]), they give the state they
+/// ended at, as far as outputs can tell (sweeps of expired ids and
+/// complaints are not tracked: they cannot change an output).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    pub stream_time: Option<Ts>,
+    /// Every subject touched, with its state now (`None`: gone).
+    pub subjects: Vec<(Box<str>, Option<SubjectState>)>,
+    pub seen: Vec<(u128, Ts)>,
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.subjects.is_empty() && self.seen.is_empty()
+    }
+}
+
+impl State {
+    pub fn apply(&mut self, delta: Delta) {
+        if delta.stream_time > self.stream_time {
+            self.stream_time = delta.stream_time;
+        }
+        for (key, subject) in delta.subjects {
+            match subject {
+                Some(s) => {
+                    self.subjects.insert(key, s);
+                }
+                None => {
+                    self.subjects.remove(&key);
+                }
+            }
+        }
+        self.seen.extend(delta.seen);
+    }
 }
 
 impl Engine {
@@ -183,6 +229,7 @@ impl Engine {
             open_andons: 0,
             delisted_subjects: 0,
             scratch: Vec::with_capacity(256),
+            changes: None,
         };
         for (key, subject) in &engine.state.subjects {
             if subject.open_delisting > 0 {
@@ -198,6 +245,37 @@ impl Engine {
             }
         }
         engine
+    }
+
+    /// Starts recording what changes, for [`Engine::take_delta`].
+    pub fn track_changes(&mut self) {
+        self.changes.get_or_insert_with(Changes::default);
+    }
+
+    /// What changed since the last call (empty when nothing did or when
+    /// changes are not tracked).
+    pub fn take_delta(&mut self) -> Delta {
+        let changes = self.changes.as_mut().map(std::mem::take).unwrap_or_default();
+        let mut subjects: Vec<(Box<str>, Option<SubjectState>)> = changes
+            .subjects
+            .into_iter()
+            .map(|k| {
+                let v = self.state.subjects.get(&k).cloned();
+                (k, v)
+            })
+            .collect();
+        // Deterministic changelog records, whatever the hash order.
+        subjects.sort_by(|a, b| a.0.cmp(&b.0));
+        Delta { stream_time: self.state.stream_time, subjects, seen: changes.seen }
+    }
+
+    fn changed(&mut self, subject_key: &str, seen: Option<(u128, Ts)>) {
+        if let Some(ch) = self.changes.as_mut() {
+            if !ch.subjects.contains(subject_key) {
+                ch.subjects.insert(subject_key.into());
+            }
+            ch.seen.extend(seen);
+        }
     }
 
     pub fn state(&self) -> &State {
@@ -262,6 +340,7 @@ impl Engine {
             return Ok(ComplaintOutcome { class: ComplaintClass::Duplicate, pulled: None });
         }
         self.state.seen.insert(h, c.occurred_at);
+        self.changed(&c.subject_key, Some((h, c.occurred_at)));
         let before = self.state.stream_time;
         self.advance(c.occurred_at, out);
 
@@ -364,6 +443,7 @@ impl Engine {
         }
 
         self.state.seen.insert(h, u.at);
+        self.changed(key, Some((h, u.at)));
         self.advance(u.at, out);
 
         let id: Box<str> = u.andon_id.as_str().into();
@@ -410,6 +490,7 @@ impl Engine {
             }
             let Some((_, id)) = self.due.pop_first() else { break };
             let Some((key, issue, _)) = parse_andon_id(&id) else { continue };
+            self.changed(key, None);
             if let Some(open) = self
                 .state
                 .subjects
