@@ -326,6 +326,13 @@ pub struct Topics {
     pub state: String,
 }
 
+impl Topics {
+    /// All six, inputs first.
+    pub fn all(&self) -> [&str; 6] {
+        [&self.complaints, &self.work_order_updates, &self.delist_commands, &self.work_orders, &self.dlq, &self.state]
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Processing {
     pub guarantee: Guarantee,

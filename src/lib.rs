@@ -7,10 +7,19 @@
 //! - [`config`]: TOML + environment into validated [`config::Settings`].
 //! - [`engine`]: the pure state machine (windows, pulls, work orders).
 //! - [`replay`]: files through the engine to JSON lines (`andon replay`).
+//! - [`kafka`]: the engine on the event bus (`andon run`): changelog,
+//!   partition tasks, the batch loop.
+//! - [`dev_cluster`]: librdkafka's MockCluster with andon's topics.
+//! - [`demo`]: everything in one process with generated traffic.
+//! - [`shutdown`]: signals into a flag.
 //!
 //! `main.rs` only parses the command line and wires these together.
 
 pub mod config;
+pub mod demo;
+pub mod dev_cluster;
 pub mod engine;
 pub mod event;
+pub mod kafka;
 pub mod replay;
+pub mod shutdown;

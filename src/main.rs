@@ -31,6 +31,30 @@ enum Command {
         #[arg(long)]
         updates: Option<PathBuf>,
     },
+    /// The processor: a consumer-group member on the complaints and updates topics.
+    Run {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// An embedded Kafka-protocol cluster (librdkafka's MockCluster) with andon's topics.
+    DevCluster {
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=256))]
+        partitions: i32,
+        /// Also write the bootstrap servers to this file.
+        #[arg(long)]
+        bootstrap_file: Option<PathBuf>,
+        /// Topic names and other settings (only `[topics]` is read).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Everything on one machine: cluster, processor, generated traffic, simulated owners, a live view.
+    Demo {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Stop after this long (default: until Ctrl-C).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
     /// Validate the configuration and print the effective settings, secrets redacted.
     CheckConfig {
         #[arg(long)]
@@ -55,6 +79,29 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Run { config } => {
+            let settings = match load(config.as_deref()) {
+                Ok(s) => std::sync::Arc::new(s),
+                Err(code) => return code,
+            };
+            runtime(|shutdown| {
+                andon::kafka::run(settings, Default::default(), &shutdown).map_err(anyhow::Error::from)
+            })
+        }
+        Command::DevCluster { partitions, bootstrap_file, config } => {
+            let settings = match load(config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            runtime(|shutdown| dev_cluster(&settings, partitions, bootstrap_file.as_deref(), &shutdown))
+        }
+        Command::Demo { config, duration } => {
+            let settings = match load(config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            runtime(|shutdown| andon::demo::run(settings, duration, shutdown))
+        }
         Command::Replay { config, complaints, updates } => {
             let settings = match load(config.as_deref()) {
                 Ok(s) => s,
@@ -69,6 +116,41 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Runs `f` with a flag that SIGINT/SIGTERM set; errors exit 1.
+fn runtime(f: impl FnOnce(std::sync::Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()>) -> ExitCode {
+    let result = andon::shutdown::on_signal().map_err(anyhow::Error::from).and_then(f);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("andon: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dev_cluster(
+    settings: &Settings,
+    partitions: i32,
+    bootstrap_file: Option<&Path>,
+    shutdown: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<()> {
+    let cluster = andon::dev_cluster::DevCluster::start(partitions, &settings.topics)?;
+    let bootstrap = cluster.bootstrap_servers();
+    if let Some(path) = bootstrap_file {
+        // Written whole, then renamed: a reader never sees half a line.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{bootstrap}\n"))?;
+        std::fs::rename(&tmp, path)?;
+    }
+    println!("{bootstrap}");
+    io::stdout().flush()?;
+    tracing::info!(%bootstrap, partitions, "dev cluster running; Ctrl-C stops it");
+    while !shutdown.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 fn load(path: Option<&Path>) -> Result<Settings, ExitCode> {

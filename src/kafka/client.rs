@@ -1,0 +1,207 @@
+//! librdkafka client settings for each role, start-up checks (brokers
+//! reachable, topics present with equal partition counts), topic creation
+//! on real Kafka, and librdkafka's own log routed into `tracing`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+
+use crate::config::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error("topics missing: {0} (create them, or set processing.create_topics = true on a real Kafka cluster)")]
+    Missing(String),
+    #[error("all input and output topics must have the same partition count, but: {0}")]
+    Unequal(String),
+    #[error("creating topics failed: {0}")]
+    Create(String),
+    #[error("stopped while waiting for the brokers")]
+    Stopped,
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+}
+
+fn base(settings: &Settings) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &settings.kafka.brokers);
+    c.set_log_level(RDKafkaLogLevel::Warning);
+    for (k, v) in &settings.kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+fn consumer_base(settings: &Settings) -> ClientConfig {
+    let mut c = base(settings);
+    c.set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // The MockCluster would create a missing topic with the wrong
+        // partition count; so would a real cluster with auto-creation on.
+        .set("allow.auto.create.topics", "false")
+        .set("isolation.level", "read_committed")
+        // The merge by event time needs to know when an input is caught up.
+        .set("enable.partition.eof", "true");
+    // User properties win (they were set in `base`; set them again on top).
+    for (k, v) in &settings.kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// A consumer outside the group: assigned by hand (updates partitions,
+/// restore reads).
+pub fn plain_consumer(settings: &Settings) -> ClientConfig {
+    let mut c = consumer_base(settings);
+    c.set("group.id", format!("{}-reader", settings.kafka.group_id));
+    c
+}
+
+/// The group member, over the complaints topic.
+pub fn group_consumer(settings: &Settings) -> ClientConfig {
+    let mut c = consumer_base(settings);
+    c.set("group.id", &settings.kafka.group_id);
+    if !settings.kafka.properties.contains_key("partition.assignment.strategy") {
+        c.set("partition.assignment.strategy", "cooperative-sticky");
+    }
+    for (k, v) in &settings.kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+pub fn producer(settings: &Settings) -> ClientConfig {
+    let mut c = base(settings);
+    c.set("enable.idempotence", "true").set("linger.ms", "5");
+    for (k, v) in &settings.kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Stable per instance where the platform gives a stable name (a
+/// Kubernetes pod's hostname), unique per process otherwise; fencing of
+/// zombies rests on the group metadata sent with the offsets (KIP-447).
+pub fn transactional_id(settings: &Settings) -> String {
+    if let Some(id) = settings.kafka.properties.get("transactional.id") {
+        return id.clone();
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
+        .unwrap_or_else(|| "localhost".into());
+    format!("andon-{}-{host}-{}", settings.kafka.group_id, std::process::id())
+}
+
+/// Waits until the brokers answer, saying so in the log, with backoff.
+pub fn wait_for_brokers(settings: &Settings, shutdown: &AtomicBool) -> Result<(), TopologyError> {
+    let consumer: BaseConsumer = plain_consumer(settings).create()?;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match consumer.fetch_metadata(None, Duration::from_secs(5)) {
+            Ok(md) if !md.brokers().is_empty() => {
+                tracing::info!(brokers = md.brokers().len(), bootstrap = %settings.kafka.brokers, "connected to Kafka");
+                return Ok(());
+            }
+            Ok(_) => tracing::warn!(bootstrap = %settings.kafka.brokers, "no brokers in metadata yet; retrying"),
+            Err(e) => tracing::warn!(bootstrap = %settings.kafka.brokers, error = %e, retry_in_ms = backoff.as_millis() as u64, "brokers unreachable; retrying"),
+        }
+        let until = std::time::Instant::now() + backoff;
+        while std::time::Instant::now() < until {
+            if shutdown.load(Ordering::Relaxed) {
+                return Err(TopologyError::Stopped);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Partition counts of the six topics (`None`: missing).
+fn partition_counts(settings: &Settings) -> Result<Vec<(String, Option<usize>)>, KafkaError> {
+    let consumer: BaseConsumer = plain_consumer(settings).create()?;
+    let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+    Ok(settings
+        .topics
+        .all()
+        .into_iter()
+        .map(|name| {
+            let n = md
+                .topics()
+                .iter()
+                .find(|t| t.name() == name && t.error().is_none())
+                .map(|t| t.partitions().len())
+                .filter(|n| *n > 0);
+            (name.to_owned(), n)
+        })
+        .collect())
+}
+
+/// Refuses to start unless all six topics exist with one partition count;
+/// creates missing ones first when `processing.create_topics` is set.
+pub fn check_topics(settings: &Settings) -> Result<usize, TopologyError> {
+    let mut counts = partition_counts(settings)?;
+    let missing: Vec<&str> = counts.iter().filter(|(_, n)| n.is_none()).map(|(t, _)| t.as_str()).collect();
+    if !missing.is_empty() {
+        if !settings.processing.create_topics {
+            return Err(TopologyError::Missing(missing.join(", ")));
+        }
+        let partitions = counts.iter().find_map(|(_, n)| *n).unwrap_or(6);
+        create(settings, &missing, partitions)?;
+        counts = partition_counts(settings)?;
+    }
+    let first = counts.iter().find_map(|(_, n)| *n).unwrap_or(0);
+    if counts.iter().any(|(_, n)| *n != Some(first)) {
+        let list: Vec<String> =
+            counts.iter().map(|(t, n)| format!("{t}: {}", n.map_or("missing".into(), |n| n.to_string()))).collect();
+        return Err(TopologyError::Unequal(list.join(", ")));
+    }
+    Ok(first)
+}
+
+fn create(settings: &Settings, topics: &[&str], partitions: usize) -> Result<(), TopologyError> {
+    let admin: AdminClient<DefaultClientContext> = base(settings).create()?;
+    let state = settings.topics.state.as_str();
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| {
+            let n = NewTopic::new(t, partitions as i32, TopicReplication::Fixed(-1));
+            if *t == state {
+                n.set("cleanup.policy", "compact")
+            } else {
+                n
+            }
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| TopologyError::Create(e.to_string()))?;
+    let results = rt.block_on(admin.create_topics(&new, &AdminOptions::new()))?;
+    for r in results {
+        match r {
+            Ok(t) => tracing::info!(topic = %t, partitions, "created topic"),
+            Err((t, code)) => return Err(TopologyError::Create(format!("{t}: {code}"))),
+        }
+    }
+    Ok(())
+}
+
+/// librdkafka's log lines, into `tracing` (without secrets: librdkafka
+/// does not log configuration values at these levels).
+pub fn log(level: RDKafkaLogLevel, fac: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", fac, "{message}")
+        }
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", fac, "{message}"),
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
+    }
+}

@@ -1,0 +1,561 @@
+//! `andon run`: the consumer-group member. Polls a batch, hands records to
+//! the partition tasks, produces their outputs, waits for the
+//! acknowledgements, writes each partition's checkpoint, and commits: in one
+//! transaction with `exactly_once`, without with `at_least_once`.
+//!
+//! Group membership is over the complaints topic alone; the updates
+//! partition of the same number follows it on a second, manually assigned
+//! consumer. That keeps a subject's complaints and updates with one owner
+//! whatever the assignor does (cooperative-sticky does not co-partition two
+//! topics; Kafka Streams has its own assignor for that).
+//!
+//! Rebalances happen only inside `poll`, between batches, when everything
+//! processed has been checkpointed: a revoked partition's task is dropped
+//! with whatever it had fetched but not processed (its next owner starts
+//! from the checkpoint); an assigned one is restored from the changelog in
+//! the rebalance callback, before the assignment takes effect, and starts
+//! at the checkpointed positions.
+//!
+//! A failed batch (a produce error, a failed commit) is aborted and every
+//! task is restored again from the changelog: outputs that reached their
+//! partitions anyway are recognised by id and not written twice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::config::{Guarantee, Settings};
+use crate::event::Ts;
+use crate::kafka::changelog::{self, checkpoint_key, Checkpoint, Positions, RestoreError, Snapshot, SNAPSHOT_KEY};
+use crate::kafka::client;
+use crate::kafka::task::{Incoming, OutTopic, Produce, Source, Task};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    #[error(transparent)]
+    Topology(#[from] client::TopologyError),
+    #[error("{0}")]
+    Batch(String),
+}
+
+/// What the processor shows the outside (the demo's view, later `/readyz`).
+#[derive(Debug, Default)]
+pub struct Status {
+    pub ready: AtomicBool,
+    pub assigned: AtomicUsize,
+    pub batches: AtomicUsize,
+}
+
+/// Restores partitions: owns a consumer outside the group for reading the
+/// changelog and the output partitions.
+struct Restorer {
+    settings: Arc<Settings>,
+    consumer: ClientConfig,
+}
+
+impl Restorer {
+    fn restore(&self, partition: i32) -> Result<Task, RestoreError> {
+        let t = &self.settings.topics;
+        let started = Instant::now();
+        let consumer = &self.consumer;
+        let restored = changelog::restore(consumer, &t.state, partition)?;
+        let mut suppress = std::collections::HashSet::new();
+        let p = &restored.positions;
+        for (topic, from) in [(&t.delist_commands, p.delist_commands), (&t.work_orders, p.work_orders), (&t.dlq, p.dlq)] {
+            let (ids, _) = changelog::written_ids(consumer, topic, partition, from)?;
+            suppress.extend(ids);
+        }
+        tracing::info!(
+            partition,
+            seq = restored.seq,
+            changelog_records = restored.records_read,
+            already_written = suppress.len(),
+            subjects = restored.state.subjects.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "partition restored"
+        );
+        Ok(Task::new(
+            partition,
+            self.settings.engine.clone(),
+            restored,
+            suppress,
+            [t.complaints.as_str().into(), t.work_order_updates.as_str().into()],
+            self.settings.processing.max_event_bytes,
+        ))
+    }
+}
+
+enum Event {
+    Assigned(i32, Result<Box<Task>, RestoreError>),
+    Revoked(i32),
+}
+
+struct GroupContext {
+    restorer: Arc<Restorer>,
+    complaints: String,
+    events: Mutex<Vec<Event>>,
+}
+
+impl ClientContext for GroupContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        client::log(level, fac, log_message);
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: rdkafka::types::RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        use rdkafka::types::RDKafkaRespErr::*;
+        let cooperative = matches!(consumer.rebalance_protocol(), rdkafka::consumer::RebalanceProtocol::Cooperative);
+        match err {
+            RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let partitions: Vec<i32> =
+                    tpl.elements().iter().filter(|e| e.topic() == self.complaints).map(|e| e.partition()).collect();
+                for p in partitions {
+                    let task = self.restorer.restore(p);
+                    let offset = match &task {
+                        Ok(t) if t.seq > 0 => Offset::Offset(t.positions.complaints),
+                        _ => Offset::Beginning,
+                    };
+                    if let Err(e) = tpl.set_partition_offset(&self.complaints, p, offset) {
+                        tracing::error!(partition = p, error = %e, "cannot set the restored position");
+                    }
+                    self.push(Event::Assigned(p, task.map(Box::new)));
+                }
+                let r = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "assign failed");
+                }
+            }
+            RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                for e in tpl.elements() {
+                    self.push(Event::Revoked(e.partition()));
+                }
+                let r = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "unassign failed");
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance error");
+                let _ = consumer.unassign();
+            }
+        }
+    }
+
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {}
+}
+
+impl GroupContext {
+    fn push(&self, e: Event) {
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+    }
+}
+
+/// Delivery reports: the end offset of every output partition written, and
+/// the first error of the batch.
+#[derive(Default)]
+struct Deliveries {
+    ends: Mutex<HashMap<(String, i32), i64>>,
+    error: Mutex<Option<String>>,
+}
+
+struct ProduceContext(Arc<Deliveries>);
+
+impl ClientContext for ProduceContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        client::log(level, fac, log_message);
+    }
+}
+
+impl ProducerContext for ProduceContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        match r {
+            Ok(m) => {
+                let mut ends = self.0.ends.lock().unwrap_or_else(|e| e.into_inner());
+                let end = ends.entry((m.topic().to_owned(), m.partition())).or_insert(0);
+                *end = (*end).max(m.offset() + 1);
+            }
+            Err((e, m)) => {
+                let mut err = self.0.error.lock().unwrap_or_else(|e| e.into_inner());
+                if err.is_none() {
+                    *err = Some(format!("delivery to {}[{}] failed: {e}", m.topic(), m.partition()));
+                }
+            }
+        }
+    }
+}
+
+struct Slot {
+    task: Task,
+    pending: Vec<Produce>,
+}
+
+pub struct Processor {
+    settings: Arc<Settings>,
+    group: BaseConsumer<GroupContext>,
+    updates: BaseConsumer,
+    producer: BaseProducer<ProduceContext>,
+    deliveries: Arc<Deliveries>,
+    restorer: Arc<Restorer>,
+    slots: BTreeMap<i32, Slot>,
+    status: Arc<Status>,
+    eos: bool,
+}
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Processor {
+    /// Connects (waiting for the brokers), checks the topics, joins the group.
+    pub fn start(settings: Arc<Settings>, status: Arc<Status>, shutdown: &AtomicBool) -> Result<Self, RunError> {
+        client::wait_for_brokers(&settings, shutdown)?;
+        client::check_topics(&settings)?;
+        let t = &settings.topics;
+        let restorer = Arc::new(Restorer {
+            settings: settings.clone(),
+            consumer: client::plain_consumer(&settings),
+        });
+        let group: BaseConsumer<GroupContext> = client::group_consumer(&settings).create_with_context(GroupContext {
+            restorer: restorer.clone(),
+            complaints: t.complaints.clone(),
+            events: Mutex::new(Vec::new()),
+        })?;
+        let updates: BaseConsumer = client::plain_consumer(&settings).create()?;
+        let deliveries = Arc::new(Deliveries::default());
+        let eos = settings.processing.guarantee == Guarantee::ExactlyOnce;
+        let mut pc: ClientConfig = client::producer(&settings);
+        if eos {
+            pc.set("transactional.id", client::transactional_id(&settings));
+        }
+        let producer: BaseProducer<ProduceContext> = pc.create_with_context(ProduceContext(deliveries.clone()))?;
+        if eos {
+            producer.init_transactions(TXN_TIMEOUT)?;
+        }
+        group.subscribe(&[t.complaints.as_str()])?;
+        tracing::info!(group = %settings.kafka.group_id, guarantee = if eos { "exactly_once" } else { "at_least_once" }, "joined the consumer group");
+        Ok(Self { settings, group, updates, producer, deliveries, restorer, slots: BTreeMap::new(), status, eos })
+    }
+
+    /// Runs until `shutdown` is set; then finishes the batch and leaves.
+    pub fn run(mut self, shutdown: &AtomicBool) -> Result<(), RunError> {
+        let p = &self.settings.processing;
+        let (interval, idle) = (p.commit_interval, p.max_task_idle);
+        let mut stopping = false;
+        while !stopping {
+            stopping = shutdown.load(Ordering::Relaxed);
+            let started = Instant::now();
+            self.poll_for(interval.saturating_sub(started.elapsed()), shutdown)?;
+            let now = Instant::now();
+            let wall = wall_clock();
+            for slot in self.slots.values_mut() {
+                slot.task.process(now, wall, idle, &mut slot.pending);
+            }
+            if let Err(e) = self.commit_batch() {
+                tracing::warn!(error = %e, "batch failed: aborting it and restoring from the changelog");
+                self.recover()?;
+            }
+            self.status.batches.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::info!("shutting down: leaving the consumer group");
+        self.group.unsubscribe();
+        // Serve the revoke so the group reassigns at once, not after a timeout.
+        let _ = self.group.poll(Duration::from_millis(100));
+        Ok(())
+    }
+
+    fn poll_for(&mut self, budget: Duration, shutdown: &AtomicBool) -> Result<(), RunError> {
+        let until = Instant::now() + budget;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let msg = self.group.poll(left.min(Duration::from_millis(20)));
+            // Assignments made inside that poll apply before its message.
+            handle_events(&self.group, &self.updates, &mut self.slots, &self.settings, &self.status)?;
+            if let Some(m) = msg {
+                match m {
+                    Ok(m) => {
+                        if let Some(slot) = self.slots.get_mut(&m.partition()) {
+                            slot.task.push(incoming(Source::Complaints, &m), &mut slot.pending);
+                        }
+                    }
+                    Err(KafkaError::PartitionEOF(p)) => {
+                        if let Some(slot) = self.slots.get_mut(&p) {
+                            slot.task.at_end(Source::Complaints);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "consumer error"),
+                }
+            }
+            for _ in 0..10_000 {
+                match self.updates.poll(Duration::ZERO) {
+                    Some(Ok(m)) => {
+                        if let Some(slot) = self.slots.get_mut(&m.partition()) {
+                            slot.task.push(incoming(Source::Updates, &m), &mut slot.pending);
+                        }
+                    }
+                    Some(Err(KafkaError::PartitionEOF(p))) => {
+                        if let Some(slot) = self.slots.get_mut(&p) {
+                            slot.task.at_end(Source::Updates);
+                        }
+                    }
+                    Some(Err(e)) => tracing::warn!(error = %e, "updates consumer error"),
+                    None => break,
+                }
+            }
+            if left.is_zero() || shutdown.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            // Enough for one batch: process it rather than buffer more.
+            if self.slots.values().map(|s| s.task.waiting() + s.pending.len()).sum::<usize>() > 20_000 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Produces what the batch emitted, waits for it, writes checkpoints,
+    /// commits. Does nothing when no partition has anything to say.
+    fn commit_batch(&mut self) -> Result<(), RunError> {
+        let t = self.settings.topics.clone();
+        let dirty: Vec<i32> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| {
+                let (c, u) = s.task.input_positions();
+                !s.pending.is_empty() || c != s.task.positions.complaints || u != s.task.positions.updates
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        if self.eos {
+            self.producer.begin_transaction()?;
+        }
+        self.deliveries.ends.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        for (p, slot) in self.slots.iter_mut() {
+            for r in slot.pending.drain(..) {
+                let topic = match r.topic {
+                    OutTopic::DelistCommands => &t.delist_commands,
+                    OutTopic::WorkOrders => &t.work_orders,
+                    OutTopic::Dlq => &t.dlq,
+                };
+                let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(*p).payload(&r.value[..]);
+                if let Some(k) = &r.key {
+                    rec = rec.key(&k[..]);
+                }
+                if !r.headers.is_empty() {
+                    let mut h = OwnedHeaders::new_with_capacity(r.headers.len());
+                    for (name, value) in &r.headers {
+                        h = h.insert(Header { key: name, value: Some(value.as_bytes()) });
+                    }
+                    rec = rec.headers(h);
+                }
+                send(&self.producer, rec)?;
+            }
+        }
+        self.flush()?;
+        let ends = std::mem::take(&mut *self.deliveries.ends.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut new_positions = Vec::new();
+        for (p, slot) in self.slots.iter_mut() {
+            let task = &mut slot.task;
+            let delta = task.take_delta();
+            let (c, u) = task.input_positions();
+            let end = |topic: &str, prev: i64| ends.get(&(topic.to_owned(), *p)).copied().unwrap_or(prev).max(prev);
+            let pos = Positions {
+                complaints: c,
+                updates: u,
+                delist_commands: end(&t.delist_commands, task.positions.delist_commands),
+                work_orders: end(&t.work_orders, task.positions.work_orders),
+                dlq: end(&t.dlq, task.positions.dlq),
+            };
+            if delta.is_empty() && pos == task.positions {
+                continue;
+            }
+            let seq = task.seq + 1;
+            let value = serde_json::to_vec(&Checkpoint { seq, positions: pos, delta }).map_err(batch_err)?;
+            let key = checkpoint_key(seq);
+            send(&self.producer, BaseRecord::to(&t.state).partition(*p).key(key.as_bytes()).payload(&value[..]))?;
+            let mut snapshot = None;
+            if task.bytes_since_snapshot + value.len() > changelog::SNAPSHOT_AFTER_BYTES || task.since_snapshot.len() >= 4096 {
+                let s = serde_json::to_vec(&Snapshot { seq, positions: pos, state: task.engine().state().clone() })
+                    .map_err(batch_err)?;
+                send(&self.producer, BaseRecord::to(&t.state).partition(*p).key(SNAPSHOT_KEY.as_bytes()).payload(&s[..]))?;
+                for old in task.since_snapshot.iter().copied().chain([seq]) {
+                    let k = checkpoint_key(old);
+                    send(&self.producer, BaseRecord::<[u8], [u8]>::to(&t.state).partition(*p).key(k.as_bytes()))?;
+                }
+                snapshot = Some(s.len());
+            }
+            new_positions.push((*p, seq, pos, value.len(), snapshot));
+        }
+        self.flush()?;
+        if self.eos {
+            let mut tpl = TopicPartitionList::new();
+            for (p, _, pos, _, _) in &new_positions {
+                tpl.add_partition_offset(&t.complaints, *p, Offset::Offset(pos.complaints))?;
+            }
+            if tpl.count() > 0 {
+                let meta = self.group.group_metadata().ok_or_else(|| RunError::Batch("no group metadata".into()))?;
+                self.producer.send_offsets_to_transaction(&tpl, &meta, TXN_TIMEOUT)?;
+            }
+            self.producer.commit_transaction(TXN_TIMEOUT)?;
+        } else {
+            let mut tpl = TopicPartitionList::new();
+            for (p, _, pos, _, _) in &new_positions {
+                tpl.add_partition_offset(&t.complaints, *p, Offset::Offset(pos.complaints))?;
+            }
+            if tpl.count() > 0 {
+                // Progress lives in the checkpoint; the group offsets are for
+                // lag dashboards, so a failed commit is only worth a warning.
+                if let Err(e) = self.group.commit(&tpl, rdkafka::consumer::CommitMode::Async) {
+                    tracing::debug!(error = %e, "offset commit failed");
+                }
+            }
+        }
+        for (p, seq, pos, bytes, snapshot) in new_positions {
+            if let Some(slot) = self.slots.get_mut(&p) {
+                let task = &mut slot.task;
+                task.seq = seq;
+                task.positions = pos;
+                match snapshot {
+                    Some(_) => {
+                        task.since_snapshot.clear();
+                        task.bytes_since_snapshot = 0;
+                    }
+                    None => {
+                        task.since_snapshot.push(seq);
+                        task.bytes_since_snapshot += bytes;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), RunError> {
+        self.producer.flush(TXN_TIMEOUT)?;
+        if let Some(e) = self.deliveries.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(RunError::Batch(e));
+        }
+        Ok(())
+    }
+
+    /// After a failed batch: abort it, restore every partition from the
+    /// changelog and go back to the checkpointed positions.
+    fn recover(&mut self) -> Result<(), RunError> {
+        if self.eos {
+            if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
+                if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fenced) || is_fatal(&e) {
+                    return Err(e.into());
+                }
+                tracing::warn!(error = %e, "abort failed");
+            }
+        }
+        let _ = self.deliveries.error.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let partitions: Vec<i32> = self.slots.keys().copied().collect();
+        let mut seek = TopicPartitionList::new();
+        let mut updates = TopicPartitionList::new();
+        for p in partitions {
+            let task = self.restorer.restore(p)?;
+            let known = task.seq > 0;
+            let c = if known { Offset::Offset(task.positions.complaints) } else { Offset::Beginning };
+            let u = if known { Offset::Offset(task.positions.updates) } else { Offset::Beginning };
+            seek.add_partition_offset(&self.settings.topics.complaints, p, c)?;
+            updates.add_partition_offset(&self.settings.topics.work_order_updates, p, u)?;
+            self.slots.insert(p, Slot { task, pending: Vec::new() });
+        }
+        if seek.count() > 0 {
+            self.group.seek_partitions(seek, Duration::from_secs(10))?;
+            // Reassigning restarts the updates fetch at the positions.
+            self.updates.incremental_unassign(&updates)?;
+            self.updates.incremental_assign(&updates)?;
+        }
+        Ok(())
+    }
+}
+
+/// Applies what the rebalance callback did: restored tasks start (with
+/// their updates partition at its checkpointed position), revoked ones go.
+fn handle_events(
+    group: &BaseConsumer<GroupContext>,
+    updates: &BaseConsumer,
+    slots: &mut BTreeMap<i32, Slot>,
+    settings: &Settings,
+    status: &Status,
+) -> Result<(), RunError> {
+    let events = std::mem::take(&mut *group.context().events.lock().unwrap_or_else(|e| e.into_inner()));
+    if events.is_empty() {
+        return Ok(());
+    }
+    for e in events {
+        match e {
+            Event::Assigned(p, task) => {
+                let task = task?;
+                let mut tpl = TopicPartitionList::new();
+                let offset = if task.seq > 0 { Offset::Offset(task.positions.updates) } else { Offset::Beginning };
+                tpl.add_partition_offset(&settings.topics.work_order_updates, p, offset)?;
+                updates.incremental_assign(&tpl)?;
+                slots.insert(p, Slot { task: *task, pending: Vec::new() });
+            }
+            Event::Revoked(p) => {
+                if let Some(slot) = slots.remove(&p) {
+                    tracing::info!(partition = p, dropped_unprocessed = slot.task.waiting(), "partition revoked");
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition(&settings.topics.work_order_updates, p);
+                    let _ = updates.incremental_unassign(&tpl);
+                }
+            }
+        }
+    }
+    status.assigned.store(slots.len(), Ordering::Relaxed);
+    status.ready.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+fn is_fatal(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::Transaction(r) if r.is_fatal())
+}
+
+fn batch_err(e: serde_json::Error) -> RunError {
+    RunError::Batch(e.to_string())
+}
+
+/// Sends without waiting for the delivery; a full local queue is drained
+/// by serving delivery reports, not by dropping.
+fn send(producer: &BaseProducer<ProduceContext>, mut rec: BaseRecord<'_, [u8], [u8]>) -> Result<(), RunError> {
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                rec = r;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
+    }
+}
+
+fn incoming<'a>(source: Source, m: &'a rdkafka::message::BorrowedMessage<'a>) -> Incoming<'a> {
+    Incoming {
+        source,
+        offset: m.offset(),
+        key: m.key(),
+        value: m.payload(),
+        timestamp: m.timestamp().to_millis().map(|ms| ms.saturating_mul(1_000_000)),
+    }
+}
+
+pub fn wall_clock() -> Ts {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}

@@ -1,0 +1,288 @@
+//! One input partition number: its engine, the decoded records of its two
+//! input partitions waiting to be merged by event time (spec, Semantics 0),
+//! and the outputs a restored writer must not write again.
+//!
+//! The task does no I/O: the processor hands it records and takes back
+//! [`Produce`] records, so its merge and suppression rules are plain code.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::EngineConfig;
+use crate::engine::{Engine, EscalationClock, RecordMeta};
+use crate::event::{decode_complaint, decode_update, Complaint, Output, Reject, Ts, Update};
+use crate::kafka::changelog::{dlq_id, Positions, Restored};
+
+/// How long to wait for records of an input partition that is not known to
+/// be at its end (the first fetch after an assignment, say) before merging
+/// on without it.
+const FETCH_WAIT: Duration = Duration::from_secs(10);
+
+/// Which output topic a record goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutTopic {
+    DelistCommands,
+    WorkOrders,
+    Dlq,
+}
+
+/// A record to produce to partition `partition` of `topic`.
+#[derive(Debug)]
+pub struct Produce {
+    pub topic: OutTopic,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    /// DLQ headers (reason, message, source coordinates).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// Where an input record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Complaints,
+    Updates,
+}
+
+/// A record as polled.
+pub struct Incoming<'a> {
+    pub source: Source,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    /// The record timestamp, nanoseconds.
+    pub timestamp: Option<Ts>,
+}
+
+struct Pending<T> {
+    offset: i64,
+    key: Option<Vec<u8>>,
+    value: Vec<u8>,
+    timestamp: Option<Ts>,
+    record: T,
+}
+
+/// What a task did in one `process` call, for logs and the demo.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub processed: u64,
+    pub rejected: u64,
+}
+
+pub struct Task {
+    pub partition: i32,
+    engine: Engine,
+    complaints: VecDeque<Pending<Complaint>>,
+    updates: VecDeque<Pending<Update>>,
+    /// Offset after the last record polled from each input.
+    fetched_complaints: i64,
+    fetched_updates: i64,
+    /// Since when one input has had records waiting while the other had none.
+    idle_since: Option<Instant>,
+    /// Whether the consumer has reported reaching the end of each input
+    /// partition (and nothing arrived since), indexed by [`Source`].
+    at_end: [bool; 2],
+    /// Ids of outputs already in the output partitions past the checkpoint.
+    suppress: HashSet<String>,
+    pub seq: u64,
+    pub positions: Positions,
+    pub since_snapshot: Vec<u64>,
+    pub bytes_since_snapshot: usize,
+    topic_names: [Arc<str>; 2],
+    max_event_bytes: usize,
+    out: Vec<Output>,
+}
+
+impl Task {
+    pub fn new(
+        partition: i32,
+        cfg: Arc<EngineConfig>,
+        restored: Restored,
+        suppress: HashSet<String>,
+        topic_names: [Arc<str>; 2],
+        max_event_bytes: usize,
+    ) -> Self {
+        let mut engine = Engine::restore(cfg, EscalationClock::WallClock, restored.state);
+        engine.track_changes();
+        Self {
+            partition,
+            engine,
+            complaints: VecDeque::new(),
+            updates: VecDeque::new(),
+            fetched_complaints: restored.positions.complaints,
+            fetched_updates: restored.positions.updates,
+            idle_since: None,
+            at_end: [false, false],
+            suppress,
+            seq: restored.seq,
+            positions: restored.positions,
+            since_snapshot: restored.since_snapshot,
+            bytes_since_snapshot: restored.bytes_since_snapshot,
+            topic_names,
+            max_event_bytes,
+            out: Vec::new(),
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Takes a polled record: decoded into its queue, or straight to the
+    /// DLQ when it does not decode (such records take no part in the merge).
+    pub fn push(&mut self, m: Incoming<'_>, out: &mut Vec<Produce>) {
+        self.at_end[m.source as usize] = false;
+        let value = m.value.unwrap_or_default();
+        match m.source {
+            Source::Complaints => {
+                self.fetched_complaints = m.offset + 1;
+                match decode_complaint(value, self.max_event_bytes) {
+                    Ok(record) => self.complaints.push_back(Pending {
+                        offset: m.offset,
+                        key: m.key.map(<[u8]>::to_vec),
+                        value: value.to_vec(),
+                        timestamp: m.timestamp,
+                        record,
+                    }),
+                    Err(r) => self.dlq(Source::Complaints, m.offset, m.key, value, &r, out),
+                }
+            }
+            Source::Updates => {
+                self.fetched_updates = m.offset + 1;
+                match decode_update(value, self.max_event_bytes) {
+                    Ok(record) => self.updates.push_back(Pending {
+                        offset: m.offset,
+                        key: m.key.map(<[u8]>::to_vec),
+                        value: value.to_vec(),
+                        timestamp: m.timestamp,
+                        record,
+                    }),
+                    Err(r) => self.dlq(Source::Updates, m.offset, m.key, value, &r, out),
+                }
+            }
+        }
+    }
+
+    /// Runs the engine over what the merge allows now, and the wall clock's
+    /// escalations; outputs (less those already written) go to `out`.
+    pub fn process(&mut self, now: Instant, wall: Ts, max_task_idle: Duration, out: &mut Vec<Produce>) -> Tally {
+        let mut tally = Tally::default();
+        loop {
+            let take_complaint = match (self.complaints.front(), self.updates.front()) {
+                (Some(c), Some(u)) => {
+                    self.idle_since = None;
+                    c.record.occurred_at <= u.record.at
+                }
+                (None, None) => {
+                    self.idle_since = None;
+                    break;
+                }
+                (c, _) => {
+                    // One side has nothing fetched. If its partition is known
+                    // to be at its end, wait `max_task_idle` for new records
+                    // (Kafka Streams' rule); if not, records are on their way
+                    // (a fetch in flight): wait for them, within reason.
+                    let empty = if c.is_some() { Source::Updates } else { Source::Complaints };
+                    let limit = if self.at_end[empty as usize] { max_task_idle } else { max_task_idle.max(FETCH_WAIT) };
+                    let since = *self.idle_since.get_or_insert(now);
+                    if now.duration_since(since) < limit {
+                        break;
+                    }
+                    c.is_some()
+                }
+            };
+            tally.processed += 1;
+            let rejected = if take_complaint {
+                let Some(p) = self.complaints.pop_front() else { break };
+                let meta = RecordMeta { key: Some(p.key.as_deref().unwrap_or_default()), timestamp: p.timestamp };
+                match self.engine.on_complaint(&p.record, meta, &mut self.out) {
+                    Ok(_) => None,
+                    Err(r) => Some((Source::Complaints, p.offset, p.key, p.value, r)),
+                }
+            } else {
+                let Some(p) = self.updates.pop_front() else { break };
+                let meta = RecordMeta { key: Some(p.key.as_deref().unwrap_or_default()), timestamp: p.timestamp };
+                match self.engine.on_update(&p.record, meta, &mut self.out) {
+                    Ok(_) => None,
+                    Err(r) => Some((Source::Updates, p.offset, p.key, p.value, r)),
+                }
+            };
+            self.drain_outputs(out);
+            if let Some((source, offset, key, value, r)) = rejected {
+                tally.rejected += 1;
+                self.dlq(source, offset, key.as_deref(), &value, &r, out);
+            }
+        }
+        self.engine.tick(wall, &mut self.out);
+        self.drain_outputs(out);
+        tally
+    }
+
+    fn drain_outputs(&mut self, out: &mut Vec<Produce>) {
+        for o in self.out.drain(..) {
+            if !self.suppress.is_empty() && self.suppress.remove(&o.id()) {
+                continue; // already in its partition from before the restart
+            }
+            out.push(Produce {
+                topic: match o {
+                    Output::Command(_) => OutTopic::DelistCommands,
+                    Output::WorkOrder(_) => OutTopic::WorkOrders,
+                },
+                key: Some(o.key().as_bytes().to_vec()),
+                value: o.to_json(),
+                headers: Vec::new(),
+            });
+        }
+    }
+
+    fn dlq(&mut self, source: Source, offset: i64, key: Option<&[u8]>, value: &[u8], r: &Reject, out: &mut Vec<Produce>) {
+        let topic = &self.topic_names[source as usize];
+        let partition = self.partition.to_string();
+        let offset = offset.to_string();
+        if !self.suppress.is_empty() && self.suppress.remove(&dlq_id(topic, &partition, &offset)) {
+            return;
+        }
+        tracing::warn!(
+            topic = &**topic,
+            partition = self.partition,
+            offset = %offset,
+            reason = r.reason.as_str(),
+            message = %r.message,
+            "rejected record to the DLQ"
+        );
+        out.push(Produce {
+            topic: OutTopic::Dlq,
+            key: key.map(<[u8]>::to_vec),
+            value: value.to_vec(),
+            headers: vec![
+                ("andon.error.reason", r.reason.as_str().to_owned()),
+                ("andon.error.message", r.message.clone()),
+                ("andon.source.topic", topic.to_string()),
+                ("andon.source.partition", partition),
+                ("andon.source.offset", offset),
+            ],
+        });
+    }
+
+    /// The input positions a checkpoint taken now may claim: the first
+    /// record still waiting in each queue, else the next to fetch.
+    pub fn input_positions(&self) -> (i64, i64) {
+        (
+            self.complaints.front().map_or(self.fetched_complaints, |p| p.offset),
+            self.updates.front().map_or(self.fetched_updates, |p| p.offset),
+        )
+    }
+
+    /// The consumer reached the end of this input partition.
+    pub fn at_end(&mut self, source: Source) {
+        self.at_end[source as usize] = true;
+    }
+
+    pub fn take_delta(&mut self) -> crate::engine::Delta {
+        self.engine.take_delta()
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.complaints.len() + self.updates.len()
+    }
+}
