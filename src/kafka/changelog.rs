@@ -34,6 +34,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Delta, State};
+use crate::kafka::client::Quiet;
 
 /// Checkpoint bytes after which the next checkpoint is followed by a
 /// snapshot. Well under the MockCluster's 5 MiB per partition, so the
@@ -109,7 +110,7 @@ pub fn read_to_end(
     mut f: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> Result<(), RestoreError>,
 ) -> Result<(), RestoreError> {
     let kafka = |source| RestoreError::Kafka { topic: topic.to_owned(), partition, source };
-    let consumer: BaseConsumer = config.create().map_err(kafka)?;
+    let consumer: BaseConsumer<Quiet> = config.create_with_context(Quiet).map_err(kafka)?;
     let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)).map_err(kafka)?;
     let start = from.map_or(low, |f| f.max(low));
     if start >= high {

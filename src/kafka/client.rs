@@ -101,7 +101,7 @@ pub fn transactional_id(settings: &Settings) -> String {
 
 /// Waits until the brokers answer, saying so in the log, with backoff.
 pub fn wait_for_brokers(settings: &Settings, shutdown: &AtomicBool) -> Result<(), TopologyError> {
-    let consumer: BaseConsumer = plain_consumer(settings).create()?;
+    let consumer: BaseConsumer<Quiet> = plain_consumer(settings).create_with_context(Quiet)?;
     let mut backoff = Duration::from_millis(500);
     loop {
         match consumer.fetch_metadata(None, Duration::from_secs(5)) {
@@ -125,7 +125,7 @@ pub fn wait_for_brokers(settings: &Settings, shutdown: &AtomicBool) -> Result<()
 
 /// Partition counts of the six topics (`None`: missing).
 fn partition_counts(settings: &Settings) -> Result<Vec<(String, Option<usize>)>, KafkaError> {
-    let consumer: BaseConsumer = plain_consumer(settings).create()?;
+    let consumer: BaseConsumer<Quiet> = plain_consumer(settings).create_with_context(Quiet)?;
     let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
     Ok(settings
         .topics
@@ -192,6 +192,30 @@ fn create(settings: &Settings, topics: &[&str], partitions: usize) -> Result<(),
     }
     Ok(())
 }
+
+/// Client errors, into `tracing`. End-of-partition events are how the
+/// merge learns an input is caught up, not errors: they are not logged.
+pub fn error(error: KafkaError, reason: &str) {
+    if matches!(error, KafkaError::PartitionEOF(_)) || reason.contains("reached end of partition") {
+        return;
+    }
+    tracing::error!(target: "librdkafka", %error, "{reason}");
+}
+
+/// The context of andon's plain consumers: librdkafka's log and errors
+/// into `tracing`.
+pub struct Quiet;
+
+impl rdkafka::ClientContext for Quiet {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log(level, fac, log_message);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        self::error(error, reason);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Quiet {}
 
 /// librdkafka's log lines, into `tracing` (without secrets: librdkafka
 /// does not log configuration values at these levels).

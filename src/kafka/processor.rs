@@ -112,6 +112,9 @@ impl ClientContext for GroupContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
         client::log(level, fac, log_message);
     }
+    fn error(&self, error: KafkaError, reason: &str) {
+        client::error(error, reason);
+    }
 }
 
 impl ConsumerContext for GroupContext {
@@ -122,6 +125,7 @@ impl ConsumerContext for GroupContext {
             RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let partitions: Vec<i32> =
                     tpl.elements().iter().filter(|e| e.topic() == self.complaints).map(|e| e.partition()).collect();
+                tracing::info!(?partitions, "partitions assigned: restoring them");
                 for p in partitions {
                     let task = self.restorer.restore(p);
                     let offset = match &task {
@@ -139,6 +143,8 @@ impl ConsumerContext for GroupContext {
                 }
             }
             RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                tracing::info!(?partitions, "partitions revoked");
                 for e in tpl.elements() {
                     self.push(Event::Revoked(e.partition()));
                 }
@@ -206,7 +212,7 @@ struct Slot {
 pub struct Processor {
     settings: Arc<Settings>,
     group: BaseConsumer<GroupContext>,
-    updates: BaseConsumer,
+    updates: BaseConsumer<client::Quiet>,
     producer: BaseProducer<ProduceContext>,
     deliveries: Arc<Deliveries>,
     restorer: Arc<Restorer>,
@@ -232,7 +238,7 @@ impl Processor {
             complaints: t.complaints.clone(),
             events: Mutex::new(Vec::new()),
         })?;
-        let updates: BaseConsumer = client::plain_consumer(&settings).create()?;
+        let updates: BaseConsumer<client::Quiet> = client::plain_consumer(&settings).create_with_context(client::Quiet)?;
         let deliveries = Arc::new(Deliveries::default());
         let eos = settings.processing.guarantee == Guarantee::ExactlyOnce;
         let mut pc: ClientConfig = client::producer(&settings);
@@ -286,7 +292,7 @@ impl Processor {
                 match m {
                     Ok(m) => {
                         if let Some(slot) = self.slots.get_mut(&m.partition()) {
-                            slot.task.push(incoming(Source::Complaints, &m), &mut slot.pending);
+                            slot.task.push(incoming(Source::Complaints, &m));
                         }
                     }
                     Err(KafkaError::PartitionEOF(p)) => {
@@ -301,7 +307,7 @@ impl Processor {
                 match self.updates.poll(Duration::ZERO) {
                     Some(Ok(m)) => {
                         if let Some(slot) = self.slots.get_mut(&m.partition()) {
-                            slot.task.push(incoming(Source::Updates, &m), &mut slot.pending);
+                            slot.task.push(incoming(Source::Updates, &m));
                         }
                     }
                     Some(Err(KafkaError::PartitionEOF(p))) => {
@@ -489,7 +495,7 @@ impl Processor {
 /// their updates partition at its checkpointed position), revoked ones go.
 fn handle_events(
     group: &BaseConsumer<GroupContext>,
-    updates: &BaseConsumer,
+    updates: &BaseConsumer<client::Quiet>,
     slots: &mut BTreeMap<i32, Slot>,
     settings: &Settings,
     status: &Status,

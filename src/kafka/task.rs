@@ -54,12 +54,16 @@ pub struct Incoming<'a> {
     pub timestamp: Option<Ts>,
 }
 
+/// A polled record waiting its turn. Records that did not decode wait in
+/// line too, and go to the DLQ when they reach the front: outputs then
+/// follow input offsets, so a checkpoint's input position and output ends
+/// always describe the same point (see `input_positions`).
 struct Pending<T> {
     offset: i64,
     key: Option<Vec<u8>>,
     value: Vec<u8>,
     timestamp: Option<Ts>,
-    record: T,
+    record: Result<T, Reject>,
 }
 
 /// What a task did in one `process` call, for logs and the demo.
@@ -128,39 +132,42 @@ impl Task {
         &self.engine
     }
 
-    /// Takes a polled record: decoded into its queue, or straight to the
-    /// DLQ when it does not decode (such records take no part in the merge).
-    pub fn push(&mut self, m: Incoming<'_>, out: &mut Vec<Produce>) {
+    /// Takes a polled record into its queue, decoded (or with the reason
+    /// it does not decode: such records take no part in the merge).
+    pub fn push(&mut self, m: Incoming<'_>) {
         self.at_end[m.source as usize] = false;
         let value = m.value.unwrap_or_default();
+        let (offset, key, timestamp) = (m.offset, m.key.map(<[u8]>::to_vec), m.timestamp);
         match m.source {
             Source::Complaints => {
                 self.fetched_complaints = m.offset + 1;
-                match decode_complaint(value, self.max_event_bytes) {
-                    Ok(record) => self.complaints.push_back(Pending {
-                        offset: m.offset,
-                        key: m.key.map(<[u8]>::to_vec),
-                        value: value.to_vec(),
-                        timestamp: m.timestamp,
-                        record,
-                    }),
-                    Err(r) => self.dlq(Source::Complaints, m.offset, m.key, value, &r, out),
-                }
+                let record = decode_complaint(value, self.max_event_bytes);
+                self.complaints.push_back(Pending { offset, key, value: value.to_vec(), timestamp, record });
             }
             Source::Updates => {
                 self.fetched_updates = m.offset + 1;
-                match decode_update(value, self.max_event_bytes) {
-                    Ok(record) => self.updates.push_back(Pending {
-                        offset: m.offset,
-                        key: m.key.map(<[u8]>::to_vec),
-                        value: value.to_vec(),
-                        timestamp: m.timestamp,
-                        record,
-                    }),
-                    Err(r) => self.dlq(Source::Updates, m.offset, m.key, value, &r, out),
-                }
+                let record = decode_update(value, self.max_event_bytes);
+                self.updates.push_back(Pending { offset, key, value: value.to_vec(), timestamp, record });
             }
         }
+    }
+
+    /// Sends the undecodable records at the front of the queues to the DLQ.
+    fn reject_undecodable(&mut self, out: &mut Vec<Produce>) -> u64 {
+        let mut n = 0;
+        while let Some(p) = self.complaints.front() {
+            let Err(r) = &p.record else { break };
+            let (r, p) = (r.clone(), self.complaints.pop_front().expect("front exists"));
+            self.dlq(Source::Complaints, p.offset, p.key.as_deref(), &p.value, &r, out);
+            n += 1;
+        }
+        while let Some(p) = self.updates.front() {
+            let Err(r) = &p.record else { break };
+            let (r, p) = (r.clone(), self.updates.pop_front().expect("front exists"));
+            self.dlq(Source::Updates, p.offset, p.key.as_deref(), &p.value, &r, out);
+            n += 1;
+        }
+        n
     }
 
     /// Runs the engine over what the merge allows now, and the wall clock's
@@ -168,10 +175,11 @@ impl Task {
     pub fn process(&mut self, now: Instant, wall: Ts, max_task_idle: Duration, out: &mut Vec<Produce>) -> Tally {
         let mut tally = Tally::default();
         loop {
+            tally.rejected += self.reject_undecodable(out);
             let take_complaint = match (self.complaints.front(), self.updates.front()) {
-                (Some(c), Some(u)) => {
+                (Some(Pending { record: Ok(c), .. }), Some(Pending { record: Ok(u), .. })) => {
                     self.idle_since = None;
-                    c.record.occurred_at <= u.record.at
+                    c.occurred_at <= u.at
                 }
                 (None, None) => {
                     self.idle_since = None;
@@ -194,15 +202,17 @@ impl Task {
             tally.processed += 1;
             let rejected = if take_complaint {
                 let Some(p) = self.complaints.pop_front() else { break };
+                let Ok(record) = &p.record else { continue };
                 let meta = RecordMeta { key: Some(p.key.as_deref().unwrap_or_default()), timestamp: p.timestamp };
-                match self.engine.on_complaint(&p.record, meta, &mut self.out) {
+                match self.engine.on_complaint(record, meta, &mut self.out) {
                     Ok(_) => None,
                     Err(r) => Some((Source::Complaints, p.offset, p.key, p.value, r)),
                 }
             } else {
                 let Some(p) = self.updates.pop_front() else { break };
+                let Ok(record) = &p.record else { continue };
                 let meta = RecordMeta { key: Some(p.key.as_deref().unwrap_or_default()), timestamp: p.timestamp };
-                match self.engine.on_update(&p.record, meta, &mut self.out) {
+                match self.engine.on_update(record, meta, &mut self.out) {
                     Ok(_) => None,
                     Err(r) => Some((Source::Updates, p.offset, p.key, p.value, r)),
                 }

@@ -1,0 +1,284 @@
+//! Exactly-once output across `kill -9`, graceful restarts and a rebalance:
+//! `andon dev-cluster` and `andon run` as separate processes, killed and
+//! restarted mid-stream; afterwards every output id stands exactly once in
+//! its topic and the outputs per key equal `andon replay`'s.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde_json::{json, Value};
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn andon(args: &[&str], log: &Path) -> Proc {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_andon"))
+        .args(args)
+        .env("RUST_LOG", "info,librdkafka=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn andon");
+    Proc(child)
+}
+
+fn dev_cluster(dir: &Path, partitions: u32) -> (Proc, String) {
+    let file = dir.join("bootstrap");
+    let p = andon(
+        &["dev-cluster", "--partitions", &partitions.to_string(), "--bootstrap-file", file.to_str().expect("path")],
+        &dir.join("dev-cluster.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&file) {
+            if s.ends_with('\n') {
+                return (p, s.trim().to_owned());
+            }
+        }
+        assert!(Instant::now() < deadline, "dev-cluster did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const RULES: &str = r#"
+[rules.default]
+threshold = 2
+window = "1h"
+route = ["product", "operations"]
+[[rules.issue]]
+issues = ["safety_hazard"]
+threshold = 1
+[owners.product]
+sla = "30m"
+[owners.operations]
+sla = "1h"
+"#;
+
+fn ts(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(1_780_000_000 + secs, 0).expect("time").format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Complaints in event-time order over many SKUs (so lateness cannot differ
+/// between one stream time per partition and replay's single one), with
+/// duplicates, a few malformed lines; updates for the andons they open.
+fn workload(n: usize) -> (Vec<String>, Vec<String>) {
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = |m: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % m
+    };
+    let issues = ["damaged_in_transit", "print_defect", "wrong_item", "safety_hazard"];
+    let mut complaints = Vec::with_capacity(n);
+    for i in 0..n {
+        let issue = if next(200) == 0 { issues[3] } else { issues[next(3) as usize] };
+        let line = json!({
+            "event_id": format!("e{i}"),
+            "occurred_at": ts(i as i64 * 5),
+            "subject": {"kind": "sku", "id": format!("S{:04}", next(400))},
+            "issue": issue,
+            "customer_id": format!("c{}", next(50)),
+            "note": "customer says it arrived broken",
+        })
+        .to_string();
+        if i % 97 == 0 {
+            complaints.push(line.clone()); // a duplicate, right after
+        }
+        if i % 1000 == 500 {
+            complaints.push("{not json".to_owned());
+        }
+        complaints.push(line);
+    }
+    // Updates for the andons the complaints open: step 1 done 10 minutes
+    // after opening, then closed with a verdict 20 minutes after that.
+    let settings = settings("unused:9092", RULES);
+    let opened = replay(&settings, &complaints, &[]);
+    let mut updates: Vec<(String, String)> = Vec::new();
+    for (k, o) in opened.iter().filter(|l| l["value"]["type"] == "opened").enumerate() {
+        let id = o["value"]["andon_id"].as_str().expect("andon_id");
+        let at = chrono::DateTime::parse_from_rfc3339(o["value"]["opened_at"].as_str().expect("opened_at")).expect("time");
+        let t1 = (at + chrono::Duration::minutes(10)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let t2 = (at + chrono::Duration::minutes(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let verdict = if k % 10 == 0 { "no_defect" } else { "defect_confirmed" };
+        updates.push((t1.clone(), json!({"update_id": format!("u{k}a"), "andon_id": id, "step": 1, "actor": "pm", "at": t1}).to_string()));
+        updates.push((t2.clone(), json!({"update_id": format!("u{k}b"), "andon_id": id, "step": 2, "actor": "ops", "at": t2, "verdict": verdict}).to_string()));
+    }
+    updates.sort_by(|a, b| a.0.cmp(&b.0));
+    (complaints, updates.into_iter().map(|(_, l)| l).collect())
+}
+
+fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32) -> i64 {
+    let c: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", "probe").create().expect("consumer");
+    (0..partitions).map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(5)).map_or(0, |(_, h)| h)).sum()
+}
+
+/// Records in all three output topics (growing while andon works).
+fn all_outputs(bootstrap: &str, partitions: i32) -> i64 {
+    ["andon.delist-commands", "andon.work-orders", "andon.dlq"].iter().map(|t| high_watermarks(bootstrap, t, partitions)).sum()
+}
+
+/// Waits until the log shows `n` partition restores in all.
+fn wait_for_restores(log: &Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.matches("partition restored").count() >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no restore of all partitions:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn write_config(dir: &Path, bootstrap: &str, extra: &str) -> PathBuf {
+    let path = dir.join("andon.toml");
+    let mut f = std::fs::File::create(&path).expect("config");
+    f.write_all(settings_toml(bootstrap, RULES).replace("[kafka.properties]", &format!("[kafka.properties]\n{extra}")).as_bytes())
+        .expect("write");
+    path
+}
+
+fn outputs(bootstrap: &str) -> Vec<Record> {
+    let mut got = read_all(bootstrap, "andon.delist-commands");
+    got.extend(read_all(bootstrap, "andon.work-orders"));
+    got
+}
+
+fn assert_exactly_once_and_equal_to_replay(bootstrap: &str, complaints: &[String], updates: &[String]) {
+    let got = outputs(bootstrap);
+    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+    for r in &got {
+        let v: Value = r.json();
+        let id = match v.get("command_id") {
+            Some(c) => c.as_str().unwrap_or_default().to_owned(),
+            None => format!("{}|{}|{}", v["andon_id"], v["type"], v.get("step").map(|s| s.to_string()).unwrap_or_default()),
+        };
+        *seen.entry(id).or_default() += 1;
+    }
+    let dups: Vec<(&String, &u32)> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "outputs written more than once: {dups:?}");
+    let expected = replay(&settings("unused:9092", RULES), complaints, updates);
+    let (got, want) = (per_key_topics(&got), per_key_replay(&expected));
+    let differing: Vec<_> = want.keys().filter(|k| got.get(*k) != want.get(*k)).take(3).collect();
+    assert!(differing.is_empty(), "per-key outputs differ from replay for {differing:?}, e.g. got {:?} want {:?}", differing.first().and_then(|k| got.get(*k)), differing.first().and_then(|k| want.get(*k)));
+    assert_eq!(got.len(), want.len(), "keys with output");
+    // Every rejected input is in the DLQ exactly once.
+    let dlq = read_all(bootstrap, "andon.dlq");
+    let mut coords: Vec<String> = dlq
+        .iter()
+        .map(|r| format!("{}/{}/{}", r.headers["andon.source.topic"], r.headers["andon.source.partition"], r.headers["andon.source.offset"]))
+        .collect();
+    let n = coords.len();
+    coords.sort();
+    let mut twice: Vec<&String> = coords.windows(2).filter(|w| w[0] == w[1]).map(|w| &w[0]).collect();
+    twice.dedup();
+    assert!(twice.is_empty(), "DLQ records written twice: {twice:?}; all: {:?}", dlq.iter().map(|r| (r.partition, r.offset, r.headers["andon.source.offset"].clone())).collect::<Vec<_>>());
+    let want_dlq = expected.iter().filter(|l| l["topic"] == "andon.dlq").count();
+    assert_eq!(n, want_dlq, "DLQ records");
+}
+
+#[test]
+fn kill_9_mid_stream_three_times_then_outputs_are_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_cluster, bootstrap) = dev_cluster(dir.path(), 3);
+    let (complaints, updates) = workload(24_000);
+    let expected_commands = {
+        let e = replay(&settings("unused:9092", RULES), &complaints, &updates);
+        e.iter().filter(|l| l["topic"] == "andon.delist-commands").count() as i64
+    };
+    produce(&bootstrap, "andon.complaints", &complaints);
+    produce(&bootstrap, "andon.work-order-updates", &updates);
+    let config = write_config(dir.path(), &bootstrap, "");
+    let log = dir.path().join("run.log");
+    let args = ["run", "--config", config.to_str().expect("path")];
+
+    // Kill at about a tenth, a third and two thirds of the delist commands.
+    for fraction in [0.1, 0.33, 0.66] {
+        let mut p = andon(&args, &log);
+        let mark = (expected_commands as f64 * fraction) as i64;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while high_watermarks(&bootstrap, "andon.delist-commands", 3) < mark {
+            assert!(Instant::now() < deadline, "no progress to {mark}; log: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            assert!(p.0.try_wait().expect("wait").is_none(), "andon run exited; log: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p.0.kill().expect("kill -9");
+        p.0.wait().expect("reap");
+    }
+    // The last run finishes the input and stops gracefully.
+    let restores_before = std::fs::read_to_string(&log).unwrap_or_default().matches("partition restored").count();
+    let mut p = andon(&args, &log);
+    wait_for_restores(&log, restores_before + 3);
+    wait_stable(Duration::from_secs(3), Duration::from_secs(120), |n: &(i64, i64)| n.0 >= expected_commands, || {
+        (high_watermarks(&bootstrap, "andon.delist-commands", 3), all_outputs(&bootstrap, 3))
+    });
+    let pid = p.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    let status = p.0.wait().expect("wait");
+    assert!(status.success(), "graceful stop exits 0: {status:?}");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.matches("partition restored").count() >= 6, "restarts restored partitions:\n{text}");
+    assert_exactly_once_and_equal_to_replay(&bootstrap, &complaints, &updates);
+}
+
+#[test]
+fn two_processes_split_the_partitions_and_take_over_from_each_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_cluster, bootstrap) = dev_cluster(dir.path(), 4);
+    let (complaints, updates) = workload(16_000);
+    let config = write_config(dir.path(), &bootstrap, "");
+    // The second round's updates are produced just after its complaints:
+    // give the merge time to see them (spec, Semantics 0).
+    let text = std::fs::read_to_string(&config).expect("config").replace("max_task_idle = \"200ms\"", "max_task_idle = \"3s\"");
+    std::fs::write(&config, text).expect("config");
+    let args = ["run", "--config", config.to_str().expect("path")];
+    let a = andon(&args, &dir.path().join("a.log"));
+    let b = andon(&args, &dir.path().join("b.log"));
+    // Both members are in before the input arrives, so both get work.
+    std::thread::sleep(Duration::from_secs(8));
+    // Inputs arrive in two rounds, each with the updates of its time span,
+    // so that the merge by event time sees what replay sees.
+    let split_at = serde_json::from_str::<Value>(&complaints[8_000]).expect("json")["occurred_at"].as_str().expect("time").to_owned();
+    let (early, late): (Vec<String>, Vec<String>) = updates.iter().cloned().partition(|u| {
+        serde_json::from_str::<Value>(u).expect("json")["at"].as_str().expect("at") < split_at.as_str()
+    });
+    produce(&bootstrap, "andon.complaints", &complaints[..8_000]);
+    produce(&bootstrap, "andon.work-order-updates", &early);
+    std::thread::sleep(Duration::from_secs(2));
+    // A leaves gracefully: B takes over its partitions from the changelog.
+    let pid = a.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    let mut a = a;
+    assert!(a.0.wait().expect("wait").success());
+    produce(&bootstrap, "andon.complaints", &complaints[8_000..]);
+    produce(&bootstrap, "andon.work-order-updates", &late);
+    let expected = replay(&settings("unused:9092", RULES), &complaints, &updates);
+    let want = expected.iter().filter(|l| l["topic"] == "andon.delist-commands").count() as i64;
+    wait_stable(Duration::from_secs(3), Duration::from_secs(120), |n: &(i64, i64)| n.0 >= want, || {
+        (high_watermarks(&bootstrap, "andon.delist-commands", 4), all_outputs(&bootstrap, 4))
+    });
+    drop(b);
+    let a_log = std::fs::read_to_string(dir.path().join("a.log")).unwrap_or_default();
+    let b_log = std::fs::read_to_string(dir.path().join("b.log")).unwrap_or_default();
+    assert!(a_log.contains("partition restored"), "A got partitions:\n{a_log}");
+    assert!(b_log.matches("partition restored").count() >= 3, "B took A's partitions over:\n{b_log}\nA:\n{a_log}");
+    assert_exactly_once_and_equal_to_replay(&bootstrap, &complaints, &updates);
+}
