@@ -19,8 +19,31 @@ use std::sync::Arc;
 use crate::config::Settings;
 pub use processor::{RunError, Status};
 
+/// Knobs that are not part of the configuration contract: tests turn them
+/// to reach rare paths quickly.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Checkpoint bytes after which a snapshot is written.
+    pub snapshot_after_bytes: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { snapshot_after_bytes: changelog::SNAPSHOT_AFTER_BYTES }
+    }
+}
+
 /// Runs the processor until `shutdown` is set.
 pub fn run(settings: Arc<Settings>, status: Arc<Status>, shutdown: &AtomicBool) -> Result<(), RunError> {
-    let processor = processor::Processor::start(settings, status, shutdown)?;
+    run_with(settings, status, shutdown, RunOptions::default())
+}
+
+pub fn run_with(
+    settings: Arc<Settings>,
+    status: Arc<Status>,
+    shutdown: &AtomicBool,
+    options: RunOptions,
+) -> Result<(), RunError> {
+    let processor = processor::Processor::start(settings, status, shutdown, options)?;
     processor.run(shutdown)
 }

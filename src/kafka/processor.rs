@@ -183,6 +183,9 @@ impl ClientContext for ProduceContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
         client::log(level, fac, log_message);
     }
+    fn error(&self, error: KafkaError, reason: &str) {
+        client::error(error, reason);
+    }
 }
 
 impl ProducerContext for ProduceContext {
@@ -219,13 +222,19 @@ pub struct Processor {
     slots: BTreeMap<i32, Slot>,
     status: Arc<Status>,
     eos: bool,
+    options: super::RunOptions,
 }
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Processor {
     /// Connects (waiting for the brokers), checks the topics, joins the group.
-    pub fn start(settings: Arc<Settings>, status: Arc<Status>, shutdown: &AtomicBool) -> Result<Self, RunError> {
+    pub fn start(
+        settings: Arc<Settings>,
+        status: Arc<Status>,
+        shutdown: &AtomicBool,
+        options: super::RunOptions,
+    ) -> Result<Self, RunError> {
         client::wait_for_brokers(&settings, shutdown)?;
         client::check_topics(&settings)?;
         let t = &settings.topics;
@@ -241,17 +250,10 @@ impl Processor {
         let updates: BaseConsumer<client::Quiet> = client::plain_consumer(&settings).create_with_context(client::Quiet)?;
         let deliveries = Arc::new(Deliveries::default());
         let eos = settings.processing.guarantee == Guarantee::ExactlyOnce;
-        let mut pc: ClientConfig = client::producer(&settings);
-        if eos {
-            pc.set("transactional.id", client::transactional_id(&settings));
-        }
-        let producer: BaseProducer<ProduceContext> = pc.create_with_context(ProduceContext(deliveries.clone()))?;
-        if eos {
-            producer.init_transactions(TXN_TIMEOUT)?;
-        }
+        let producer = new_producer(&settings, &deliveries, eos)?;
         group.subscribe(&[t.complaints.as_str()])?;
         tracing::info!(group = %settings.kafka.group_id, guarantee = if eos { "exactly_once" } else { "at_least_once" }, "joined the consumer group");
-        Ok(Self { settings, group, updates, producer, deliveries, restorer, slots: BTreeMap::new(), status, eos })
+        Ok(Self { settings, group, updates, producer, deliveries, restorer, slots: BTreeMap::new(), status, eos, options })
     }
 
     /// Runs until `shutdown` is set; then finishes the batch and leaves.
@@ -270,7 +272,20 @@ impl Processor {
             }
             if let Err(e) = self.commit_batch() {
                 tracing::warn!(error = %e, "batch failed: aborting it and restoring from the changelog");
-                self.recover()?;
+                let mut backoff = Duration::from_millis(500);
+                while let Err(e) = self.recover() {
+                    if let RunError::Kafka(k) = &e {
+                        if k.rdkafka_error_code() == Some(RDKafkaErrorCode::Fenced) {
+                            return Err(e); // another instance has our transactional.id
+                        }
+                    }
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "recovery failed; retrying");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    if shutdown.load(Ordering::Relaxed) {
+                        return Err(e);
+                    }
+                }
             }
             self.status.batches.fetch_add(1, Ordering::Relaxed);
         }
@@ -393,7 +408,7 @@ impl Processor {
             let key = checkpoint_key(seq);
             send(&self.producer, BaseRecord::to(&t.state).partition(*p).key(key.as_bytes()).payload(&value[..]))?;
             let mut snapshot = None;
-            if task.bytes_since_snapshot + value.len() > changelog::SNAPSHOT_AFTER_BYTES || task.since_snapshot.len() >= 4096 {
+            if task.bytes_since_snapshot + value.len() > self.options.snapshot_after_bytes || task.since_snapshot.len() >= 4096 {
                 let s = serde_json::to_vec(&Snapshot { seq, positions: pos, state: task.engine().state().clone() })
                     .map_err(batch_err)?;
                 send(&self.producer, BaseRecord::to(&t.state).partition(*p).key(SNAPSHOT_KEY.as_bytes()).payload(&s[..]))?;
@@ -401,6 +416,7 @@ impl Processor {
                     let k = checkpoint_key(old);
                     send(&self.producer, BaseRecord::<[u8], [u8]>::to(&t.state).partition(*p).key(k.as_bytes()))?;
                 }
+                tracing::debug!(partition = *p, seq, bytes = s.len(), "snapshot written");
                 snapshot = Some(s.len());
             }
             new_positions.push((*p, seq, pos, value.len(), snapshot));
@@ -462,11 +478,17 @@ impl Processor {
     fn recover(&mut self) -> Result<(), RunError> {
         if self.eos {
             if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
-                if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fenced) || is_fatal(&e) {
+                if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fenced) {
                     return Err(e.into());
                 }
-                tracing::warn!(error = %e, "abort failed");
+                // A producer in a fatal state (or stuck mid-abort) is
+                // replaced; the checkpoints make that safe.
+                tracing::warn!(error = %e, fatal = is_fatal(&e), "abort failed: starting a new producer");
+                self.producer = new_producer(&self.settings, &self.deliveries, self.eos)?;
             }
+        } else {
+            // Whatever is still queued belongs to the failed batch.
+            let _ = self.producer.flush(Duration::from_secs(5));
         }
         let _ = self.deliveries.error.lock().unwrap_or_else(|e| e.into_inner()).take();
         let partitions: Vec<i32> = self.slots.keys().copied().collect();
@@ -527,6 +549,18 @@ fn handle_events(
     status.assigned.store(slots.len(), Ordering::Relaxed);
     status.ready.store(true, Ordering::Relaxed);
     Ok(())
+}
+
+fn new_producer(settings: &Settings, deliveries: &Arc<Deliveries>, eos: bool) -> Result<BaseProducer<ProduceContext>, KafkaError> {
+    let mut pc: ClientConfig = client::producer(settings);
+    if eos {
+        pc.set("transactional.id", client::transactional_id(settings));
+    }
+    let producer: BaseProducer<ProduceContext> = pc.create_with_context(ProduceContext(deliveries.clone()))?;
+    if eos {
+        producer.init_transactions(TXN_TIMEOUT)?;
+    }
+    Ok(producer)
 }
 
 fn is_fatal(e: &KafkaError) -> bool {

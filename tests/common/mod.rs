@@ -77,6 +77,24 @@ pub fn produce(bootstrap: &str, topic: &str, lines: &[String]) {
     p.flush(Duration::from_secs(30)).expect("flush");
 }
 
+/// Produces (key, value) pairs as they are: for records a well-behaved
+/// producer would not write (no key, the wrong key).
+pub fn produce_raw(bootstrap: &str, topic: &str, records: &[(Option<&str>, &str)]) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("producer");
+    for (k, v) in records {
+        let mut rec: BaseRecord<'_, str, str> = BaseRecord::to(topic).payload(*v);
+        if let Some(k) = k {
+            rec = rec.key(*k);
+        }
+        p.send(rec).map_err(|(e, _)| e).expect("send");
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+}
+
 #[derive(Debug, Clone)]
 pub struct Record {
     pub topic: String,
