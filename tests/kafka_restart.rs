@@ -148,6 +148,15 @@ fn wait_for_restores(log: &Path, n: usize) {
     }
 }
 
+/// Output records other than escalations (which follow the wall clock).
+fn counted_outputs(bootstrap: &str) -> usize {
+    outputs(bootstrap).iter().filter(|r| r.json()["type"] != "escalated").count()
+}
+
+fn expected_outputs(expected: &[Value]) -> usize {
+    expected.iter().filter(|l| l["topic"] != "andon.dlq" && l["value"]["type"] != "escalated").count()
+}
+
 fn write_config(dir: &Path, bootstrap: &str, extra: &str) -> PathBuf {
     let path = dir.join("andon.toml");
     let mut f = std::fs::File::create(&path).expect("config");
@@ -227,8 +236,9 @@ fn kill_9_mid_stream_three_times_then_outputs_are_exactly_once() {
     let restores_before = std::fs::read_to_string(&log).unwrap_or_default().matches("partition restored").count();
     let mut p = andon(&args, &log);
     wait_for_restores(&log, restores_before + 3);
-    wait_stable(Duration::from_secs(3), Duration::from_secs(120), |n: &(i64, i64)| n.0 >= expected_commands, || {
-        (high_watermarks(&bootstrap, "andon.delist-commands", 3), all_outputs(&bootstrap, 3))
+    let want = expected_outputs(&replay(&settings("unused:9092", RULES), &complaints, &updates));
+    wait_stable(Duration::from_secs(3), Duration::from_secs(120), |n: &(usize, i64)| n.0 >= want, || {
+        (counted_outputs(&bootstrap), all_outputs(&bootstrap, 3))
     });
     let pid = p.0.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
@@ -244,41 +254,106 @@ fn two_processes_split_the_partitions_and_take_over_from_each_other() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_cluster, bootstrap) = dev_cluster(dir.path(), 4);
     let (complaints, updates) = workload(16_000);
+    // All input first: then the merge by event time sees what replay sees,
+    // whoever processes a partition and whenever (spec, Semantics 0).
+    produce(&bootstrap, "andon.complaints", &complaints);
+    produce(&bootstrap, "andon.work-order-updates", &updates);
+    let expected = replay(&settings("unused:9092", RULES), &complaints, &updates);
     let config = write_config(dir.path(), &bootstrap, "");
-    // The second round's updates are produced just after its complaints:
-    // give the merge time to see them (spec, Semantics 0).
-    let text = std::fs::read_to_string(&config).expect("config").replace("max_task_idle = \"200ms\"", "max_task_idle = \"3s\"");
-    std::fs::write(&config, text).expect("config");
     let args = ["run", "--config", config.to_str().expect("path")];
-    let a = andon(&args, &dir.path().join("a.log"));
-    let b = andon(&args, &dir.path().join("b.log"));
-    // Both members are in before the input arrives, so both get work.
-    std::thread::sleep(Duration::from_secs(8));
-    // Inputs arrive in two rounds, each with the updates of its time span,
-    // so that the merge by event time sees what replay sees.
-    let split_at = serde_json::from_str::<Value>(&complaints[8_000]).expect("json")["occurred_at"].as_str().expect("time").to_owned();
-    let (early, late): (Vec<String>, Vec<String>) = updates.iter().cloned().partition(|u| {
-        serde_json::from_str::<Value>(u).expect("json")["at"].as_str().expect("at") < split_at.as_str()
-    });
-    produce(&bootstrap, "andon.complaints", &complaints[..8_000]);
-    produce(&bootstrap, "andon.work-order-updates", &early);
-    std::thread::sleep(Duration::from_secs(2));
-    // A leaves gracefully: B takes over its partitions from the changelog.
+    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    // A starts alone and gets everything; B joins mid-stream and A hands
+    // half of its partitions over (cooperative rebalance); then A leaves
+    // and B takes over the rest.
+    let mut a = andon(&args, &a_log);
+    let first = (expected_outputs(&expected) / 5) as usize;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counted_outputs(&bootstrap) < first {
+        assert!(Instant::now() < deadline, "A makes no progress: {}", std::fs::read_to_string(&a_log).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let b = andon(&args, &b_log);
+    wait_for_restores(&b_log, 2);
     let pid = a.0.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
-    let mut a = a;
-    assert!(a.0.wait().expect("wait").success());
-    produce(&bootstrap, "andon.complaints", &complaints[8_000..]);
-    produce(&bootstrap, "andon.work-order-updates", &late);
-    let expected = replay(&settings("unused:9092", RULES), &complaints, &updates);
-    let want = expected.iter().filter(|l| l["topic"] == "andon.delist-commands").count() as i64;
-    wait_stable(Duration::from_secs(3), Duration::from_secs(120), |n: &(i64, i64)| n.0 >= want, || {
-        (high_watermarks(&bootstrap, "andon.delist-commands", 4), all_outputs(&bootstrap, 4))
+    assert!(a.0.wait().expect("wait").success(), "A stops cleanly");
+    let want = expected_outputs(&expected);
+    wait_stable(Duration::from_secs(3), Duration::from_secs(120), |n: &(usize, i64)| n.0 >= want, || {
+        (counted_outputs(&bootstrap), all_outputs(&bootstrap, 4))
     });
     drop(b);
-    let a_log = std::fs::read_to_string(dir.path().join("a.log")).unwrap_or_default();
-    let b_log = std::fs::read_to_string(dir.path().join("b.log")).unwrap_or_default();
-    assert!(a_log.contains("partition restored"), "A got partitions:\n{a_log}");
-    assert!(b_log.matches("partition restored").count() >= 3, "B took A's partitions over:\n{b_log}\nA:\n{a_log}");
+    let a_text = std::fs::read_to_string(&a_log).unwrap_or_default();
+    let b_text = std::fs::read_to_string(&b_log).unwrap_or_default();
+    assert!(a_text.contains("partitions revoked"), "A handed partitions over:\n{a_text}");
+    assert!(b_text.matches("partition restored").count() >= 4, "B ended with all four:\n{b_text}\nA:\n{a_text}");
+    assert_exactly_once_and_equal_to_replay(&bootstrap, &complaints, &updates);
+}
+
+/// The broker goes away for a while and answers some produce and
+/// transaction requests with errors; andon aborts, restores and retries,
+/// and the outputs still stand exactly once.
+#[test]
+fn a_broker_outage_and_request_errors_lose_nothing_and_duplicate_nothing() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr::*};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    init_logs();
+    let topics = andon::config::Settings::from_toml("").expect("defaults").topics;
+    let cluster = andon::dev_cluster::DevCluster::start(2, &topics).expect("cluster");
+    let bootstrap = cluster.bootstrap_servers();
+    let (complaints, updates) = workload(9_000);
+    let settings = settings(&bootstrap, RULES);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (flag, s) = (stop.clone(), settings.clone());
+    let h = std::thread::spawn(move || andon::kafka::run(Arc::new(s), Default::default(), &flag).expect("andon run"));
+
+    // Three rounds of input, each with the updates of its time span.
+    let time = |l: &str, f: &str| serde_json::from_str::<Value>(l).expect("json")[f].as_str().unwrap_or_default().to_owned();
+    let cuts = [0, 3_000, 6_000, complaints.len()];
+    let mut rounds = Vec::new();
+    for w in cuts.windows(2) {
+        let last = time(&complaints[w[1] - 1], "occurred_at");
+        let first = if w[0] == 0 { String::new() } else { time(&complaints[w[0] - 1], "occurred_at") };
+        let u: Vec<String> = updates
+            .iter()
+            .filter(|u| {
+                let at = time(u, "at");
+                at > first && (at <= last || w[1] == complaints.len())
+            })
+            .cloned()
+            .collect();
+        rounds.push((complaints[w[0]..w[1]].to_vec(), u));
+    }
+    let delists = |b: &str| high_watermarks(b, "andon.delist-commands", 2);
+    for (i, (c, u)) in rounds.iter().enumerate() {
+        produce(&bootstrap, "andon.complaints", c);
+        produce(&bootstrap, "andon.work-order-updates", u);
+        std::thread::sleep(Duration::from_millis(1500));
+        match i {
+            0 => {
+                // Errors on the requests a batch makes: produce, adding
+                // partitions to the transaction, ending it.
+                let mock = cluster.mock();
+                mock.request_errors(RDKafkaApiKey::Produce, &[RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 3]);
+                mock.request_errors(RDKafkaApiKey::AddPartitionsToTxn, &[RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE; 2]);
+                mock.request_errors(RDKafkaApiKey::EndTxn, &[RD_KAFKA_RESP_ERR_NOT_COORDINATOR, RD_KAFKA_RESP_ERR__TRANSPORT]);
+            }
+            1 => {
+                let before = delists(&bootstrap);
+                cluster.mock().broker_down(1).expect("down");
+                std::thread::sleep(Duration::from_secs(4));
+                cluster.mock().broker_up(1).expect("up");
+                assert!(delists(&bootstrap) >= before);
+            }
+            _ => {}
+        }
+    }
+    let expected = replay(&settings, &complaints, &updates);
+    let want = expected_outputs(&expected);
+    wait_stable(Duration::from_secs(3), Duration::from_secs(120), |n: &(usize, i64)| n.0 >= want, || {
+        (counted_outputs(&bootstrap), all_outputs(&bootstrap, 2))
+    });
+    stop.store(true, Ordering::SeqCst);
+    h.join().expect("andon thread");
     assert_exactly_once_and_equal_to_replay(&bootstrap, &complaints, &updates);
 }

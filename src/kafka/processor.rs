@@ -34,7 +34,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::config::{Guarantee, Settings};
 use crate::event::Ts;
-use crate::kafka::changelog::{self, checkpoint_key, Checkpoint, Positions, RestoreError, Snapshot, SNAPSHOT_KEY};
+use crate::kafka::changelog::{self, Positions, RestoreError, StateRecord};
 use crate::kafka::client;
 use crate::kafka::task::{Incoming, OutTopic, Produce, Source, Task};
 
@@ -56,6 +56,8 @@ pub struct Status {
     pub ready: AtomicBool,
     pub assigned: AtomicUsize,
     pub batches: AtomicUsize,
+    /// Input records processed or rejected, since start.
+    pub records: std::sync::atomic::AtomicU64,
 }
 
 /// Restores partitions: owns a consumer outside the group for reading the
@@ -86,14 +88,28 @@ impl Restorer {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "partition restored"
         );
-        Ok(Task::new(
+        // Inputs already read to their end need no waiting for in the merge
+        // (an empty updates partition is the common case).
+        let start = |topic: &str, pos: i64| -> Result<bool, RestoreError> {
+            let (low, high) = changelog::watermarks(consumer, topic, partition)?;
+            Ok(high <= if restored.seq > 0 { pos.max(low) } else { low })
+        };
+        let at_end = [start(&t.complaints, restored.positions.complaints)?, start(&t.work_order_updates, restored.positions.updates)?];
+        let mut task = Task::new(
             partition,
             self.settings.engine.clone(),
             restored,
             suppress,
             [t.complaints.as_str().into(), t.work_order_updates.as_str().into()],
             self.settings.processing.max_event_bytes,
-        ))
+        );
+        if at_end[0] {
+            task.at_end(Source::Complaints);
+        }
+        if at_end[1] {
+            task.at_end(Source::Updates);
+        }
+        Ok(task)
     }
 }
 
@@ -267,10 +283,19 @@ impl Processor {
             self.poll_for(interval.saturating_sub(started.elapsed()), shutdown)?;
             let now = Instant::now();
             let wall = wall_clock();
+            let mut records = 0;
             for slot in self.slots.values_mut() {
-                slot.task.process(now, wall, idle, &mut slot.pending);
+                let t = slot.task.process(now, wall, idle, &mut slot.pending);
+                records += t.processed + t.undecodable;
             }
-            if let Err(e) = self.commit_batch() {
+            let polled_ms = now.duration_since(started).as_millis();
+            let waiting: usize = self.slots.values().map(|s| s.task.waiting()).sum();
+            let committing = Instant::now();
+            let r = self.commit_batch();
+            if records > 0 {
+                tracing::debug!(polled_ms, records, waiting, commit_ms = committing.elapsed().as_millis() as u64, "batch");
+            }
+            if let Err(e) = r {
                 tracing::warn!(error = %e, "batch failed: aborting it and restoring from the changelog");
                 let mut backoff = Duration::from_millis(500);
                 while let Err(e) = self.recover() {
@@ -288,6 +313,7 @@ impl Processor {
                 }
             }
             self.status.batches.fetch_add(1, Ordering::Relaxed);
+            self.status.records.fetch_add(records, Ordering::Relaxed);
         }
         tracing::info!("shutting down: leaving the consumer group");
         self.group.unsubscribe();
@@ -387,6 +413,8 @@ impl Processor {
         }
         self.flush()?;
         let ends = std::mem::take(&mut *self.deliveries.ends.lock().unwrap_or_else(|e| e.into_inner()));
+        // Tells this attempt's checkpoint parts from a failed one's.
+        let attempt = wall_clock() as u64;
         let mut new_positions = Vec::new();
         for (p, slot) in self.slots.iter_mut() {
             let task = &mut slot.task;
@@ -404,22 +432,28 @@ impl Processor {
                 continue;
             }
             let seq = task.seq + 1;
-            let value = serde_json::to_vec(&Checkpoint { seq, positions: pos, delta }).map_err(batch_err)?;
-            let key = checkpoint_key(seq);
-            send(&self.producer, BaseRecord::to(&t.state).partition(*p).key(key.as_bytes()).payload(&value[..]))?;
+            let records = changelog::encode_checkpoint(seq, attempt, pos, &delta).map_err(batch_err)?;
+            let parts = records.len() as u32;
+            let bytes: usize = records.iter().map(|r| r.value.as_ref().map_or(0, Vec::len)).sum();
+            send_state(&self.producer, &t.state, *p, &records)?;
             let mut snapshot = None;
-            if task.bytes_since_snapshot + value.len() > self.options.snapshot_after_bytes || task.since_snapshot.len() >= 4096 {
-                let s = serde_json::to_vec(&Snapshot { seq, positions: pos, state: task.engine().state().clone() })
-                    .map_err(batch_err)?;
-                send(&self.producer, BaseRecord::to(&t.state).partition(*p).key(SNAPSHOT_KEY.as_bytes()).payload(&s[..]))?;
-                for old in task.since_snapshot.iter().copied().chain([seq]) {
-                    let k = checkpoint_key(old);
-                    send(&self.producer, BaseRecord::<[u8], [u8]>::to(&t.state).partition(*p).key(k.as_bytes()))?;
-                }
-                tracing::debug!(partition = *p, seq, bytes = s.len(), "snapshot written");
-                snapshot = Some(s.len());
+            if task.bytes_since_snapshot + bytes > self.options.snapshot_after_bytes || task.since_snapshot.len() >= 4096 {
+                let mut covered = task.since_snapshot.clone();
+                covered.push((seq, parts));
+                let (records, snapshot_parts) = changelog::encode_snapshot(
+                    seq,
+                    attempt,
+                    pos,
+                    task.engine().state(),
+                    &covered,
+                    task.snapshot_parts,
+                )
+                .map_err(batch_err)?;
+                send_state(&self.producer, &t.state, *p, &records)?;
+                tracing::debug!(partition = *p, seq, parts = snapshot_parts, "snapshot written");
+                snapshot = Some(snapshot_parts);
             }
-            new_positions.push((*p, seq, pos, value.len(), snapshot));
+            new_positions.push((*p, seq, pos, (parts, bytes), snapshot));
         }
         self.flush()?;
         if self.eos {
@@ -445,18 +479,19 @@ impl Processor {
                 }
             }
         }
-        for (p, seq, pos, bytes, snapshot) in new_positions {
+        for (p, seq, pos, (parts, bytes), snapshot) in new_positions {
             if let Some(slot) = self.slots.get_mut(&p) {
                 let task = &mut slot.task;
                 task.seq = seq;
                 task.positions = pos;
                 match snapshot {
-                    Some(_) => {
+                    Some(snapshot_parts) => {
                         task.since_snapshot.clear();
                         task.bytes_since_snapshot = 0;
+                        task.snapshot_parts = snapshot_parts;
                     }
                     None => {
-                        task.since_snapshot.push(seq);
+                        task.since_snapshot.push((seq, parts));
                         task.bytes_since_snapshot += bytes;
                     }
                 }
@@ -466,7 +501,16 @@ impl Processor {
     }
 
     fn flush(&self) -> Result<(), RunError> {
-        self.producer.flush(TXN_TIMEOUT)?;
+        // Not `Producer::flush`: rdkafka's BaseProducer polls in slices of
+        // 100 ms that it always sits out, which made every batch at least
+        // 200 ms long (found by the throughput benchmark).
+        let deadline = Instant::now() + TXN_TIMEOUT;
+        while self.producer.in_flight_count() > 0 {
+            if Instant::now() > deadline {
+                return Err(RunError::Batch(format!("{} records not acknowledged within {TXN_TIMEOUT:?}", self.producer.in_flight_count())));
+            }
+            self.producer.poll(Duration::from_millis(1));
+        }
         if let Some(e) = self.deliveries.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
             return Err(RunError::Batch(e));
         }
@@ -476,6 +520,14 @@ impl Processor {
     /// After a failed batch: abort it, restore every partition from the
     /// changelog and go back to the checkpointed positions.
     fn recover(&mut self) -> Result<(), RunError> {
+        // What is still queued belongs to the failed batch: drop it, and
+        // serve the delivery reports that says so (a BaseProducer's abort
+        // waits for them but does not poll for them).
+        self.producer.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
+            self.producer.poll(Duration::from_millis(1));
+        }
         if self.eos {
             if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
                 if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fenced) {
@@ -486,9 +538,6 @@ impl Processor {
                 tracing::warn!(error = %e, fatal = is_fatal(&e), "abort failed: starting a new producer");
                 self.producer = new_producer(&self.settings, &self.deliveries, self.eos)?;
             }
-        } else {
-            // Whatever is still queued belongs to the failed batch.
-            let _ = self.producer.flush(Duration::from_secs(5));
         }
         let _ = self.deliveries.error.lock().unwrap_or_else(|e| e.into_inner()).take();
         let partitions: Vec<i32> = self.slots.keys().copied().collect();
@@ -569,6 +618,17 @@ fn is_fatal(e: &KafkaError) -> bool {
 
 fn batch_err(e: serde_json::Error) -> RunError {
     RunError::Batch(e.to_string())
+}
+
+fn send_state(producer: &BaseProducer<ProduceContext>, topic: &str, partition: i32, records: &[StateRecord]) -> Result<(), RunError> {
+    for r in records {
+        let rec = BaseRecord::to(topic).partition(partition).key(r.key.as_bytes());
+        send(producer, match &r.value {
+            Some(v) => rec.payload(&v[..]),
+            None => rec,
+        })?;
+    }
+    Ok(())
 }
 
 /// Sends without waiting for the delivery; a full local queue is drained

@@ -69,8 +69,10 @@ struct Pending<T> {
 /// What a task did in one `process` call, for logs and the demo.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Tally {
+    /// Records that went through the engine (accepted or rejected by it).
     pub processed: u64,
-    pub rejected: u64,
+    /// Records that did not decode (to the DLQ without the engine).
+    pub undecodable: u64,
 }
 
 pub struct Task {
@@ -81,8 +83,11 @@ pub struct Task {
     /// Offset after the last record polled from each input.
     fetched_complaints: i64,
     fetched_updates: i64,
-    /// Since when one input has had records waiting while the other had none.
-    idle_since: Option<Instant>,
+    /// Since when each input's queue has been empty (indexed by [`Source`]):
+    /// the merge waits for an empty input only until it has been empty for
+    /// `max_task_idle`, so a topic that stays quiet costs one wait, not one
+    /// per batch.
+    empty_since: [Option<Instant>; 2],
     /// Whether the consumer has reported reaching the end of each input
     /// partition (and nothing arrived since), indexed by [`Source`].
     at_end: [bool; 2],
@@ -90,8 +95,9 @@ pub struct Task {
     suppress: HashSet<String>,
     pub seq: u64,
     pub positions: Positions,
-    pub since_snapshot: Vec<u64>,
+    pub since_snapshot: Vec<(u64, u32)>,
     pub bytes_since_snapshot: usize,
+    pub snapshot_parts: u32,
     topic_names: [Arc<str>; 2],
     max_event_bytes: usize,
     out: Vec<Output>,
@@ -115,13 +121,14 @@ impl Task {
             updates: VecDeque::new(),
             fetched_complaints: restored.positions.complaints,
             fetched_updates: restored.positions.updates,
-            idle_since: None,
+            empty_since: [None, None],
             at_end: [false, false],
             suppress,
             seq: restored.seq,
             positions: restored.positions,
             since_snapshot: restored.since_snapshot,
             bytes_since_snapshot: restored.bytes_since_snapshot,
+            snapshot_parts: restored.snapshot_parts,
             topic_names,
             max_event_bytes,
             out: Vec::new(),
@@ -136,6 +143,7 @@ impl Task {
     /// it does not decode: such records take no part in the merge).
     pub fn push(&mut self, m: Incoming<'_>) {
         self.at_end[m.source as usize] = false;
+        self.empty_since[m.source as usize] = None;
         let value = m.value.unwrap_or_default();
         let (offset, key, timestamp) = (m.offset, m.key.map(<[u8]>::to_vec), m.timestamp);
         match m.source {
@@ -175,14 +183,12 @@ impl Task {
     pub fn process(&mut self, now: Instant, wall: Ts, max_task_idle: Duration, out: &mut Vec<Produce>) -> Tally {
         let mut tally = Tally::default();
         loop {
-            tally.rejected += self.reject_undecodable(out);
+            tally.undecodable += self.reject_undecodable(out);
             let take_complaint = match (self.complaints.front(), self.updates.front()) {
-                (Some(Pending { record: Ok(c), .. }), Some(Pending { record: Ok(u), .. })) => {
-                    self.idle_since = None;
-                    c.occurred_at <= u.at
-                }
+                (Some(Pending { record: Ok(c), .. }), Some(Pending { record: Ok(u), .. })) => c.occurred_at <= u.at,
                 (None, None) => {
-                    self.idle_since = None;
+                    self.empty_since[0].get_or_insert(now);
+                    self.empty_since[1].get_or_insert(now);
                     break;
                 }
                 (c, _) => {
@@ -192,7 +198,7 @@ impl Task {
                     // (a fetch in flight): wait for them, within reason.
                     let empty = if c.is_some() { Source::Updates } else { Source::Complaints };
                     let limit = if self.at_end[empty as usize] { max_task_idle } else { max_task_idle.max(FETCH_WAIT) };
-                    let since = *self.idle_since.get_or_insert(now);
+                    let since = *self.empty_since[empty as usize].get_or_insert(now);
                     if now.duration_since(since) < limit {
                         break;
                     }
@@ -219,7 +225,6 @@ impl Task {
             };
             self.drain_outputs(out);
             if let Some((source, offset, key, value, r)) = rejected {
-                tally.rejected += 1;
                 self.dlq(source, offset, key.as_deref(), &value, &r, out);
             }
         }
