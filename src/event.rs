@@ -198,12 +198,51 @@ impl Update {
 const MAX_ID: usize = 128;
 const MAX_NOTE: usize = 4096;
 
-#[derive(Deserialize)]
 struct RawSubject<'a> {
-    #[serde(borrow)]
     kind: Cow<'a, str>,
-    #[serde(borrow)]
     id: Cow<'a, str>,
+}
+
+/// A subject must be a JSON object: serde's derive would also take an
+/// array of its fields in order, which the schema does not allow.
+impl<'de: 'a, 'a> Deserialize<'de> for RawSubject<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawSubject<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object with \"kind\" and \"id\"")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let (mut kind, mut id) = (None, None);
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match &*key {
+                        "kind" => kind = Some(map.next_value::<BorrowedStr<'de>>()?.0),
+                        "id" => id = Some(map.next_value::<BorrowedStr<'de>>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RawSubject {
+                    kind: kind.ok_or_else(|| serde::de::Error::missing_field("kind"))?,
+                    id: id.ok_or_else(|| serde::de::Error::missing_field("id"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A string borrowed from the input where it has no escapes.
+struct BorrowedStr<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for BorrowedStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct W<'a>(#[serde(borrow)] Cow<'a, str>);
+        W::deserialize(d).map(|w| BorrowedStr(w.0))
+    }
 }
 
 #[derive(Deserialize)]
@@ -257,6 +296,13 @@ fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8], max_bytes: usize) -> Result<T,
             RejectReason::TooLarge,
             format!("record is {} bytes, more than max_event_bytes = {max_bytes}", bytes.len()),
         ));
+    }
+    // Records are JSON objects; serde's derive would also read a struct
+    // from an array of its fields.
+    if let Some(&first) = bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        if first != b'{' && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+            return Err(Reject::schema("the record must be a JSON object"));
+        }
     }
     // Fast path without path tracking; redo with it only to explain a failure.
     match serde_json::from_slice::<T>(bytes) {
