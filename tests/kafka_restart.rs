@@ -16,6 +16,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{json, Value};
 
+/// These tests start several processes each and lean on session
+/// timeouts: on a 2-core machine they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Proc(Child);
 
 impl Drop for Proc {
@@ -206,6 +214,7 @@ fn assert_exactly_once_and_equal_to_replay(bootstrap: &str, complaints: &[String
 
 #[test]
 fn kill_9_mid_stream_three_times_then_outputs_are_exactly_once() {
+    let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let (_cluster, bootstrap) = dev_cluster(dir.path(), 3);
     let (complaints, updates) = workload(24_000);
@@ -251,6 +260,7 @@ fn kill_9_mid_stream_three_times_then_outputs_are_exactly_once() {
 
 #[test]
 fn two_processes_split_the_partitions_and_take_over_from_each_other() {
+    let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let (_cluster, bootstrap) = dev_cluster(dir.path(), 4);
     let (complaints, updates) = workload(16_000);
@@ -294,6 +304,7 @@ fn two_processes_split_the_partitions_and_take_over_from_each_other() {
 /// and the outputs still stand exactly once.
 #[test]
 fn a_broker_outage_and_request_errors_lose_nothing_and_duplicate_nothing() {
+    let _serial = serial();
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr::*};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;

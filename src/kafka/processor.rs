@@ -243,6 +243,10 @@ pub struct Processor {
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Records buffered (fetched, not yet processed or produced) after which a
+/// batch stops polling and processes: bounds memory and batch size.
+const MAX_BUFFERED: usize = 20_000;
+
 impl Processor {
     /// Connects (waiting for the brokers), checks the topics, joins the group.
     pub fn start(
@@ -324,31 +328,40 @@ impl Processor {
 
     fn poll_for(&mut self, budget: Duration, shutdown: &AtomicBool) -> Result<(), RunError> {
         let until = Instant::now() + budget;
+        let mut buffered = self.slots.values().map(|s| s.task.waiting() + s.pending.len()).sum::<usize>();
+        let mut wait = true;
         loop {
             let left = until.saturating_duration_since(Instant::now());
-            let msg = self.group.poll(left.min(Duration::from_millis(20)));
-            // Assignments made inside that poll apply before its message.
-            handle_events(&self.group, &self.updates, &mut self.slots, &self.settings, &self.status)?;
-            if let Some(m) = msg {
-                match m {
-                    Ok(m) => {
+            // Drain what librdkafka has fetched without a clock read per
+            // record; block (briefly) only when there was nothing.
+            for i in 0..1024 {
+                let timeout = if wait && i == 0 { left.min(Duration::from_millis(20)) } else { Duration::ZERO };
+                let msg = self.group.poll(timeout);
+                // Assignments made inside that poll apply before its message.
+                handle_events(&self.group, &self.updates, &mut self.slots, &self.settings, &self.status)?;
+                match msg {
+                    Some(Ok(m)) => {
                         if let Some(slot) = self.slots.get_mut(&m.partition()) {
                             slot.task.push(incoming(Source::Complaints, &m));
+                            buffered += 1;
                         }
                     }
-                    Err(KafkaError::PartitionEOF(p)) => {
+                    Some(Err(KafkaError::PartitionEOF(p))) => {
                         if let Some(slot) = self.slots.get_mut(&p) {
                             slot.task.at_end(Source::Complaints);
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "consumer error"),
+                    Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                    None => break,
                 }
             }
+            let before = buffered;
             for _ in 0..10_000 {
                 match self.updates.poll(Duration::ZERO) {
                     Some(Ok(m)) => {
                         if let Some(slot) = self.slots.get_mut(&m.partition()) {
                             slot.task.push(incoming(Source::Updates, &m));
+                            buffered += 1;
                         }
                     }
                     Some(Err(KafkaError::PartitionEOF(p))) => {
@@ -360,11 +373,12 @@ impl Processor {
                     None => break,
                 }
             }
+            wait = buffered == before;
             if left.is_zero() || shutdown.load(Ordering::Relaxed) {
                 return Ok(());
             }
             // Enough for one batch: process it rather than buffer more.
-            if self.slots.values().map(|s| s.task.waiting() + s.pending.len()).sum::<usize>() > 20_000 {
+            if buffered > MAX_BUFFERED {
                 return Ok(());
             }
         }
