@@ -12,6 +12,9 @@
 //! - [`dev_cluster`]: librdkafka's MockCluster with andon's topics.
 //! - [`demo`]: everything in one process with generated traffic.
 //! - [`shutdown`]: signals into a flag.
+//! - [`metrics`]: the Prometheus metrics of the spec.
+//! - [`status`]: what a running processor shows (readiness, open andons).
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/andons`, the status page.
 //!
 //! `main.rs` only parses the command line and wires these together.
 
@@ -20,6 +23,9 @@ pub mod demo;
 pub mod dev_cluster;
 pub mod engine;
 pub mod event;
+pub mod http;
 pub mod kafka;
+pub mod metrics;
 pub mod replay;
 pub mod shutdown;
+pub mod status;

@@ -14,8 +14,17 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "andon", version, about = "Pull the andon cord on products customers keep complaining about.")]
 struct Cli {
+    /// Log lines as human-readable text or as JSON objects.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -63,14 +72,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        .init();
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
+    match cli.log_format {
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Text => logs.with_ansi(io::stderr().is_terminal()).init(),
+    }
     match cli.command {
         Command::CheckConfig { config } => match load(config.as_deref()) {
             Ok(s) => {
@@ -85,7 +93,8 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             runtime(|shutdown| {
-                andon::kafka::run(settings, Default::default(), &shutdown).map_err(anyhow::Error::from)
+                let status = serve_http(&settings)?;
+                andon::kafka::run(settings, status, &shutdown).map_err(anyhow::Error::from)
             })
         }
         Command::DevCluster { partitions, bootstrap_file, config } => {
@@ -116,6 +125,17 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Metrics on a fresh registry, and the HTTP endpoints on `http.listen`.
+fn serve_http(settings: &Settings) -> anyhow::Result<std::sync::Arc<andon::status::Status>> {
+    let registry = prometheus::Registry::new();
+    let metrics = andon::metrics::Metrics::new(&registry, &settings.engine)?;
+    let status = std::sync::Arc::new(andon::status::Status::default());
+    *status.metrics.lock().unwrap_or_else(|e| e.into_inner()) = Some(metrics);
+    andon::http::serve(settings.http.listen, status.clone(), registry)
+        .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", settings.http.listen))?;
+    Ok(status)
 }
 
 /// Runs `f` with a flag that SIGINT/SIGTERM set; errors exit 1.

@@ -70,6 +70,10 @@ pub fn group_consumer(settings: &Settings) -> ClientConfig {
     if !settings.kafka.properties.contains_key("partition.assignment.strategy") {
         c.set("partition.assignment.strategy", "cooperative-sticky");
     }
+    // Consumer lag per partition comes from librdkafka's statistics.
+    if !settings.kafka.properties.contains_key("statistics.interval.ms") {
+        c.set("statistics.interval.ms", "5000");
+    }
     for (k, v) in &settings.kafka.properties {
         c.set(k, v);
     }

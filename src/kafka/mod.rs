@@ -17,7 +17,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::config::Settings;
-pub use processor::{RunError, Status};
+pub use crate::status::Status;
+pub use processor::RunError;
 
 /// Knobs that are not part of the configuration contract: tests turn them
 /// to reach rare paths quickly.

@@ -21,7 +21,7 @@
 //! partitions anyway are recognised by id and not written twice.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,9 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::config::{Guarantee, Settings};
-use crate::event::Ts;
+use crate::metrics::Metrics;
+use crate::status::{AndonInfo, Recent, Status};
+use crate::event::{Output, Ts, WorkOrderEvent};
 use crate::kafka::changelog::{self, Positions, RestoreError, StateRecord};
 use crate::kafka::client;
 use crate::kafka::task::{Incoming, OutTopic, Produce, Source, Task};
@@ -50,21 +52,12 @@ pub enum RunError {
     Batch(String),
 }
 
-/// What the processor shows the outside (the demo's view, later `/readyz`).
-#[derive(Debug, Default)]
-pub struct Status {
-    pub ready: AtomicBool,
-    pub assigned: AtomicUsize,
-    pub batches: AtomicUsize,
-    /// Input records processed or rejected, since start.
-    pub records: std::sync::atomic::AtomicU64,
-}
-
 /// Restores partitions: owns a consumer outside the group for reading the
 /// changelog and the output partitions.
 struct Restorer {
     settings: Arc<Settings>,
     consumer: ClientConfig,
+    metrics: Metrics,
 }
 
 impl Restorer {
@@ -79,6 +72,7 @@ impl Restorer {
             let (ids, _) = changelog::written_ids(consumer, topic, partition, from)?;
             suppress.extend(ids);
         }
+        self.metrics.restore_seconds.observe(started.elapsed().as_secs_f64());
         tracing::info!(
             partition,
             seq = restored.seq,
@@ -122,6 +116,8 @@ struct GroupContext {
     restorer: Arc<Restorer>,
     complaints: String,
     events: Mutex<Vec<Event>>,
+    status: Arc<Status>,
+    metrics: Metrics,
 }
 
 impl ClientContext for GroupContext {
@@ -130,6 +126,16 @@ impl ClientContext for GroupContext {
     }
     fn error(&self, error: KafkaError, reason: &str) {
         client::error(error, reason);
+    }
+    /// librdkafka's statistics: consumer lag per assigned partition.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(topic) = statistics.topics.get(&self.complaints) {
+            for (p, s) in &topic.partitions {
+                if *p >= 0 && s.consumer_lag >= 0 {
+                    self.metrics.consumer_lag.with_label_values(&[&p.to_string()]).set(s.consumer_lag);
+                }
+            }
+        }
     }
 }
 
@@ -142,6 +148,10 @@ impl ConsumerContext for GroupContext {
                 let partitions: Vec<i32> =
                     tpl.elements().iter().filter(|e| e.topic() == self.complaints).map(|e| e.partition()).collect();
                 tracing::info!(?partitions, "partitions assigned: restoring them");
+                // Ready again once these are restored (`handle_events`); an
+                // empty assignment has nothing to restore.
+                self.status.ready.store(partitions.is_empty(), Ordering::Relaxed);
+                self.metrics.rebalances.inc();
                 for p in partitions {
                     let task = self.restorer.restore(p);
                     let offset = match &task {
@@ -161,6 +171,10 @@ impl ConsumerContext for GroupContext {
             RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 tracing::info!(?partitions, "partitions revoked");
+                self.metrics.rebalances.inc();
+                for p in &partitions {
+                    let _ = self.metrics.consumer_lag.remove_label_values(&[&p.to_string()]);
+                }
                 for e in tpl.elements() {
                     self.push(Event::Revoked(e.partition()));
                 }
@@ -239,6 +253,8 @@ pub struct Processor {
     status: Arc<Status>,
     eos: bool,
     options: super::RunOptions,
+    metrics: Metrics,
+    last_board: Instant,
 }
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -258,14 +274,23 @@ impl Processor {
         client::wait_for_brokers(&settings, shutdown)?;
         client::check_topics(&settings)?;
         let t = &settings.topics;
+        let metrics = match status.metrics() {
+            Some(m) => m,
+            // Nobody serves metrics: count into a registry of our own.
+            None => Metrics::new(&prometheus::Registry::new(), &settings.engine)
+                .map_err(|e| RunError::Batch(format!("metrics: {e}")))?,
+        };
         let restorer = Arc::new(Restorer {
             settings: settings.clone(),
             consumer: client::plain_consumer(&settings),
+            metrics: metrics.clone(),
         });
         let group: BaseConsumer<GroupContext> = client::group_consumer(&settings).create_with_context(GroupContext {
             restorer: restorer.clone(),
             complaints: t.complaints.clone(),
             events: Mutex::new(Vec::new()),
+            status: status.clone(),
+            metrics: metrics.clone(),
         })?;
         let updates: BaseConsumer<client::Quiet> = client::plain_consumer(&settings).create_with_context(client::Quiet)?;
         let deliveries = Arc::new(Deliveries::default());
@@ -273,7 +298,20 @@ impl Processor {
         let producer = new_producer(&settings, &deliveries, eos)?;
         group.subscribe(&[t.complaints.as_str()])?;
         tracing::info!(group = %settings.kafka.group_id, guarantee = if eos { "exactly_once" } else { "at_least_once" }, "joined the consumer group");
-        Ok(Self { settings, group, updates, producer, deliveries, restorer, slots: BTreeMap::new(), status, eos, options })
+        Ok(Self {
+            settings,
+            group,
+            updates,
+            producer,
+            deliveries,
+            restorer,
+            slots: BTreeMap::new(),
+            status,
+            eos,
+            options,
+            metrics,
+            last_board: Instant::now(),
+        })
     }
 
     /// Runs until `shutdown` is set; then finishes the batch and leaves.
@@ -295,9 +333,18 @@ impl Processor {
             let polled_ms = now.duration_since(started).as_millis();
             let waiting: usize = self.slots.values().map(|s| s.task.waiting()).sum();
             let committing = Instant::now();
+            self.status.touch();
             let r = self.commit_batch();
             if records > 0 {
                 tracing::debug!(polled_ms, records, waiting, commit_ms = committing.elapsed().as_millis() as u64, "batch");
+            }
+            match &r {
+                Ok(true) => {
+                    self.metrics.transaction_seconds.observe(committing.elapsed().as_secs_f64());
+                    self.publish(true);
+                }
+                Ok(false) => self.publish(false),
+                Err(_) => {}
             }
             if let Err(e) = r {
                 tracing::warn!(error = %e, "batch failed: aborting it and restoring from the changelog");
@@ -386,7 +433,7 @@ impl Processor {
 
     /// Produces what the batch emitted, waits for it, writes checkpoints,
     /// commits. Does nothing when no partition has anything to say.
-    fn commit_batch(&mut self) -> Result<(), RunError> {
+    fn commit_batch(&mut self) -> Result<bool, RunError> {
         let t = self.settings.topics.clone();
         let dirty: Vec<i32> = self
             .slots
@@ -398,7 +445,7 @@ impl Processor {
             .map(|(p, _)| *p)
             .collect();
         if dirty.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         if self.eos {
             self.producer.begin_transaction()?;
@@ -511,7 +558,56 @@ impl Processor {
                 }
             }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// After a batch: counts what it committed into the metrics, logs the
+    /// notable outputs, and (at most once a second) refreshes the board
+    /// that `/andons` and the status page show.
+    fn publish(&mut self, committed: bool) {
+        let now = wall_clock();
+        let mut board = None;
+        if committed {
+            let mut b = self.status.board.lock().unwrap_or_else(|e| e.into_inner());
+            for slot in self.slots.values_mut() {
+                let stats = slot.task.take_stats();
+                for (class, n) in stats.complaints {
+                    self.metrics.complaints.with_label_values(&[class]).inc_by(n);
+                }
+                for reason in stats.dlq {
+                    self.metrics.dlq(reason);
+                }
+                for ts in stats.latencies {
+                    self.metrics.decision_latency.observe((now - ts).max(0) as f64 / 1e9);
+                }
+                for o in &stats.outputs {
+                    self.metrics.output(o);
+                    log_output(slot.task.partition, o);
+                    if let Some(r) = Recent::of(o) {
+                        b.push_recent(r);
+                    }
+                }
+            }
+            board = Some(b);
+        }
+        if self.last_board.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_board = Instant::now();
+        let mut b = board.unwrap_or_else(|| self.status.board.lock().unwrap_or_else(|e| e.into_inner()));
+        let (mut open, mut delisted, mut keys) = (0, 0, 0);
+        b.andons.clear();
+        for slot in self.slots.values() {
+            let e = slot.task.engine();
+            open += e.open_andon_count();
+            delisted += e.delisted_subject_count();
+            keys += e.key_count();
+            b.andons.extend(e.open_andons().filter_map(|v| AndonInfo::new(slot.task.partition, &v)));
+        }
+        b.andons.sort_by(|x, y| (x.due_ts, &x.andon_id).cmp(&(y.due_ts, &y.andon_id)));
+        self.metrics.open_andons.set(open as i64);
+        self.metrics.delisted_subjects.set(delisted as i64);
+        self.metrics.state_keys.set(keys as i64);
     }
 
     fn flush(&self) -> Result<(), RunError> {
@@ -624,6 +720,35 @@ fn new_producer(settings: &Settings, deliveries: &Arc<Deliveries>, eos: bool) ->
         producer.init_transactions(TXN_TIMEOUT)?;
     }
     Ok(producer)
+}
+
+/// One structured line per pull, delist, relist and escalation.
+fn log_output(partition: i32, o: &Output) {
+    match o {
+        Output::Command(c) => tracing::info!(
+            partition,
+            action = c.action.as_str(),
+            command_id = %c.command_id,
+            andon_id = %c.andon_id,
+            subject = %c.subject_key,
+            "subject {}", if matches!(c.action, crate::event::Action::Delist) { "delisted" } else { "relisted" }
+        ),
+        Output::WorkOrder(WorkOrderEvent::Opened { andon_id, issue, trigger, evidence, .. }) => tracing::info!(
+            partition,
+            andon_id = %andon_id,
+            issue = %issue,
+            trigger = trigger.as_str(),
+            evidence = evidence.len(),
+            "andon pulled"
+        ),
+        Output::WorkOrder(WorkOrderEvent::Escalated { andon_id, step, owner, .. }) => {
+            tracing::info!(partition, andon_id = %andon_id, step, owner = %owner, "step escalated")
+        }
+        Output::WorkOrder(WorkOrderEvent::Closed { andon_id, verdict, .. }) => {
+            tracing::info!(partition, andon_id = %andon_id, verdict = verdict.as_str(), "work order closed")
+        }
+        Output::WorkOrder(WorkOrderEvent::StepCompleted { .. }) => {}
+    }
 }
 
 fn is_fatal(e: &KafkaError) -> bool {

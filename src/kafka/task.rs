@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::EngineConfig;
 use crate::engine::{Engine, EscalationClock, RecordMeta};
-use crate::event::{decode_complaint, decode_update, Complaint, Output, Reject, Ts, Update};
+use crate::event::{decode_complaint, decode_update, Complaint, Output, Reject, RejectReason, Ts, Update};
 use crate::kafka::changelog::{dlq_id, Positions, Restored};
 
 /// How long to wait for records of an input partition that is not known to
@@ -66,6 +66,26 @@ struct Pending<T> {
     record: Result<T, Reject>,
 }
 
+/// What a batch did, for the metrics: applied when the batch commits,
+/// dropped with it when it fails.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub complaints: Vec<(&'static str, u64)>,
+    pub dlq: Vec<RejectReason>,
+    /// Record timestamps of the inputs that produced outputs.
+    pub latencies: Vec<Ts>,
+    pub outputs: Vec<Output>,
+}
+
+impl Stats {
+    fn complaint(&mut self, outcome: &'static str) {
+        match self.complaints.iter_mut().find(|(o, _)| *o == outcome) {
+            Some((_, n)) => *n += 1,
+            None => self.complaints.push((outcome, 1)),
+        }
+    }
+}
+
 /// What a task did in one `process` call, for logs and the demo.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Tally {
@@ -101,6 +121,9 @@ pub struct Task {
     topic_names: [Arc<str>; 2],
     max_event_bytes: usize,
     out: Vec<Output>,
+    stats: Stats,
+    /// The record timestamp of the input being processed.
+    last_timestamp: Option<Ts>,
 }
 
 impl Task {
@@ -132,6 +155,8 @@ impl Task {
             topic_names,
             max_event_bytes,
             out: Vec::new(),
+            stats: Stats::default(),
+            last_timestamp: None,
         }
     }
 
@@ -209,20 +234,30 @@ impl Task {
             let rejected = if take_complaint {
                 let Some(p) = self.complaints.pop_front() else { break };
                 let Ok(record) = &p.record else { continue };
+                self.last_timestamp = p.timestamp;
                 let meta = RecordMeta { key: Some(p.key.as_deref().unwrap_or_default()), timestamp: p.timestamp };
                 match self.engine.on_complaint(record, meta, &mut self.out) {
-                    Ok(_) => None,
+                    Ok(outcome) => {
+                        self.stats.complaint(outcome.class.as_str());
+                        None
+                    }
                     Err(r) => Some((Source::Complaints, p.offset, p.key, p.value, r)),
                 }
             } else {
                 let Some(p) = self.updates.pop_front() else { break };
                 let Ok(record) = &p.record else { continue };
+                self.last_timestamp = p.timestamp;
                 let meta = RecordMeta { key: Some(p.key.as_deref().unwrap_or_default()), timestamp: p.timestamp };
                 match self.engine.on_update(record, meta, &mut self.out) {
                     Ok(_) => None,
                     Err(r) => Some((Source::Updates, p.offset, p.key, p.value, r)),
                 }
             };
+            if !self.out.is_empty() {
+                if let Some(ts) = self.last_timestamp {
+                    self.stats.latencies.push(ts);
+                }
+            }
             self.drain_outputs(out);
             if let Some((source, offset, key, value, r)) = rejected {
                 self.dlq(source, offset, key.as_deref(), &value, &r, out);
@@ -230,6 +265,7 @@ impl Task {
         }
         self.engine.tick(wall, &mut self.out);
         self.drain_outputs(out);
+        self.last_timestamp = None;
         tally
     }
 
@@ -247,6 +283,7 @@ impl Task {
                 value: o.to_json(),
                 headers: Vec::new(),
             });
+            self.stats.outputs.push(o);
         }
     }
 
@@ -256,6 +293,10 @@ impl Task {
         let offset = offset.to_string();
         if !self.suppress.is_empty() && self.suppress.remove(&dlq_id(topic, &partition, &offset)) {
             return;
+        }
+        self.stats.dlq.push(r.reason);
+        if source == Source::Complaints {
+            self.stats.complaint("invalid");
         }
         tracing::warn!(
             topic = &**topic,
@@ -291,6 +332,10 @@ impl Task {
     /// The consumer reached the end of this input partition.
     pub fn at_end(&mut self, source: Source) {
         self.at_end[source as usize] = true;
+    }
+
+    pub fn take_stats(&mut self) -> Stats {
+        std::mem::take(&mut self.stats)
     }
 
     pub fn take_delta(&mut self) -> crate::engine::Delta {

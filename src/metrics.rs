@@ -1,0 +1,166 @@
+//! Prometheus metrics, exactly the names and labels of the spec (section
+//! Metrics), registered on a registry passed in (tests use their own).
+//!
+//! Label values come from enums or from the configuration, never from
+//! data: `issue` is an issue named in the rules or `other`, `owner` an owner
+//! named in `[owners]`, `partition` a partition number. No label names a
+//! subject, customer or agent.
+
+use std::collections::HashSet;
+
+use prometheus::{
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+
+use crate::config::EngineConfig;
+use crate::event::{Action, Output, RejectReason, WorkOrderEvent, NANOS_PER_SEC};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub complaints: IntCounterVec,
+    pub pulls: IntCounterVec,
+    pub open_andons: IntGauge,
+    pub delisted_subjects: IntGauge,
+    pub commands: IntCounterVec,
+    pub work_order_events: IntCounterVec,
+    pub closed: IntCounterVec,
+    pub step_duration: HistogramVec,
+    pub dlq: IntCounterVec,
+    pub decision_latency: Histogram,
+    pub consumer_lag: IntGaugeVec,
+    pub state_keys: IntGauge,
+    pub restore_seconds: Histogram,
+    pub rebalances: IntCounter,
+    pub transaction_seconds: Histogram,
+    issues: HashSet<String>,
+}
+
+impl Metrics {
+    pub fn new(registry: &Registry, engine: &EngineConfig) -> prometheus::Result<Self> {
+        fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> prometheus::Result<T> {
+            r.register(Box::new(c.clone()))?;
+            Ok(c)
+        }
+        let counter = |name: &str, help: &str, labels: &[&str]| IntCounterVec::new(Opts::new(name, help), labels);
+        let m = Metrics {
+            complaints: reg(registry, counter("andon_complaints_total", "Complaints by outcome.", &["outcome"])?)?,
+            pulls: reg(registry, counter("andon_pulls_total", "Andons pulled.", &["trigger", "issue"])?)?,
+            open_andons: reg(registry, IntGauge::new("andon_open_andons", "Open andons (work orders).")?)?,
+            delisted_subjects: reg(
+                registry,
+                IntGauge::new("andon_delisted_subjects", "Subjects kept off sale by an open andon.")?,
+            )?,
+            commands: reg(registry, counter("andon_commands_total", "Delist and relist commands.", &["action"])?)?,
+            work_order_events: reg(
+                registry,
+                counter("andon_work_order_events_total", "Work-order events by type.", &["type"])?,
+            )?,
+            closed: reg(
+                registry,
+                counter("andon_work_orders_closed_total", "Closed work orders by verdict and trigger.", &["verdict", "trigger"])?,
+            )?,
+            // Minutes to weeks: 1 min .. ~11 weeks.
+            step_duration: reg(
+                registry,
+                HistogramVec::new(
+                    HistogramOpts::new("andon_step_duration_seconds", "Time an owner took for a step (event time).")
+                        .buckets(exponential_buckets(60.0, 2.0, 17)?),
+                    &["owner"],
+                )?,
+            )?,
+            dlq: reg(registry, counter("andon_dlq_total", "Records sent to the DLQ by reason.", &["reason"])?)?,
+            // Milliseconds to minutes: 1 ms .. ~9 min.
+            decision_latency: reg(
+                registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "andon_decision_latency_seconds",
+                        "From an input record's timestamp to the commit of its outputs.",
+                    )
+                    .buckets(exponential_buckets(0.001, 2.0, 20)?),
+                )?,
+            )?,
+            consumer_lag: reg(
+                registry,
+                IntGaugeVec::new(Opts::new("andon_consumer_lag", "Complaints not yet consumed, per partition."), &["partition"])?,
+            )?,
+            state_keys: reg(registry, IntGauge::new("andon_state_keys", "(subject, issue) keys held in state.")?)?,
+            restore_seconds: reg(
+                registry,
+                Histogram::with_opts(
+                    HistogramOpts::new("andon_restore_seconds", "Time to restore a partition from the changelog.")
+                        .buckets(exponential_buckets(0.01, 2.0, 14)?),
+                )?,
+            )?,
+            rebalances: reg(registry, IntCounter::new("andon_rebalances_total", "Partition assignments and revocations.")?)?,
+            transaction_seconds: reg(
+                registry,
+                Histogram::with_opts(
+                    HistogramOpts::new("andon_transaction_seconds", "Time to produce, checkpoint and commit a batch.")
+                        .buckets(exponential_buckets(0.001, 2.0, 16)?),
+                )?,
+            )?,
+            issues: engine.rules.named_issues().into_iter().collect(),
+        };
+        // Series that exist from the start, so that rates and ratios over
+        // them are defined before the first event.
+        for outcome in ["counted", "duplicate", "late", "stale", "attached", "invalid"] {
+            m.complaints.with_label_values(&[outcome]);
+        }
+        for action in ["delist", "relist"] {
+            m.commands.with_label_values(&[action]);
+        }
+        for t in ["opened", "step_completed", "escalated", "closed"] {
+            m.work_order_events.with_label_values(&[t]);
+        }
+        for v in ["defect_confirmed", "no_defect"] {
+            for t in ["threshold", "manual"] {
+                m.closed.with_label_values(&[v, t]);
+            }
+        }
+        Ok(m)
+    }
+
+    /// The `issue` label: the issue if the rules name it, else `other`.
+    pub fn issue_label<'a>(&self, issue: &'a str) -> &'a str {
+        if self.issues.contains(issue) {
+            issue
+        } else {
+            "other"
+        }
+    }
+
+    /// Counts a committed output.
+    pub fn output(&self, o: &Output) {
+        match o {
+            Output::Command(c) => {
+                let action = match c.action {
+                    Action::Delist => "delist",
+                    Action::Relist => "relist",
+                };
+                self.commands.with_label_values(&[action]).inc();
+            }
+            Output::WorkOrder(e) => {
+                self.work_order_events.with_label_values(&[e.type_str()]).inc();
+                match e {
+                    WorkOrderEvent::Opened { trigger, issue, .. } => {
+                        self.pulls.with_label_values(&[trigger.as_str(), self.issue_label(issue)]).inc();
+                    }
+                    WorkOrderEvent::StepCompleted { owner, at, started_at, .. } => {
+                        let secs = (at - started_at).max(0) as f64 / NANOS_PER_SEC as f64;
+                        self.step_duration.with_label_values(&[owner]).observe(secs);
+                    }
+                    WorkOrderEvent::Closed { verdict, trigger, .. } => {
+                        self.closed.with_label_values(&[verdict.as_str(), trigger.as_str()]).inc();
+                    }
+                    WorkOrderEvent::Escalated { .. } => {}
+                }
+            }
+        }
+    }
+
+    pub fn dlq(&self, reason: RejectReason) {
+        self.dlq.with_label_values(&[reason.as_str()]).inc();
+    }
+}

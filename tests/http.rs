@@ -1,0 +1,140 @@
+//! The HTTP endpoints of a running andon over real HTTP: metrics with the
+//! spec's names, health and readiness, the open andons, the status page,
+//! and odd requests.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use andon::dev_cluster::DevCluster;
+use common::*;
+use serde_json::Value;
+
+/// One HTTP/1.1 request on a fresh connection: (status, body).
+fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    request(addr, "GET", path)
+}
+
+#[test]
+fn metrics_health_readiness_andons_and_the_page_over_http() {
+    init_logs();
+    let topics = andon::config::Settings::from_toml("").expect("defaults").topics;
+    // One partition: the examples' counts are then exactly replay's.
+    let cluster = DevCluster::start(1, &topics).expect("cluster");
+    let bootstrap = cluster.bootstrap_servers();
+    let rules = std::fs::read_to_string(format!("{}/examples/andon.toml", env!("CARGO_MANIFEST_DIR"))).expect("rules");
+    let rules = format!("[rules.default]{}", rules.split("[rules.default]").nth(1).expect("rules"));
+    let settings = settings(&bootstrap, &rules);
+
+    let registry = prometheus::Registry::new();
+    let metrics = andon::metrics::Metrics::new(&registry, &settings.engine).expect("metrics");
+    let status = Arc::new(andon::status::Status::default());
+    *status.metrics.lock().expect("lock") = Some(metrics);
+    let addr = andon::http::serve("127.0.0.1:0".parse().expect("addr"), status.clone(), registry).expect("serve");
+
+    // Before the processor has joined: alive, not ready.
+    assert_eq!(get(addr, "/healthz").0, 200);
+    assert_eq!(get(addr, "/readyz").0, 503);
+
+    let lines = |f: &str| -> Vec<String> {
+        std::fs::read_to_string(format!("{}/examples/{f}", env!("CARGO_MANIFEST_DIR")))
+            .expect("example")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    produce(&bootstrap, "andon.complaints", &lines("complaints.jsonl"));
+    produce(&bootstrap, "andon.work-order-updates", &lines("updates.jsonl"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (flag, s, st) = (stop.clone(), settings.clone(), status.clone());
+    let h = std::thread::spawn(move || andon::kafka::run(Arc::new(s), st, &flag).expect("andon run"));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let (code, body) = get(addr, "/metrics");
+        assert_eq!(code, 200);
+        let done = body.contains("andon_commands_total{action=\"relist\"} 2")
+            && body.contains("andon_commands_total{action=\"delist\"} 4")
+            && body.contains("andon_dlq_total{reason=\"verdict_required\"} 1");
+        if done && get(addr, "/readyz").0 == 200 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "outputs never counted:\n{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // The spec's names and bounded labels, with the examples' counts.
+    for expected in [
+        "andon_pulls_total{issue=\"safety_hazard\",trigger=\"threshold\"} 1",
+        "andon_pulls_total{issue=\"other\",trigger=\"manual\"} 1",
+        "andon_commands_total{action=\"delist\"} 4",
+        "andon_work_orders_closed_total{trigger=\"threshold\",verdict=\"no_defect\"} 1",
+        "andon_dlq_total{reason=\"invalid_json\"} 1",
+        "andon_complaints_total{outcome=\"duplicate\"} 1",
+        "andon_step_duration_seconds_bucket{owner=\"product\"",
+        "andon_decision_latency_seconds_count",
+        "andon_restore_seconds_count 1",
+        "andon_rebalances_total",
+        "andon_transaction_seconds_count",
+        "andon_open_andons",
+        "andon_delisted_subjects",
+        "andon_state_keys",
+    ] {
+        assert!(metrics.contains(expected), "/metrics lacks {expected}:\n{metrics}");
+    }
+    assert!(!metrics.contains("B0PRINT01") && !metrics.contains("cust-"), "no label names a subject or customer");
+
+    // The board refreshes once a second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let andons: Vec<Value> = loop {
+        let (code, body) = get(addr, "/andons");
+        assert_eq!(code, 200);
+        let v: Vec<Value> = serde_json::from_str(&body).expect("JSON list");
+        if v.len() == 3 {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "open andons: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let lamp = andons.iter().find(|a| a["andon_id"] == "sku:B0LAMP003/flickers#1").expect("the lamp's andon is open");
+    assert_eq!(lamp["subject"], serde_json::json!({"kind": "sku", "id": "B0LAMP003"}));
+    assert_eq!(lamp["owner"], "product");
+    assert_eq!(lamp["evidence"], serde_json::json!(["c-0015", "c-0023"]));
+    let (code, body) = get(addr, "/andons/sku:B0LAMP003/flickers%231");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).expect("json")["step"], 1);
+    assert_eq!(get(addr, "/andons/sku:NOPE/x%231").0, 404);
+    let (code, recent) = get(addr, "/recent");
+    assert_eq!(code, 200);
+    assert!(recent.contains("\"relist\""), "{recent}");
+
+    // The page, and what must not work.
+    let (code, page) = get(addr, "/");
+    assert_eq!(code, 200);
+    assert!(page.contains("<title>andon") && !page.contains("http://") && !page.contains("https://"), "self-contained");
+    assert_eq!(get(addr, "/nope").0, 404);
+    assert_eq!(request(addr, "POST", "/metrics").0, 405);
+    assert_eq!(request(addr, "DELETE", "/andons").0, 405);
+    assert_eq!(get(addr, "/andons/%ZZ%").0 / 100, 4, "bad percent-encoding is a client error");
+    assert_eq!(get(addr, &format!("/andons/{}", "x".repeat(20_000))).0 / 100, 4);
+    assert_eq!(get(addr, "/healthz").0, 200, "still alive after odd requests");
+
+    stop.store(true, Ordering::SeqCst);
+    h.join().expect("andon thread");
+}
