@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -386,39 +386,13 @@ impl Processor {
                 let msg = self.group.poll(timeout);
                 // Assignments made inside that poll apply before its message.
                 handle_events(&self.group, &self.updates, &mut self.slots, &self.settings, &self.status)?;
-                match msg {
-                    Some(Ok(m)) => {
-                        if let Some(slot) = self.slots.get_mut(&m.partition()) {
-                            slot.task.push(incoming(Source::Complaints, &m));
-                            buffered += 1;
-                        }
-                    }
-                    Some(Err(KafkaError::PartitionEOF(p))) => {
-                        if let Some(slot) = self.slots.get_mut(&p) {
-                            slot.task.at_end(Source::Complaints);
-                        }
-                    }
-                    Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-                    None => break,
-                }
+                let Some(msg) = msg else { break };
+                buffered += route(&mut self.slots, Source::Complaints, msg);
             }
             let before = buffered;
             for _ in 0..10_000 {
-                match self.updates.poll(Duration::ZERO) {
-                    Some(Ok(m)) => {
-                        if let Some(slot) = self.slots.get_mut(&m.partition()) {
-                            slot.task.push(incoming(Source::Updates, &m));
-                            buffered += 1;
-                        }
-                    }
-                    Some(Err(KafkaError::PartitionEOF(p))) => {
-                        if let Some(slot) = self.slots.get_mut(&p) {
-                            slot.task.at_end(Source::Updates);
-                        }
-                    }
-                    Some(Err(e)) => tracing::warn!(error = %e, "updates consumer error"),
-                    None => break,
-                }
+                let Some(msg) = self.updates.poll(Duration::ZERO) else { break };
+                buffered += route(&mut self.slots, Source::Updates, msg);
             }
             wait = buffered == before;
             if left.is_zero() || shutdown.load(Ordering::Relaxed) {
@@ -781,6 +755,30 @@ fn send(producer: &BaseProducer<ProduceContext>, mut rec: BaseRecord<'_, [u8], [
                 producer.poll(Duration::from_millis(10));
             }
             Err((e, _)) => return Err(e.into()),
+        }
+    }
+}
+
+/// Hands a polled record to its partition's task (or notes that the
+/// partition is at its end); returns how many records it buffered.
+fn route(slots: &mut BTreeMap<i32, Slot>, source: Source, msg: Result<BorrowedMessage<'_>, KafkaError>) -> usize {
+    match msg {
+        Ok(m) => match slots.get_mut(&m.partition()) {
+            Some(slot) => {
+                slot.task.push(incoming(source, &m));
+                1
+            }
+            None => 0,
+        },
+        Err(KafkaError::PartitionEOF(p)) => {
+            if let Some(slot) = slots.get_mut(&p) {
+                slot.task.at_end(source);
+            }
+            0
+        }
+        Err(e) => {
+            tracing::warn!(?source, error = %e, "consumer error");
+            0
         }
     }
 }
