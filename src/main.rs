@@ -73,7 +73,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // The demo's terminal view is its output: only warnings (and the
+    // address of its page) go to the log there.
+    let default_filter = match cli.command {
+        Command::Demo { .. } => "warn,andon::http=info,andon::kafka::task=error",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
     match cli.log_format {
         LogFormat::Json => logs.json().flatten_event(true).init(),

@@ -276,7 +276,7 @@ fn two_processes_split_the_partitions_and_take_over_from_each_other() {
     // half of its partitions over (cooperative rebalance); then A leaves
     // and B takes over the rest.
     let mut a = andon(&args, &a_log);
-    let first = (expected_outputs(&expected) / 5) as usize;
+    let first = expected_outputs(&expected) / 5;
     let deadline = Instant::now() + Duration::from_secs(60);
     while counted_outputs(&bootstrap) < first {
         assert!(Instant::now() < deadline, "A makes no progress: {}", std::fs::read_to_string(&a_log).unwrap_or_default());

@@ -27,18 +27,50 @@ pub enum TopologyError {
     Kafka(#[from] KafkaError),
 }
 
-fn base(settings: &Settings) -> ClientConfig {
+/// Properties that only one kind of client takes: passing them to the
+/// other makes librdkafka warn at every client creation.
+const CONSUMER_ONLY: &[&str] = &[
+    "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms", "group.", "partition.assignment.strategy",
+    "auto.offset.reset", "enable.auto.", "auto.commit.", "isolation.level", "fetch.", "queued.", "enable.partition.eof",
+    "check.crcs", "allow.auto.create.topics",
+];
+const PRODUCER_ONLY: &[&str] = &[
+    "linger.ms", "queue.buffering.", "acks", "request.required.acks", "compression.", "transactional.id",
+    "transaction.timeout.ms", "enable.idempotence", "batch.", "message.timeout.ms", "delivery.timeout.ms", "retries",
+    "message.send.max.retries", "partitioner", "sticky.",
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Consumer,
+    Producer,
+    Admin,
+}
+
+/// The user's `[kafka.properties]` that apply to a client of `role`.
+fn user_properties(settings: &Settings, role: Role) -> impl Iterator<Item = (&String, &String)> {
+    settings.kafka.properties.iter().filter(move |(k, _)| {
+        let only = |list: &[&str]| list.iter().any(|p| k.starts_with(p));
+        match role {
+            Role::Consumer => !only(PRODUCER_ONLY),
+            Role::Producer => !only(CONSUMER_ONLY),
+            Role::Admin => !only(PRODUCER_ONLY) && !only(CONSUMER_ONLY),
+        }
+    })
+}
+
+fn base(settings: &Settings, role: Role) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &settings.kafka.brokers);
     c.set_log_level(RDKafkaLogLevel::Warning);
-    for (k, v) in &settings.kafka.properties {
+    for (k, v) in user_properties(settings, role) {
         c.set(k, v);
     }
     c
 }
 
 fn consumer_base(settings: &Settings) -> ClientConfig {
-    let mut c = base(settings);
+    let mut c = base(settings, Role::Consumer);
     c.set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -49,7 +81,7 @@ fn consumer_base(settings: &Settings) -> ClientConfig {
         // The merge by event time needs to know when an input is caught up.
         .set("enable.partition.eof", "true");
     // User properties win (they were set in `base`; set them again on top).
-    for (k, v) in &settings.kafka.properties {
+    for (k, v) in user_properties(settings, Role::Consumer) {
         c.set(k, v);
     }
     c
@@ -74,16 +106,16 @@ pub fn group_consumer(settings: &Settings) -> ClientConfig {
     if !settings.kafka.properties.contains_key("statistics.interval.ms") {
         c.set("statistics.interval.ms", "5000");
     }
-    for (k, v) in &settings.kafka.properties {
+    for (k, v) in user_properties(settings, Role::Consumer) {
         c.set(k, v);
     }
     c
 }
 
 pub fn producer(settings: &Settings) -> ClientConfig {
-    let mut c = base(settings);
+    let mut c = base(settings, Role::Producer);
     c.set("enable.idempotence", "true").set("linger.ms", "5");
-    for (k, v) in &settings.kafka.properties {
+    for (k, v) in user_properties(settings, Role::Producer) {
         c.set(k, v);
     }
     c
@@ -170,7 +202,7 @@ pub fn check_topics(settings: &Settings) -> Result<usize, TopologyError> {
 }
 
 fn create(settings: &Settings, topics: &[&str], partitions: usize) -> Result<(), TopologyError> {
-    let admin: AdminClient<DefaultClientContext> = base(settings).create()?;
+    let admin: AdminClient<DefaultClientContext> = base(settings, Role::Admin).create()?;
     let state = settings.topics.state.as_str();
     let new: Vec<NewTopic<'_>> = topics
         .iter()
