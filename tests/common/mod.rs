@@ -26,6 +26,8 @@ group_id = "andon-test"
 [kafka.properties]
 "session.timeout.ms" = "6000"
 "heartbeat.interval.ms" = "500"
+[http]
+listen = "127.0.0.1:0"
 [processing]
 commit_interval = "50ms"
 max_task_idle = "200ms"
