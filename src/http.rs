@@ -65,6 +65,10 @@ pub fn serve(listen: SocketAddr, status: Arc<Status>, registry: Registry) -> std
 }
 
 async fn metrics(State(app): State<App>) -> Response {
+    // Readiness is a flag the processor flips; read it when scraped.
+    if let Some(m) = app.status.metrics() {
+        m.ready.set(i64::from(app.status.ready.load(Ordering::Relaxed)));
+    }
     let mut buf = Vec::new();
     match TextEncoder::new().encode(&app.registry.gather(), &mut buf) {
         Ok(()) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], buf).into_response(),

@@ -33,6 +33,9 @@ pub struct Metrics {
     pub restore_seconds: Histogram,
     pub rebalances: IntCounter,
     pub transaction_seconds: Histogram,
+    /// 1 when `/readyz` would answer 200. Not in the spec's list: added so
+    /// that Prometheus can alert on an instance that is up but not ready.
+    pub ready: IntGauge,
     issues: HashSet<String>,
 }
 
@@ -101,6 +104,10 @@ impl Metrics {
                         .buckets(exponential_buckets(0.001, 2.0, 16)?),
                 )?,
             )?,
+            ready: reg(
+                registry,
+                IntGauge::new("andon_ready", "1 when every assigned partition is restored and processing (/readyz).")?,
+            )?,
             issues: engine.rules.named_issues().into_iter().collect(),
         };
         // Series that exist from the start, so that rates and ratios over
@@ -118,6 +125,18 @@ impl Metrics {
             for t in ["threshold", "manual"] {
                 m.closed.with_label_values(&[v, t]);
             }
+        }
+        for issue in m.issues.iter().map(String::as_str).chain(["other"]) {
+            for t in ["threshold", "manual"] {
+                m.pulls.with_label_values(&[t, issue]);
+            }
+        }
+        let rules = &engine.rules;
+        for step in std::iter::once(&rules.default).chain(rules.by_issue.iter().map(|(_, r)| r)).flat_map(|r| r.route.iter()) {
+            m.step_duration.with_label_values(&[&step.owner]);
+        }
+        for reason in RejectReason::ALL {
+            m.dlq.with_label_values(&[reason.as_str()]);
         }
         Ok(m)
     }
