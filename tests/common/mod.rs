@@ -247,3 +247,15 @@ pub fn wait_stable<T: PartialEq>(
         last = now;
     }
 }
+
+/// A tool from Debian's packages that `scripts/test` installs (promtool,
+/// prometheus, chromium). Missing, the test fails: it never skips.
+pub fn need_tool(tool: &str) -> std::path::PathBuf {
+    for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
+        let p = std::path::Path::new(dir).join(tool);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{tool} is not installed: run scripts/test (the README's test command), which installs it");
+}
