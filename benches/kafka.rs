@@ -160,7 +160,9 @@ fn topics(prefix: &str, complaints: &str) -> Topics {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,librdkafka=error".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,librdkafka=error".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let bench = std::env::args().any(|a| a == "--bench");

@@ -107,7 +107,11 @@ fn generate(n: usize, skus: u64) -> Vec<u8> {
         let secs = start + (i as i64) / 50;
         let ms = (i % 50) * 20;
         let ts = chrono::DateTime::from_timestamp(secs, ms as u32 * 1_000_000).expect("in range");
-        let note = if i % 3 == 0 { r#","note":"Customer says the box arrived crushed and the item does not work""# } else { "" };
+        let note = if i % 3 == 0 {
+            r#","note":"Customer says the box arrived crushed and the item does not work""#
+        } else {
+            ""
+        };
         out.extend_from_slice(
             format!(
                 r#"{{"event_id":"ev-{i:010}","occurred_at":"{}","subject":{{"kind":"sku","id":"B{sku:09}"}},"issue":"{issue}","customer_id":"cust-{:07}","channel":"{}","agent_id":"agent-{:03}"{note}}}"#,

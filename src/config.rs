@@ -248,10 +248,7 @@ pub struct Rules {
 
 impl Rules {
     pub fn for_issue(&self, issue: &str) -> &Rule {
-        self.by_issue
-            .iter()
-            .find(|(issues, _)| issues.iter().any(|i| i == issue))
-            .map_or(&self.default, |(_, r)| r)
+        self.by_issue.iter().find(|(issues, _)| issues.iter().any(|i| i == issue)).map_or(&self.default, |(_, r)| r)
     }
 
     /// The longest window of all rules: it bounds how long duplicates are remembered.
@@ -287,9 +284,7 @@ pub struct KafkaSettings {
 /// Property names whose values must never be printed.
 pub fn is_secret_property(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["password", "secret", "token", "sasl.jaas", "key.pem", "keystore", "credentials"]
-        .iter()
-        .any(|s| n.contains(s))
+    ["password", "secret", "token", "sasl.jaas", "key.pem", "keystore", "credentials"].iter().any(|s| n.contains(s))
         || n.ends_with(".key")
 }
 
@@ -485,8 +480,9 @@ fn humantime_str(nanos: Dur) -> String {
 
 /// `100ms`, `12h`, `7d`, ... into a non-negative span.
 fn duration(field: &str, s: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| ConfigError::new(field, format!("{s:?} is not a duration like \"100ms\", \"12h\" or \"7d\" ({e})")))
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        ConfigError::new(field, format!("{s:?} is not a duration like \"100ms\", \"12h\" or \"7d\" ({e})"))
+    })
 }
 
 fn nanos(field: &str, s: &str) -> Result<Dur, ConfigError> {
@@ -520,10 +516,7 @@ fn flatten_properties(
                 flatten_properties(&key, &m, out)?;
             }
             _ => {
-                return Err(ConfigError::new(
-                    format!("kafka.properties.{key}"),
-                    "must be a string, number or boolean",
-                ))
+                return Err(ConfigError::new(format!("kafka.properties.{key}"), "must be a string, number or boolean"))
             }
         }
     }
@@ -532,14 +525,11 @@ fn flatten_properties(
 
 fn convert(raw: RawSettings) -> Result<Settings, ConfigError> {
     // Owners: the spec's three by default, each overridable, more addable.
-    let mut owners: BTreeMap<String, Dur> = [
-        ("product", 24 * 3600),
-        ("operations", 12 * 3600),
-        ("supply_chain", 48 * 3600),
-    ]
-    .into_iter()
-    .map(|(k, s)| (k.to_owned(), s * 1_000_000_000))
-    .collect();
+    let mut owners: BTreeMap<String, Dur> =
+        [("product", 24 * 3600), ("operations", 12 * 3600), ("supply_chain", 48 * 3600)]
+            .into_iter()
+            .map(|(k, s)| (k.to_owned(), s * 1_000_000_000))
+            .collect();
     for (name, owner) in &raw.owners {
         let field = format!("owners.{name}.sla");
         match &owner.sla {
@@ -610,11 +600,9 @@ fn convert(raw: RawSettings) -> Result<Settings, ConfigError> {
     if p.max_event_bytes < 1 || p.max_event_bytes > 64 * 1024 * 1024 {
         return Err(ConfigError::new("processing.max_event_bytes", "must be between 1 and 67108864"));
     }
-    let listen: SocketAddr = raw
-        .http
-        .listen
-        .parse()
-        .map_err(|_| ConfigError::new("http.listen", format!("{:?} is not an address like 127.0.0.1:9898", raw.http.listen)))?;
+    let listen: SocketAddr = raw.http.listen.parse().map_err(|_| {
+        ConfigError::new("http.listen", format!("{:?} is not an address like 127.0.0.1:9898", raw.http.listen))
+    })?;
 
     let mut properties = BTreeMap::new();
     flatten_properties("", &raw.kafka.properties, &mut properties)?;
@@ -679,7 +667,9 @@ fn rule(
     let threshold = match raw.threshold {
         None => base.threshold,
         Some(t) if (1..=1_000_000).contains(&t) => t as u32,
-        Some(t) => return Err(ConfigError::new(format!("{field}.threshold"), format!("{t} is not between 1 and 1000000"))),
+        Some(t) => {
+            return Err(ConfigError::new(format!("{field}.threshold"), format!("{t} is not between 1 and 1000000")))
+        }
     };
     let window = match &raw.window {
         None => base.window,
@@ -696,7 +686,10 @@ fn rule(
         Some("delist") => RuleAction::Delist,
         Some("notify") => RuleAction::Notify,
         Some(other) => {
-            return Err(ConfigError::new(format!("{field}.action"), format!("{other:?} is not \"delist\" or \"notify\"")))
+            return Err(ConfigError::new(
+                format!("{field}.action"),
+                format!("{other:?} is not \"delist\" or \"notify\""),
+            ))
         }
     };
     let route = match (&raw.route, default_route) {
@@ -720,10 +713,9 @@ fn route_steps<'a>(
     names
         .map(|name| match owners.get(name) {
             Some(sla) => Ok(RouteStep { owner: name.to_owned(), sla: *sla }),
-            None => Err(ConfigError::new(
-                field,
-                format!("owner {name:?} has no sla (add [owners.{name}] sla = \"24h\")"),
-            )),
+            None => {
+                Err(ConfigError::new(field, format!("owner {name:?} has no sla (add [owners.{name}] sla = \"24h\")")))
+            }
         })
         .collect()
 }

@@ -103,14 +103,9 @@ sla = "30s"
 const BAD_PULL_TARGET: f64 = 0.02;
 
 /// Runs the demo until `shutdown` is set or `duration` has passed.
-pub fn run(
-    settings: Settings,
-    duration: Option<Duration>,
-    shutdown: Arc<AtomicBool>,
-) -> anyhow::Result<()> {
+pub fn run(settings: Settings, duration: Option<Duration>, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
     let started = Instant::now();
-    let cluster =
-        DevCluster::start(PARTITIONS, &settings.topics).context("starting the embedded cluster")?;
+    let cluster = DevCluster::start(PARTITIONS, &settings.topics).context("starting the embedded cluster")?;
     let bootstrap = cluster.bootstrap_servers();
     let (settings, demo_rules) = demo_settings(settings, &bootstrap)?;
     let settings = Arc::new(settings);
@@ -147,25 +142,16 @@ pub fn run(
     let stats = Arc::new(GenStats::default());
     let sim_stop = Arc::new(AtomicBool::new(false));
     let generator = {
-        let (bootstrap, topic, truth, stats, stop) = (
-            bootstrap.clone(),
-            settings.topics.complaints.clone(),
-            truth.clone(),
-            stats.clone(),
-            sim_stop.clone(),
-        );
+        let (bootstrap, topic, truth, stats, stop) =
+            (bootstrap.clone(), settings.topics.complaints.clone(), truth.clone(), stats.clone(), sim_stop.clone());
         std::thread::Builder::new()
             .name("traffic".into())
             .spawn(move || generator(&bootstrap, &topic, &truth, &stats, &stop))
             .context("starting the traffic thread")?
     };
     let owners = {
-        let (bootstrap, topics, truth, stop) = (
-            bootstrap.clone(),
-            settings.topics.clone(),
-            truth.clone(),
-            sim_stop.clone(),
-        );
+        let (bootstrap, topics, truth, stop) =
+            (bootstrap.clone(), settings.topics.clone(), truth.clone(), sim_stop.clone());
         std::thread::Builder::new()
             .name("owners".into())
             .spawn(move || owners(&bootstrap, &topics, &truth, &stop))
@@ -173,19 +159,10 @@ pub fn run(
     };
 
     // The view runs here, on the main thread, next to the cluster.
-    let mut view = View::new(
-        &bootstrap,
-        &settings.kafka.group_id,
-        &settings.topics,
-        demo_rules,
-    )?;
+    let mut view = View::new(&bootstrap, &settings.kafka.group_id, &settings.topics, demo_rules)?;
     view.page = page;
     let mut rate = Rate::new();
-    let refresh = if terminal {
-        Duration::from_secs(1)
-    } else {
-        Duration::from_secs(5)
-    };
+    let refresh = if terminal { Duration::from_secs(1) } else { Duration::from_secs(5) };
     let mut next_frame = Instant::now() + Duration::from_millis(300);
     let mut early_end: Option<&str> = None;
     loop {
@@ -256,11 +233,7 @@ pub fn run(
 /// are in use.
 fn demo_settings(mut settings: Settings, bootstrap: &str) -> anyhow::Result<(Settings, bool)> {
     settings.kafka.brokers = bootstrap.to_owned();
-    settings
-        .kafka
-        .properties
-        .entry("session.timeout.ms".into())
-        .or_insert_with(|| "6000".into());
+    settings.kafka.properties.entry("session.timeout.ms".into()).or_insert_with(|| "6000".into());
     let defaults = Settings::from_toml("").context("default settings")?;
     let user_rules = *settings.engine != *defaults.engine || settings.owners != defaults.owners;
     if user_rules {
@@ -277,17 +250,11 @@ fn demo_settings(mut settings: Settings, bootstrap: &str) -> anyhow::Result<(Set
 
 fn rules_line(settings: &Settings, demo_rules: bool) -> String {
     let rules = &settings.engine.rules;
-    let d = |nanos: i64| {
-        humantime::format_duration(Duration::from_secs((nanos / 1_000_000_000).max(0) as u64))
-            .to_string()
-    };
+    let d =
+        |nanos: i64| humantime::format_duration(Duration::from_secs((nanos / 1_000_000_000).max(0) as u64)).to_string();
     let mut s = format!(
         "rules ({}): {} customers within {}",
-        if demo_rules {
-            "demo"
-        } else {
-            "from your configuration"
-        },
+        if demo_rules { "demo" } else { "from your configuration" },
         rules.default.threshold,
         d(rules.default.window)
     );
@@ -296,19 +263,9 @@ fn rules_line(settings: &Settings, demo_rules: bool) -> String {
             crate::config::RuleAction::Delist => "delist",
             crate::config::RuleAction::Notify => "notify",
         };
-        let _ = write!(
-            s,
-            "; {}: {} in {}, {action}",
-            issues.join("/"),
-            r.threshold,
-            d(r.window)
-        );
+        let _ = write!(s, "; {}: {} in {}, {action}", issues.join("/"), r.threshold, d(r.window));
     }
-    let slas: Vec<String> = settings
-        .owners
-        .iter()
-        .map(|(o, sla)| format!("{o} {}", d(*sla)))
-        .collect();
+    let slas: Vec<String> = settings.owners.iter().map(|(o, sla)| format!("{o} {}", d(*sla))).collect();
     let _ = write!(s, "; SLAs {}", slas.join(", "));
     s
 }
@@ -328,9 +285,7 @@ struct Rng(u64);
 
 impl Rng {
     fn seeded(salt: u64) -> Self {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         Self(t ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id()))
     }
 
@@ -439,12 +394,8 @@ const FIRST_INCIDENTS: usize = 5;
 const CUSTOMERS: u64 = 3_000_000;
 
 /// Issues of complaints about SKUs, by how common they are.
-const SKU_ISSUES: [(&str, f64); 4] = [
-    ("damaged_in_transit", 0.42),
-    ("wrong_item", 0.22),
-    ("missing_parts", 0.20),
-    ("print_defect", 0.16),
-];
+const SKU_ISSUES: [(&str, f64); 4] =
+    [("damaged_in_transit", 0.42), ("wrong_item", 0.22), ("missing_parts", 0.20), ("print_defect", 0.16)];
 /// Issues of genuine defects: production faults more than transit.
 const DEFECT_ISSUES: [(&str, f64); 5] = [
     ("print_defect", 0.32),
@@ -453,46 +404,20 @@ const DEFECT_ISSUES: [(&str, f64); 5] = [
     ("wrong_item", 0.14),
     ("safety_hazard", 0.06),
 ];
-const CHANNELS: [(&str, f64); 5] = [
-    ("chat", 0.38),
-    ("email", 0.27),
-    ("phone", 0.22),
-    ("social", 0.09),
-    ("other", 0.04),
-];
+const CHANNELS: [(&str, f64); 5] =
+    [("chat", 0.38), ("email", 0.27), ("phone", 0.22), ("social", 0.09), ("other", 0.04)];
 const REGIONS: [&str; 6] = ["eu-west", "eu-central", "us-east", "us-west", "uk", "apac"];
 
 fn note_for(issue: &str, rng: &mut Rng) -> &'static str {
     let notes: &[&str] = match issue {
-        "damaged_in_transit" => &[
-            "box crushed on arrival",
-            "arrived wet, packaging torn",
-            "dented corner, outer box fine",
-        ],
-        "print_defect" => &[
-            "print is smeared",
-            "colours off, image blurry",
-            "text misaligned on the label",
-        ],
-        "wrong_item" => &[
-            "received a different model",
-            "wrong colour sent",
-            "size does not match the order",
-        ],
-        "missing_parts" => &[
-            "screws missing",
-            "no power adapter in the box",
-            "manual and one shelf missing",
-        ],
-        "safety_hazard" => &[
-            "charger gets very hot",
-            "sharp edge cut my hand",
-            "smell of burning plastic",
-        ],
-        "promo_price_mismatch" => &[
-            "discount not applied at checkout",
-            "price in cart higher than advertised",
-        ],
+        "damaged_in_transit" => {
+            &["box crushed on arrival", "arrived wet, packaging torn", "dented corner, outer box fine"]
+        }
+        "print_defect" => &["print is smeared", "colours off, image blurry", "text misaligned on the label"],
+        "wrong_item" => &["received a different model", "wrong colour sent", "size does not match the order"],
+        "missing_parts" => &["screws missing", "no power adapter in the box", "manual and one shelf missing"],
+        "safety_hazard" => &["charger gets very hot", "sharp edge cut my hand", "smell of burning plastic"],
+        "promo_price_mismatch" => &["discount not applied at checkout", "price in cart higher than advertised"],
         _ => &["customer unhappy"],
     };
     rng.pick(notes)
@@ -500,10 +425,7 @@ fn note_for(issue: &str, rng: &mut Rng) -> &'static str {
 
 fn sku_id(rank: usize) -> String {
     // A bijection on u32 (odd multiplier): popular SKUs do not look sequential.
-    format!(
-        "B0{:08X}",
-        (rank as u32).wrapping_add(1).wrapping_mul(2_654_435_761)
-    )
+    format!("B0{:08X}", (rank as u32).wrapping_add(1).wrapping_mul(2_654_435_761))
 }
 
 /// Subjects known to be genuinely defective, `<subject key>|<issue>`, until
@@ -575,18 +497,12 @@ impl Traffic {
         let channel = rng.weighted(&CHANNELS);
         if let Some(o) = v.as_object_mut() {
             if rng.chance(0.85) {
-                o.insert(
-                    "order_id".into(),
-                    json!(format!("o-{}", 10_000_000 + rng.below(89_999_999))),
-                );
+                o.insert("order_id".into(), json!(format!("o-{}", 10_000_000 + rng.below(89_999_999))));
             }
             if rng.chance(0.9) {
                 o.insert("channel".into(), json!(channel));
                 if matches!(channel, "phone" | "chat") {
-                    o.insert(
-                        "agent_id".into(),
-                        json!(format!("agent-{:03}", rng.below(240))),
-                    );
+                    o.insert("agent_id".into(), json!(format!("agent-{:03}", rng.below(240))));
                 }
             }
             if rng.chance(0.7) {
@@ -604,22 +520,12 @@ impl Traffic {
         // Promotions get few complaints outside real pricing bugs.
         if self.rng.chance(0.000_3) {
             let p = PROMOTIONS[self.rng.zipf(PROMOTIONS.len(), 1.0)];
-            return (
-                format!("promotion:{p}"),
-                self.complaint("promotion", p, "promo_price_mismatch", at, None),
-            );
+            return (format!("promotion:{p}"), self.complaint("promotion", p, "promo_price_mismatch", at, None));
         }
         let id = sku_id(self.rng.zipf(SKUS, SKU_SKEW));
         // Safety hazards pull at once (threshold 1): they must be rare.
-        let issue = if self.rng.chance(0.000_05) {
-            "safety_hazard"
-        } else {
-            self.rng.weighted(&SKU_ISSUES)
-        };
-        (
-            format!("sku:{id}"),
-            self.complaint("sku", &id, issue, at, None),
-        )
+        let issue = if self.rng.chance(0.000_05) { "safety_hazard" } else { self.rng.weighted(&SKU_ISSUES) };
+        (format!("sku:{id}"), self.complaint("sku", &id, issue, at, None))
     }
 
     fn remember(&mut self, key: &str, value: &str) {
@@ -633,13 +539,7 @@ impl Traffic {
 /// Produces complaints until `stop`: background noise over the catalogue,
 /// genuine incidents whose complaints cluster, repeat contacts, duplicates,
 /// late and malformed records, and the odd manual pull.
-fn generator(
-    bootstrap: &str,
-    topic: &str,
-    truth: &Truth,
-    stats: &GenStats,
-    stop: &AtomicBool,
-) -> anyhow::Result<()> {
+fn generator(bootstrap: &str, topic: &str, truth: &Truth, stats: &GenStats, stop: &AtomicBool) -> anyhow::Result<()> {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         // The Java client's partitioner, as the spec asks of producers.
@@ -648,11 +548,7 @@ fn generator(
         .set("enable.idempotence", "true")
         .create()
         .context("traffic producer")?;
-    let mut t = Traffic {
-        rng: Rng::seeded(1),
-        seq: 0,
-        recent: VecDeque::new(),
-    };
+    let mut t = Traffic { rng: Rng::seeded(1), seq: 0, recent: VecDeque::new() };
     let mut incidents: Vec<Incident> = Vec::new();
     let started = Instant::now();
     let mut last = started;
@@ -693,14 +589,7 @@ fn generator(
             } else {
                 // Defects show first on what sells: the head of the catalogue.
                 let id = sku_id(t.rng.zipf(SKUS / 50, 0.9));
-                Incident {
-                    kind: "sku",
-                    id,
-                    issue: t.rng.weighted(&DEFECT_ISSUES),
-                    rate: 0.0,
-                    due: 0.0,
-                    ends: now,
-                }
+                Incident { kind: "sku", id, issue: t.rng.weighted(&DEFECT_ISSUES), rate: 0.0, due: 0.0, ends: now }
             };
             let key = incident.truth_key();
             if incidents.iter().any(|i| i.truth_key() == key) {
@@ -762,8 +651,7 @@ fn generator(
                 }
             } else if roll < 0.095 {
                 // Late: an agent files a call from minutes ago.
-                let ago =
-                    chrono::Duration::milliseconds((t.rng.between(45.0, 360.0) * 1000.0) as i64);
+                let ago = chrono::Duration::milliseconds((t.rng.between(45.0, 360.0) * 1000.0) as i64);
                 let (key, v) = t.noise(at - ago);
                 stats.late.fetch_add(1, Ordering::Relaxed);
                 out.push((key, v.to_string()));
@@ -777,14 +665,8 @@ fn generator(
                 if let Some(o) = v.as_object_mut() {
                     o.insert("pull".into(), json!(true));
                     o.insert("channel".into(), json!("phone"));
-                    o.insert(
-                        "agent_id".into(),
-                        json!(format!("agent-{:03}", t.rng.below(240))),
-                    );
-                    o.insert(
-                        "note".into(),
-                        json!("agent: several similar reports today, pulling"),
-                    );
+                    o.insert("agent_id".into(), json!(format!("agent-{:03}", t.rng.below(240))));
+                    o.insert("note".into(), json!("agent: several similar reports today, pulling"));
                 }
                 stats.manual.fetch_add(1, Ordering::Relaxed);
                 out.push((key, v.to_string()));
@@ -804,9 +686,7 @@ fn generator(
         producer.poll(Duration::ZERO);
         std::thread::sleep(Duration::from_millis(20).saturating_sub(now.elapsed()));
     }
-    producer
-        .flush(Duration::from_secs(5))
-        .context("flushing complaints")?;
+    producer.flush(Duration::from_secs(5)).context("flushing complaints")?;
     Ok(())
 }
 
@@ -834,10 +714,7 @@ fn malformed(rng: &mut Rng, key: String, mut v: Value) -> (String, String) {
         3 => {
             // A timestamp without an offset.
             if let Some(o) = v.as_object_mut() {
-                o.insert(
-                    "occurred_at".into(),
-                    json!(Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string()),
-                );
+                o.insert("occurred_at".into(), json!(Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string()));
             }
             (key, v.to_string())
         }
@@ -850,13 +727,7 @@ fn malformed(rng: &mut Rng, key: String, mut v: Value) -> (String, String) {
 
 /// Sends one record; a full local queue waits for deliveries instead of
 /// dropping the record.
-fn send(
-    producer: &BaseProducer,
-    topic: &str,
-    key: &str,
-    value: &str,
-    stop: &AtomicBool,
-) -> anyhow::Result<()> {
+fn send(producer: &BaseProducer, topic: &str, key: &str, value: &str, stop: &AtomicBool) -> anyhow::Result<()> {
     let mut rec: BaseRecord<'_, str, str> = BaseRecord::to(topic).key(key).payload(value);
     loop {
         match producer.send(rec) {
@@ -892,17 +763,8 @@ struct Job {
 
 /// The simulated owners: read `opened` work orders and act on them step by
 /// step with human delays, until `stop`.
-fn owners(
-    bootstrap: &str,
-    topics: &Topics,
-    truth: &Truth,
-    stop: &AtomicBool,
-) -> anyhow::Result<()> {
-    let consumer = reader(
-        bootstrap,
-        "andon-demo-owners",
-        &[topics.work_orders.as_str()],
-    )?;
+fn owners(bootstrap: &str, topics: &Topics, truth: &Truth, stop: &AtomicBool) -> anyhow::Result<()> {
+    let consumer = reader(bootstrap, "andon-demo-owners", &[topics.work_orders.as_str()])?;
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("partitioner", "murmur2_random")
@@ -926,22 +788,15 @@ fn owners(
             if let Some(v) = opened {
                 if let Some((andon_id, job)) = job_from(&v, truth, &mut rng) {
                     if seen.insert(andon_id.clone()) {
-                        let delay =
-                            step_delay(&mut rng, job.owners.first().map_or("", String::as_str));
-                        agenda.push(std::cmp::Reverse((
-                            Instant::now() + delay,
-                            andon_id.clone(),
-                        )));
+                        let delay = step_delay(&mut rng, job.owners.first().map_or("", String::as_str));
+                        agenda.push(std::cmp::Reverse((Instant::now() + delay, andon_id.clone())));
                         jobs.insert(andon_id, job);
                     }
                 }
             }
         }
         let now = Instant::now();
-        while agenda
-            .peek()
-            .is_some_and(|std::cmp::Reverse((t, _))| *t <= now)
-        {
+        while agenda.peek().is_some_and(|std::cmp::Reverse((t, _))| *t <= now) {
             let Some(std::cmp::Reverse((_, andon_id))) = agenda.pop() else {
                 break;
             };
@@ -957,11 +812,7 @@ fn owners(
                 None
             };
             sent += 1;
-            let owner = job
-                .owners
-                .get(job.step as usize - 1)
-                .cloned()
-                .unwrap_or_default();
+            let owner = job.owners.get(job.step as usize - 1).cloned().unwrap_or_default();
             let mut update = json!({
                 // Unique and short, whatever the length of the andon_id.
                 "update_id": format!("upd-{run:08x}-{sent}"),
@@ -981,13 +832,7 @@ fn owners(
                     }),
                 );
             }
-            send(
-                &producer,
-                &topics.work_order_updates,
-                &job.subject_key,
-                &update.to_string(),
-                stop,
-            )?;
+            send(&producer, &topics.work_order_updates, &job.subject_key, &update.to_string(), stop)?;
             if verdict.is_some() {
                 if job.confirm {
                     // The fix ends the incident: the relisted subject goes quiet.
@@ -996,22 +841,13 @@ fn owners(
                 jobs.remove(&andon_id);
             } else {
                 job.step += 1;
-                let next_owner = job
-                    .owners
-                    .get(job.step as usize - 1)
-                    .cloned()
-                    .unwrap_or_default();
-                agenda.push(std::cmp::Reverse((
-                    now + step_delay(&mut rng, &next_owner),
-                    andon_id,
-                )));
+                let next_owner = job.owners.get(job.step as usize - 1).cloned().unwrap_or_default();
+                agenda.push(std::cmp::Reverse((now + step_delay(&mut rng, &next_owner), andon_id)));
             }
         }
         producer.poll(Duration::ZERO);
     }
-    producer
-        .flush(Duration::from_secs(5))
-        .context("flushing updates")?;
+    producer.flush(Duration::from_secs(5)).context("flushing updates")?;
     Ok(())
 }
 
@@ -1021,12 +857,8 @@ fn job_from(v: &Value, truth: &Truth, rng: &mut Rng) -> Option<(String, Job)> {
     let andon_id = v.get("andon_id")?.as_str()?.to_owned();
     let subject_key = andon_id.rsplit_once('/')?.0.to_owned();
     let issue = v.get("issue")?.as_str()?;
-    let owners: Vec<String> = v
-        .get("steps")?
-        .as_array()?
-        .iter()
-        .filter_map(|s| s.get("owner")?.as_str().map(str::to_owned))
-        .collect();
+    let owners: Vec<String> =
+        v.get("steps")?.as_array()?.iter().filter_map(|s| s.get("owner")?.as_str().map(str::to_owned)).collect();
     if owners.is_empty() {
         return None;
     }
@@ -1048,17 +880,7 @@ fn job_from(v: &Value, truth: &Truth, rng: &mut Rng) -> Option<(String, Job)> {
     };
     let confirm = rng.chance(p_confirm);
     let early = rng.chance(0.7);
-    Some((
-        andon_id,
-        Job {
-            subject_key,
-            truth_key,
-            owners,
-            step: 1,
-            confirm,
-            early,
-        },
-    ))
+    Some((andon_id, Job { subject_key, truth_key, owners, step: 1, confirm, early }))
 }
 
 /// How long an owner takes for a step: mostly seconds, sometimes much
@@ -1092,20 +914,13 @@ fn reader(bootstrap: &str, group: &str, topics: &[&str]) -> anyhow::Result<BaseC
         .set("enable.partition.eof", "false")
         .create()
         .context("consumer")?;
-    let md = consumer
-        .fetch_metadata(None, Duration::from_secs(10))
-        .context("reading topic metadata")?;
+    let md = consumer.fetch_metadata(None, Duration::from_secs(10)).context("reading topic metadata")?;
     let mut tpl = TopicPartitionList::new();
     for topic in topics {
-        let partitions = md
-            .topics()
-            .iter()
-            .find(|t| t.name() == *topic)
-            .map_or(0, |t| t.partitions().len());
+        let partitions = md.topics().iter().find(|t| t.name() == *topic).map_or(0, |t| t.partitions().len());
         anyhow::ensure!(partitions > 0, "topic {topic} not found");
         for p in 0..partitions as i32 {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)
-                .context("assigning")?;
+            tpl.add_partition_offset(topic, p, Offset::Beginning).context("assigning")?;
         }
     }
     consumer.assign(&tpl).context("assigning")?;
@@ -1147,9 +962,7 @@ struct View {
 
 fn ts(v: &Value, field: &str) -> Option<DateTime<Utc>> {
     let s = v.get(field)?.as_str()?;
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
 fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
@@ -1157,20 +970,11 @@ fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
 }
 
 impl View {
-    fn new(
-        bootstrap: &str,
-        group: &str,
-        topics: &Topics,
-        demo_rules: bool,
-    ) -> anyhow::Result<Self> {
+    fn new(bootstrap: &str, group: &str, topics: &Topics, demo_rules: bool) -> anyhow::Result<Self> {
         let consumer = reader(
             bootstrap,
             "andon-demo-view",
-            &[
-                topics.delist_commands.as_str(),
-                topics.work_orders.as_str(),
-                topics.dlq.as_str(),
-            ],
+            &[topics.delist_commands.as_str(), topics.work_orders.as_str(), topics.dlq.as_str()],
         )?;
         Ok(Self {
             consumer,
@@ -1209,18 +1013,11 @@ impl View {
                     let dlq_id = m.headers().map(|h| {
                         let mut id = String::new();
                         for h in h.iter().filter(|h| h.key.starts_with("andon.source.")) {
-                            let _ = write!(
-                                id,
-                                "{}={};",
-                                h.key,
-                                String::from_utf8_lossy(h.value.unwrap_or_default())
-                            );
+                            let _ = write!(id, "{}={};", h.key, String::from_utf8_lossy(h.value.unwrap_or_default()));
                         }
                         id
                     });
-                    let value = m
-                        .payload()
-                        .and_then(|p| serde_json::from_slice::<Value>(p).ok());
+                    let value = m.payload().and_then(|p| serde_json::from_slice::<Value>(p).ok());
                     self.ingest(&topic, value.as_ref(), dlq_reason, dlq_id);
                 }
                 Some(Err(e)) => tracing::debug!(error = %e, "view consumer"),
@@ -1246,20 +1043,11 @@ impl View {
         }
     }
 
-    fn ingest(
-        &mut self,
-        topic: &str,
-        value: Option<&Value>,
-        dlq_reason: Option<String>,
-        dlq_id: Option<String>,
-    ) {
+    fn ingest(&mut self, topic: &str, value: Option<&Value>, dlq_reason: Option<String>, dlq_id: Option<String>) {
         if topic == self.topics.dlq {
             let id = format!("dlq:{}", dlq_id.unwrap_or_default());
             if self.seen.insert(id) {
-                *self
-                    .dlq
-                    .entry(dlq_reason.unwrap_or_else(|| "unknown".into()))
-                    .or_default() += 1;
+                *self.dlq.entry(dlq_reason.unwrap_or_else(|| "unknown".into())).or_default() += 1;
             }
             return;
         }
@@ -1283,10 +1071,9 @@ impl View {
         if topic != self.topics.work_orders {
             return;
         }
-        let (Some(andon_id), Some(kind)) = (
-            v.get("andon_id").and_then(Value::as_str),
-            v.get("type").and_then(Value::as_str),
-        ) else {
+        let (Some(andon_id), Some(kind)) =
+            (v.get("andon_id").and_then(Value::as_str), v.get("type").and_then(Value::as_str))
+        else {
             return;
         };
         let step = v.get("step").and_then(Value::as_u64).unwrap_or(0);
@@ -1300,12 +1087,7 @@ impl View {
                 let mut steps = Vec::new();
                 let mut due = None;
                 let mut prev = ts(v, "opened_at");
-                for s in v
-                    .get("steps")
-                    .and_then(Value::as_array)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                {
+                for s in v.get("steps").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
                     let d = ts(s, "due_at");
                     if due.is_none() {
                         due = d;
@@ -1320,14 +1102,7 @@ impl View {
                 let delisted = v.get("delisted").and_then(Value::as_bool).unwrap_or(false);
                 self.open.insert(
                     andon_id.to_owned(),
-                    OpenAndon {
-                        trigger,
-                        delisted,
-                        steps,
-                        step: 1,
-                        due,
-                        escalated: false,
-                    },
+                    OpenAndon { trigger, delisted, steps, step: 1, due, escalated: false },
                 );
             }
             "step_completed" => {
@@ -1335,10 +1110,7 @@ impl View {
                 if let Some(a) = self.open.get_mut(andon_id) {
                     a.step = u32::try_from(step).unwrap_or(u32::MAX).saturating_add(1);
                     a.escalated = false;
-                    let sla = usize::try_from(step)
-                        .ok()
-                        .and_then(|i| a.steps.get(i))
-                        .and_then(|s| s.1);
+                    let sla = usize::try_from(step).ok().and_then(|i| a.steps.get(i)).and_then(|s| s.1);
                     a.due = match (ts(v, "at"), sla) {
                         (Some(at), Some(sla)) => at.checked_add_signed(sla),
                         _ => None,
@@ -1352,14 +1124,8 @@ impl View {
                 }
             }
             "closed" => {
-                *self
-                    .verdicts
-                    .entry(str_of(v, "verdict").to_owned())
-                    .or_default() += 1;
-                self.attached += v
-                    .get("complaints_attached")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
+                *self.verdicts.entry(str_of(v, "verdict").to_owned()).or_default() += 1;
+                self.attached += v.get("complaints_attached").and_then(Value::as_u64).unwrap_or(0);
                 self.open.remove(andon_id);
             }
             _ => {}
@@ -1380,16 +1146,8 @@ impl View {
             return "n/a".into();
         }
         let rate = self.no_defect() as f64 / closed as f64;
-        let verdict = if rate <= BAD_PULL_TARGET {
-            "within"
-        } else {
-            "above"
-        };
-        format!(
-            "{:.1} % ({verdict} the {:.0} % target)",
-            rate * 100.0,
-            BAD_PULL_TARGET * 100.0
-        )
+        let verdict = if rate <= BAD_PULL_TARGET { "within" } else { "above" };
+        format!("{:.1} % ({verdict} the {:.0} % target)", rate * 100.0, BAD_PULL_TARGET * 100.0)
     }
 
     fn pulls_text(&self) -> String {
@@ -1412,29 +1170,18 @@ impl View {
 
     fn verdicts_text(&self) -> String {
         let confirmed = self.verdicts.get("defect_confirmed").copied().unwrap_or(0);
-        format!(
-            "{} closed: {confirmed} defect_confirmed, {} no_defect",
-            self.closed(),
-            self.no_defect()
-        )
+        format!("{} closed: {confirmed} defect_confirmed, {} no_defect", self.closed(), self.no_defect())
     }
 
     /// A full-screen frame for a terminal.
     fn frame(&self, elapsed: Duration, per_sec: f64, stats: &GenStats, status: &Status) -> String {
         let mut f = String::new();
         let b = &self.bootstrap;
-        let _ = writeln!(
-            f,
-            "andon demo   elapsed {}   bootstrap {b}   (Ctrl-C stops)",
-            clock(elapsed)
-        );
+        let _ = writeln!(f, "andon demo   elapsed {}   bootstrap {b}   (Ctrl-C stops)", clock(elapsed));
         let _ = writeln!(f, "  page:   {}   (Prometheus: {}metrics)", self.page, self.page);
         let _ = writeln!(f, "  watch:  kcat -b {b} -C -t {}", self.topics.work_orders);
-        let _ = writeln!(
-            f,
-            "  join:   ANDON__KAFKA__BROKERS={b} andon run   (a second member of group {:?})",
-            self.group
-        );
+        let _ =
+            writeln!(f, "  join:   ANDON__KAFKA__BROKERS={b} andon run   (a second member of group {:?})", self.group);
         let ready = status.ready.load(Ordering::Relaxed);
         let _ = writeln!(
             f,
@@ -1473,28 +1220,19 @@ impl View {
         let _ = writeln!(f, "DLQ          {}", self.dlq_text());
         let _ = writeln!(f);
         let _ = writeln!(f, "open andons: {}", self.open.len());
-        let _ = writeln!(
-            f,
-            "  {:<40} {:<9} {:<6} {:<5} {:<13} due",
-            "andon_id", "trigger", "delist", "step", "owner"
-        );
+        let _ = writeln!(f, "  {:<40} {:<9} {:<6} {:<5} {:<13} due", "andon_id", "trigger", "delist", "step", "owner");
         let now = Utc::now();
         let mut rows: Vec<(&String, &OpenAndon)> = self.open.iter().collect();
         // Most urgent first: overdue at the top.
         rows.sort_by_key(|(_, a)| a.due.unwrap_or(DateTime::<Utc>::MAX_UTC));
         const ROWS: usize = 15;
         for (id, a) in rows.iter().take(ROWS) {
-            let owner = a
-                .steps
-                .get((a.step as usize).saturating_sub(1))
-                .map_or("?", |s| s.0.as_str());
+            let owner = a.steps.get((a.step as usize).saturating_sub(1)).map_or("?", |s| s.0.as_str());
             let due = match a.due {
                 Some(d) if d >= now => format!("in {}s", (d - now).num_seconds()),
-                Some(d) => format!(
-                    "OVERDUE {}s{}",
-                    (now - d).num_seconds(),
-                    if a.escalated { ", escalated" } else { "" }
-                ),
+                Some(d) => {
+                    format!("OVERDUE {}s{}", (now - d).num_seconds(), if a.escalated { ", escalated" } else { "" })
+                }
                 None => "?".into(),
             };
             let _ = writeln!(
@@ -1541,12 +1279,7 @@ impl View {
         let _ = writeln!(f, "  delists          {}", self.delists);
         let _ = writeln!(f, "  relists          {}", self.relists);
         let _ = writeln!(f, "  escalations      {}", self.escalations);
-        let _ = writeln!(
-            f,
-            "  work orders      {}; {} still open",
-            self.verdicts_text(),
-            self.open.len()
-        );
+        let _ = writeln!(f, "  work orders      {}; {} still open", self.verdicts_text(), self.open.len());
         let _ = writeln!(f, "  bad-pull rate    {}", self.bad_pull_rate());
         let _ = writeln!(f, "  DLQ              {}", self.dlq_text());
         let _ = writeln!(
@@ -1587,18 +1320,12 @@ struct Rate {
 
 impl Rate {
     fn new() -> Self {
-        Self {
-            samples: VecDeque::new(),
-        }
+        Self { samples: VecDeque::new() }
     }
 
     fn sample(&mut self, now: Instant, count: u64) {
         self.samples.push_back((now, count));
-        while self
-            .samples
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(3))
-        {
+        while self.samples.front().is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(3)) {
             self.samples.pop_front();
         }
     }
@@ -1669,26 +1396,17 @@ mod tests {
             dlq: BTreeMap::new(),
             open: BTreeMap::new(),
         };
-        for odd in [
-            json!(null),
-            json!([1]),
-            json!({"type": "opened"}),
-            json!({"andon_id": 3, "type": "closed"}),
-        ] {
+        for odd in [json!(null), json!([1]), json!({"type": "opened"}), json!({"andon_id": 3, "type": "closed"})] {
             v.ingest(&topics.work_orders, Some(&odd), None, None);
             v.ingest(&topics.delist_commands, Some(&odd), None, None);
         }
-        let opened = json!({"andon_id": "sku:X/print_defect#1", "type": "opened", "steps": [{"owner": 5, "due_at": "nope"}]});
+        let opened =
+            json!({"andon_id": "sku:X/print_defect#1", "type": "opened", "steps": [{"owner": 5, "due_at": "nope"}]});
         v.ingest(&topics.work_orders, Some(&opened), None, None);
         let done = json!({"andon_id": "sku:X/print_defect#1", "type": "step_completed", "step": 99999999999u64});
         v.ingest(&topics.work_orders, Some(&done), None, None);
         v.ingest(&topics.dlq, None, None, None);
-        let _ = v.frame(
-            Duration::ZERO,
-            0.0,
-            &GenStats::default(),
-            &Status::default(),
-        );
+        let _ = v.frame(Duration::ZERO, 0.0, &GenStats::default(), &Status::default());
         assert_eq!(v.pulls.values().sum::<u64>(), 1);
     }
 }

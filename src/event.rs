@@ -372,13 +372,10 @@ pub fn parse_timestamp(field: &str, s: &str) -> Result<Ts, Reject> {
     // chrono also takes a space between date and time; the spec (and JSON
     // Schema's date-time) does not.
     if b.len() < 20 || !matches!(b[10], b'T' | b't') {
-        return Err(Reject::schema(format!(
-            "{field}: {s:?} is not an RFC 3339 date-time with a UTC offset"
-        )));
+        return Err(Reject::schema(format!("{field}: {s:?} is not an RFC 3339 date-time with a UTC offset")));
     }
-    let dt = DateTime::parse_from_rfc3339(s).map_err(|e| {
-        Reject::schema(format!("{field}: {s:?} is not an RFC 3339 date-time with a UTC offset ({e})"))
-    })?;
+    let dt = DateTime::parse_from_rfc3339(s)
+        .map_err(|e| Reject::schema(format!("{field}: {s:?} is not an RFC 3339 date-time with a UTC offset ({e})")))?;
     dt.timestamp_nanos_opt()
         .ok_or_else(|| Reject::schema(format!("{field}: {s:?} is outside the supported range (years 1677..2262)")))
 }
@@ -410,16 +407,11 @@ pub fn decode_complaint(bytes: &[u8], max_bytes: usize) -> Result<Complaint, Rej
     let kind = match &*raw.subject.kind {
         "sku" => SubjectKind::Sku,
         "promotion" => SubjectKind::Promotion,
-        other => {
-            return Err(Reject::schema(format!("subject.kind: {other:?} is not one of \"sku\", \"promotion\"")))
-        }
+        other => return Err(Reject::schema(format!("subject.kind: {other:?} is not one of \"sku\", \"promotion\""))),
     };
     check_len("subject.id", &raw.subject.id, 1, MAX_ID)?;
     if !is_valid_issue(&raw.issue) {
-        return Err(Reject::schema(format!(
-            "issue: {:?} does not match ^[a-z0-9][a-z0-9_.-]{{0,63}}$",
-            raw.issue
-        )));
+        return Err(Reject::schema(format!("issue: {:?} does not match ^[a-z0-9][a-z0-9_.-]{{0,63}}$", raw.issue)));
     }
     check_len("customer_id", &raw.customer_id, 1, MAX_ID)?;
     check_opt_len("order_id", &raw.order_id, MAX_ID)?;
@@ -461,9 +453,7 @@ pub fn decode_update(bytes: &[u8], max_bytes: usize) -> Result<Update, Reject> {
         Some("defect_confirmed") => Some(Verdict::DefectConfirmed),
         Some("no_defect") => Some(Verdict::NoDefect),
         Some(other) => {
-            return Err(Reject::schema(format!(
-                "verdict: {other:?} is not one of \"defect_confirmed\", \"no_defect\""
-            )))
+            return Err(Reject::schema(format!("verdict: {other:?} is not one of \"defect_confirmed\", \"no_defect\"")))
         }
     };
     check_opt_len("note", &raw.note, MAX_NOTE)?;
@@ -661,7 +651,11 @@ pub fn parse_andon_id(andon_id: &str) -> Option<(&str, &str, u32)> {
     let (key, rest) = andon_id.rsplit_once('/')?;
     let (issue, n) = rest.split_once('#')?;
     let n: u32 = n.parse().ok()?;
-    if n == 0 || !is_valid_issue(issue) || Subject::from_key(key).is_none() || n.to_string().len() != rest.len() - issue.len() - 1 {
+    if n == 0
+        || !is_valid_issue(issue)
+        || Subject::from_key(key).is_none()
+        || n.to_string().len() != rest.len() - issue.len() - 1
+    {
         return None;
     }
     Some((key, issue, n))

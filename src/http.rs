@@ -83,7 +83,8 @@ async fn healthz(State(app): State<App>) -> Response {
     if last == 0 || now - last < STUCK_AFTER_MS {
         (StatusCode::OK, "ok\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("processing loop stuck for {} s\n", (now - last) / 1000)).into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, format!("processing loop stuck for {} s\n", (now - last) / 1000))
+            .into_response()
     }
 }
 

@@ -9,8 +9,8 @@
 use std::collections::HashSet;
 
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 
 use crate::config::EngineConfig;
@@ -61,7 +61,11 @@ impl Metrics {
             )?,
             closed: reg(
                 registry,
-                counter("andon_work_orders_closed_total", "Closed work orders by verdict and trigger.", &["verdict", "trigger"])?,
+                counter(
+                    "andon_work_orders_closed_total",
+                    "Closed work orders by verdict and trigger.",
+                    &["verdict", "trigger"],
+                )?,
             )?,
             // Minutes to weeks: 1 min .. ~11 weeks.
             step_duration: reg(
@@ -86,7 +90,10 @@ impl Metrics {
             )?,
             consumer_lag: reg(
                 registry,
-                IntGaugeVec::new(Opts::new("andon_consumer_lag", "Complaints not yet consumed, per partition."), &["partition"])?,
+                IntGaugeVec::new(
+                    Opts::new("andon_consumer_lag", "Complaints not yet consumed, per partition."),
+                    &["partition"],
+                )?,
             )?,
             state_keys: reg(registry, IntGauge::new("andon_state_keys", "(subject, issue) keys held in state.")?)?,
             restore_seconds: reg(
@@ -96,7 +103,10 @@ impl Metrics {
                         .buckets(exponential_buckets(0.01, 2.0, 14)?),
                 )?,
             )?,
-            rebalances: reg(registry, IntCounter::new("andon_rebalances_total", "Partition assignments and revocations.")?)?,
+            rebalances: reg(
+                registry,
+                IntCounter::new("andon_rebalances_total", "Partition assignments and revocations.")?,
+            )?,
             transaction_seconds: reg(
                 registry,
                 Histogram::with_opts(
@@ -132,7 +142,9 @@ impl Metrics {
             }
         }
         let rules = &engine.rules;
-        for step in std::iter::once(&rules.default).chain(rules.by_issue.iter().map(|(_, r)| r)).flat_map(|r| r.route.iter()) {
+        for step in
+            std::iter::once(&rules.default).chain(rules.by_issue.iter().map(|(_, r)| r)).flat_map(|r| r.route.iter())
+        {
             m.step_duration.with_label_values(&[&step.owner]);
         }
         for reason in RejectReason::ALL {

@@ -204,7 +204,12 @@ impl<W: Write> Sink<'_, W> {
             topic: &self.settings.topics.dlq,
             key: None,
             value: &value,
-            headers: DlqHeaders { reason: reject.reason.as_str(), message: &reject.message, file, line: line.to_string() },
+            headers: DlqHeaders {
+                reason: reject.reason.as_str(),
+                message: &reject.message,
+                file,
+                line: line.to_string(),
+            },
         };
         serde_json::to_writer(&mut self.out, &record)?;
         self.out.write_all(b"\n")
@@ -236,7 +241,8 @@ pub fn replay<C: BufRead, U: BufRead, W: Write>(
     progress: Progress<'_>,
 ) -> io::Result<Summary> {
     let mut engine = Engine::new(settings.engine.clone(), EscalationClock::StreamTime);
-    let mut sink = Sink { out, settings, summary: Summary::default(), read: 0, max_bytes: settings.processing.max_event_bytes };
+    let mut sink =
+        Sink { out, settings, summary: Summary::default(), read: 0, max_bytes: settings.processing.max_event_bytes };
     let mut cs: Source<C, Complaint> = Source::new(complaints, decode_complaint);
     let mut us: Option<Source<U, Update>> = updates.map(|u| Source::new(u, decode_update));
     let mut bytes = 0u64;

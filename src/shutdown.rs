@@ -10,7 +10,9 @@ pub fn on_signal() -> std::io::Result<Arc<AtomicBool>> {
     let set = flag.clone();
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         rt.block_on(async move {
-            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else { return };
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                return;
+            };
             for i in 0.. {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}

@@ -53,32 +53,15 @@ fn demo_runs_the_whole_cycle_and_exits_cleanly() {
     };
     let stdout = out.join().expect("stdout reader");
     let stderr = err.join().expect("stderr reader");
-    let tail: String = stderr
-        .lines()
-        .rev()
-        .take(30)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>()
-        .join("\n");
-    let status = status.unwrap_or_else(|| {
-        panic!("andon demo did not stop within 90 s\nstdout:\n{stdout}\nstderr (tail):\n{tail}")
-    });
-    assert!(
-        status.success(),
-        "andon demo exited with {status}\nstdout:\n{stdout}\nstderr (tail):\n{tail}"
-    );
+    let tail: String =
+        stderr.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    let status = status
+        .unwrap_or_else(|| panic!("andon demo did not stop within 90 s\nstdout:\n{stdout}\nstderr (tail):\n{tail}"));
+    assert!(status.success(), "andon demo exited with {status}\nstdout:\n{stdout}\nstderr (tail):\n{tail}");
 
     // Non-terminal mode: periodic one-line summaries, no screen clearing.
-    assert!(
-        !stdout.contains('\x1b'),
-        "no ANSI escapes when stdout is not a terminal:\n{stdout}"
-    );
-    assert!(
-        stdout.lines().filter(|l| l.starts_with('[')).count() >= 5,
-        "a line every 5 s:\n{stdout}"
-    );
+    assert!(!stdout.contains('\x1b'), "no ANSI escapes when stdout is not a terminal:\n{stdout}");
+    assert!(stdout.lines().filter(|l| l.starts_with('[')).count() >= 5, "a line every 5 s:\n{stdout}");
 
     let summary = stdout
         .lines()
@@ -91,20 +74,11 @@ fn demo_runs_the_whole_cycle_and_exits_cleanly() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{key} missing in summary: {summary}"))
     };
-    assert!(
-        get("complaints") > 40 * 40,
-        "traffic at tens per second: {summary}"
-    );
+    assert!(get("complaints") > 40 * 40, "traffic at tens per second: {summary}");
     assert!(get("pulls") > 0, "pulls: {summary}");
     assert!(get("delists") > 0, "delists: {summary}");
     assert!(get("relists") >= 1, "at least one relist: {summary}");
     assert!(get("dlq") > 0, "malformed records reach the DLQ: {summary}");
-    assert!(
-        get("closed") >= get("relists"),
-        "every relist comes from a closed work order: {summary}"
-    );
-    eprintln!(
-        "andon demo: {summary} (test took {:.1} s)",
-        started.elapsed().as_secs_f64()
-    );
+    assert!(get("closed") >= get("relists"), "every relist comes from a closed work order: {summary}");
+    eprintln!("andon demo: {summary} (test took {:.1} s)", started.elapsed().as_secs_f64());
 }

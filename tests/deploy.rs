@@ -42,7 +42,8 @@ fn yaml(path: &Path) -> Yaml {
 }
 
 fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("read")).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read"))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 #[test]
@@ -70,10 +71,8 @@ fn every_yaml_and_json_file_in_deploy_parses() {
 #[test]
 fn promtool_accepts_the_rules_and_the_prometheus_config() {
     let promtool = common::need_tool("promtool");
-    for args in [
-        vec!["check", "rules", "prometheus/rules.yaml"],
-        vec!["check", "config", "prometheus/prometheus.yml"],
-    ] {
+    for args in [vec!["check", "rules", "prometheus/rules.yaml"], vec!["check", "config", "prometheus/prometheus.yml"]]
+    {
         let out = Command::new(&promtool).args(&args).current_dir(deploy()).output().expect("promtool runs");
         assert!(
             out.status.success(),
@@ -146,7 +145,9 @@ fn rule_exprs() -> (Vec<String>, BTreeSet<String>) {
             }
         }
     }
-    for alert in ["AndonBadPullRatioHigh", "AndonConsumerLagGrowing", "AndonDLQRate", "AndonWorkOrdersOverdue", "AndonNotReady"] {
+    for alert in
+        ["AndonBadPullRatioHigh", "AndonConsumerLagGrowing", "AndonDLQRate", "AndonWorkOrdersOverdue", "AndonNotReady"]
+    {
         assert!(alerts.contains(alert), "rules.yaml has the alert {alert}");
     }
     assert!(records.contains("andon:bad_pull_ratio:30d"), "rules.yaml records the 30-day bad-pull ratio");
@@ -181,7 +182,9 @@ fn the_dashboard_and_the_rules_query_only_metrics_andon_exports() {
         }
     }
     // The dashboard and rules between them look at what matters.
-    for name in ["andon:bad_pull_ratio:30d", "andon_consumer_lag", "andon_dlq_total", "andon_pulls_total", "andon_ready"] {
+    for name in
+        ["andon:bad_pull_ratio:30d", "andon_consumer_lag", "andon_dlq_total", "andon_pulls_total", "andon_ready"]
+    {
         assert!(used.contains(name), "{name} is queried somewhere");
     }
 }
@@ -208,12 +211,19 @@ fn the_deployed_config_passes_check_config_and_the_configmap_carries_it() {
 
     let configmap = yaml(&deploy().join("kubernetes/configmap.yaml"));
     let carried = configmap["data"]["andon.toml"].as_str().expect("data.andon.toml");
-    assert_eq!(carried.trim(), std::fs::read_to_string(&file).expect("andon.toml").trim(), "ConfigMap = deploy/andon.toml");
+    assert_eq!(
+        carried.trim(),
+        std::fs::read_to_string(&file).expect("andon.toml").trim(),
+        "ConfigMap = deploy/andon.toml"
+    );
 
     let compose = yaml(&deploy().join("compose.yaml"));
     let andon = &compose["services"]["andon"];
     let volumes: Vec<&str> = andon["volumes"].as_vec().expect("volumes").iter().filter_map(Yaml::as_str).collect();
-    assert!(volumes.contains(&"./andon.toml:/etc/andon/andon.toml:ro"), "compose mounts deploy/andon.toml: {volumes:?}");
+    assert!(
+        volumes.contains(&"./andon.toml:/etc/andon/andon.toml:ro"),
+        "compose mounts deploy/andon.toml: {volumes:?}"
+    );
     for service in ["kafka", "kafka-init", "andon", "prometheus", "grafana"] {
         assert!(!compose["services"][service].is_badvalue(), "compose has {service}");
     }

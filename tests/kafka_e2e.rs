@@ -41,7 +41,8 @@ fn start(settings: andon::config::Settings) -> (Arc<AtomicBool>, std::thread::Jo
 fn examples_through_kafka_equal_replay_per_key() {
     // One partition: stream time (and so lateness) is then the same as in
     // replay, which has one stream time for the whole input.
-    let cluster = DevCluster::start(1, &andon::config::Settings::from_toml("").expect("defaults").topics).expect("cluster");
+    let cluster =
+        DevCluster::start(1, &andon::config::Settings::from_toml("").expect("defaults").topics).expect("cluster");
     let bootstrap = cluster.bootstrap_servers();
     let rules = example_rules();
     let settings = settings(&bootstrap, &rules);
@@ -51,9 +52,18 @@ fn examples_through_kafka_equal_replay_per_key() {
 
     let (stop, handle) = start(settings.clone());
     init_logs();
-    let outputs = wait_stable(Duration::from_secs(2), Duration::from_secs(60), |n: &(usize, usize, usize)| n.0 > 0, || {
-        (read_all(&bootstrap, "andon.delist-commands").len(), read_all(&bootstrap, "andon.work-orders").len(), read_all(&bootstrap, "andon.dlq").len())
-    });
+    let outputs = wait_stable(
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+        |n: &(usize, usize, usize)| n.0 > 0,
+        || {
+            (
+                read_all(&bootstrap, "andon.delist-commands").len(),
+                read_all(&bootstrap, "andon.work-orders").len(),
+                read_all(&bootstrap, "andon.dlq").len(),
+            )
+        },
+    );
     stop.store(true, Ordering::SeqCst);
     handle.join().expect("andon thread");
 
@@ -87,7 +97,9 @@ fn t(minutes: i64) -> String {
 }
 
 fn complaint(id: &str, sku: &str, at: &str) -> String {
-    format!(r#"{{"event_id":"{id}","occurred_at":"{at}","subject":{{"kind":"sku","id":"{sku}"}},"issue":"x","customer_id":"c-{id}"}}"#)
+    format!(
+        r#"{{"event_id":"{id}","occurred_at":"{at}","subject":{{"kind":"sku","id":"{sku}"}},"issue":"x","customer_id":"c-{id}"}}"#
+    )
 }
 
 fn update(id: &str, andon: &str, step: u32, at: &str, verdict: Option<&str>) -> String {
@@ -111,7 +123,8 @@ route = ["product"]
 #[test]
 fn every_reject_reason_lands_in_the_dlq_and_the_partition_goes_on() {
     init_logs();
-    let cluster = DevCluster::start(1, &andon::config::Settings::from_toml("").expect("defaults").topics).expect("cluster");
+    let cluster =
+        DevCluster::start(1, &andon::config::Settings::from_toml("").expect("defaults").topics).expect("cluster");
     let bootstrap = cluster.bootstrap_servers();
     let mut settings = settings(&bootstrap, ONE_STEP);
     settings.processing.max_event_bytes = 1024;
@@ -120,7 +133,11 @@ fn every_reject_reason_lands_in_the_dlq_and_the_partition_goes_on() {
     let complaints: Vec<(Option<&str>, String, Option<&str>)> = vec![
         (Some("sku:A"), complaint("c1", "A", &t(0)), None),
         (None, "{not json".into(), Some("invalid_json")),
-        (Some("sku:A"), complaint("bad", "A", &t(1)).replace(r#""issue":"x""#, r#""issue":"Bad Issue""#), Some("schema_violation")),
+        (
+            Some("sku:A"),
+            complaint("bad", "A", &t(1)).replace(r#""issue":"x""#, r#""issue":"Bad Issue""#),
+            Some("schema_violation"),
+        ),
         (Some("sku:A"), big, Some("too_large")),
         (Some("sku:A"), future, Some("occurred_at_in_future")),
         (Some("sku:Z"), complaint("mismatch", "A", &t(2)), Some("key_mismatch")),
@@ -137,9 +154,12 @@ fn every_reject_reason_lands_in_the_dlq_and_the_partition_goes_on() {
     produce_raw(&bootstrap, "andon.work-order-updates", &raw(&updates));
 
     let (stop, handle) = start(settings);
-    wait_stable(Duration::from_secs(2), Duration::from_secs(60), |n: &usize| *n >= 2, || {
-        read_all(&bootstrap, "andon.delist-commands").len()
-    });
+    wait_stable(
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+        |n: &usize| *n >= 2,
+        || read_all(&bootstrap, "andon.delist-commands").len(),
+    );
     stop.store(true, Ordering::SeqCst);
     handle.join().expect("andon thread");
 
@@ -148,7 +168,9 @@ fn every_reject_reason_lands_in_the_dlq_and_the_partition_goes_on() {
         for (offset, (key, value, reason)) in inputs.iter().enumerate() {
             let found: Vec<&Record> = dlq
                 .iter()
-                .filter(|r| r.headers["andon.source.topic"] == topic && r.headers["andon.source.offset"] == offset.to_string())
+                .filter(|r| {
+                    r.headers["andon.source.topic"] == topic && r.headers["andon.source.offset"] == offset.to_string()
+                })
                 .collect();
             match reason {
                 Some(reason) => {
@@ -176,23 +198,28 @@ fn every_reject_reason_lands_in_the_dlq_and_the_partition_goes_on() {
 #[test]
 fn a_quiet_work_order_escalates_on_the_wall_clock() {
     init_logs();
-    let cluster = DevCluster::start(1, &andon::config::Settings::from_toml("").expect("defaults").topics).expect("cluster");
+    let cluster =
+        DevCluster::start(1, &andon::config::Settings::from_toml("").expect("defaults").topics).expect("cluster");
     let bootstrap = cluster.bootstrap_servers();
     let settings = settings(&bootstrap, &format!("{ONE_STEP}\n[owners.product]\nsla = \"3s\"\n"));
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     produce(&bootstrap, "andon.complaints", &[complaint("c1", "Q", &now)]);
     let (stop, handle) = start(settings);
     // No further input: only the wall clock can escalate it.
-    let events = wait_stable(Duration::from_millis(500), Duration::from_secs(60), |n: &Vec<Value>| n.len() >= 2, || {
-        read_all(&bootstrap, "andon.work-orders").iter().map(Record::json).collect::<Vec<_>>()
-    });
+    let events = wait_stable(
+        Duration::from_millis(500),
+        Duration::from_secs(60),
+        |n: &Vec<Value>| n.len() >= 2,
+        || read_all(&bootstrap, "andon.work-orders").iter().map(Record::json).collect::<Vec<_>>(),
+    );
     stop.store(true, Ordering::SeqCst);
     handle.join().expect("andon thread");
     assert_eq!(events[0]["type"], "opened");
     assert_eq!(events[1]["type"], "escalated", "{events:?}");
     assert_eq!(events.len(), 2, "escalated once: {events:?}");
     let due = chrono::DateTime::parse_from_rfc3339(events[1]["due_at"].as_str().expect("due_at")).expect("time");
-    let at = chrono::DateTime::parse_from_rfc3339(events[1]["escalated_at"].as_str().expect("escalated_at")).expect("time");
+    let at =
+        chrono::DateTime::parse_from_rfc3339(events[1]["escalated_at"].as_str().expect("escalated_at")).expect("time");
     assert!(at >= due, "noticed after it was due: {events:?}");
     assert!(at - due < chrono::Duration::seconds(5), "and promptly: {events:?}");
 }
@@ -210,25 +237,37 @@ fn snapshots_keep_restores_right_across_restarts() {
     // snapshot and tombstones, and the restores below must rest on them.
     let options = andon::kafka::RunOptions { snapshot_after_bytes: 600 };
     let cut = complaints.len() / 2;
-    let cut_time = serde_json::from_str::<Value>(&complaints[cut]).expect("json")["occurred_at"].as_str().expect("time").to_owned();
+    let cut_time = serde_json::from_str::<Value>(&complaints[cut]).expect("json")["occurred_at"]
+        .as_str()
+        .expect("time")
+        .to_owned();
     let (early, late): (Vec<String>, Vec<String>) = updates.iter().cloned().partition(|u| {
-        serde_json::from_str::<Value>(u).map(|v| v["at"].as_str().unwrap_or_default() < cut_time.as_str()).unwrap_or(true)
+        serde_json::from_str::<Value>(u)
+            .map(|v| v["at"].as_str().unwrap_or_default() < cut_time.as_str())
+            .unwrap_or(true)
     });
     for (round, (c, u)) in [(&complaints[..cut], &early[..]), (&complaints[cut..], &late[..])].into_iter().enumerate() {
         produce(&bootstrap, "andon.complaints", c);
         produce(&bootstrap, "andon.work-order-updates", u);
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, s, o) = (stop.clone(), settings.clone(), options.clone());
-        let h = std::thread::spawn(move || andon::kafka::run_with(Arc::new(s), Default::default(), &flag, o).expect("run"));
+        let h =
+            std::thread::spawn(move || andon::kafka::run_with(Arc::new(s), Default::default(), &flag, o).expect("run"));
         let want = expected[..].len();
-        wait_stable(Duration::from_secs(2), Duration::from_secs(60), |n: &usize| round == 0 || *n >= want / 2, || {
-            read_all(&bootstrap, "andon.work-orders").len() + read_all(&bootstrap, "andon.delist-commands").len()
-        });
+        wait_stable(
+            Duration::from_secs(2),
+            Duration::from_secs(60),
+            |n: &usize| round == 0 || *n >= want / 2,
+            || read_all(&bootstrap, "andon.work-orders").len() + read_all(&bootstrap, "andon.delist-commands").len(),
+        );
         stop.store(true, Ordering::SeqCst);
         h.join().expect("andon thread");
     }
     let state = read_all(&bootstrap, "andon.state");
-    assert!(state.iter().any(|r| r.key.as_deref().is_some_and(|k| k.starts_with("snapshot/"))), "snapshots were written");
+    assert!(
+        state.iter().any(|r| r.key.as_deref().is_some_and(|k| k.starts_with("snapshot/"))),
+        "snapshots were written"
+    );
     assert!(state.iter().any(|r| r.value.is_empty()), "and tombstones for the checkpoints they cover");
     let mut got = read_all(&bootstrap, "andon.delist-commands");
     got.extend(read_all(&bootstrap, "andon.work-orders"));

@@ -121,11 +121,15 @@ fn workload(n: usize) -> (Vec<String>, Vec<String>) {
     let mut updates: Vec<(String, String)> = Vec::new();
     for (k, o) in opened.iter().filter(|l| l["value"]["type"] == "opened").enumerate() {
         let id = o["value"]["andon_id"].as_str().expect("andon_id");
-        let at = chrono::DateTime::parse_from_rfc3339(o["value"]["opened_at"].as_str().expect("opened_at")).expect("time");
+        let at =
+            chrono::DateTime::parse_from_rfc3339(o["value"]["opened_at"].as_str().expect("opened_at")).expect("time");
         let t1 = (at + chrono::Duration::minutes(10)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let t2 = (at + chrono::Duration::minutes(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let verdict = if k % 10 == 0 { "no_defect" } else { "defect_confirmed" };
-        updates.push((t1.clone(), json!({"update_id": format!("u{k}a"), "andon_id": id, "step": 1, "actor": "pm", "at": t1}).to_string()));
+        updates.push((
+            t1.clone(),
+            json!({"update_id": format!("u{k}a"), "andon_id": id, "step": 1, "actor": "pm", "at": t1}).to_string(),
+        ));
         updates.push((t2.clone(), json!({"update_id": format!("u{k}b"), "andon_id": id, "step": 2, "actor": "ops", "at": t2, "verdict": verdict}).to_string()));
     }
     updates.sort_by(|a, b| a.0.cmp(&b.0));
@@ -140,7 +144,10 @@ fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32) -> i64 {
 
 /// Records in all three output topics (growing while andon works).
 fn all_outputs(bootstrap: &str, partitions: i32) -> i64 {
-    ["andon.delist-commands", "andon.work-orders", "andon.dlq"].iter().map(|t| high_watermarks(bootstrap, t, partitions)).sum()
+    ["andon.delist-commands", "andon.work-orders", "andon.dlq"]
+        .iter()
+        .map(|t| high_watermarks(bootstrap, t, partitions))
+        .sum()
 }
 
 /// Waits until the log shows `n` partition restores in all.
@@ -168,8 +175,12 @@ fn expected_outputs(expected: &[Value]) -> usize {
 fn write_config(dir: &Path, bootstrap: &str, extra: &str) -> PathBuf {
     let path = dir.join("andon.toml");
     let mut f = std::fs::File::create(&path).expect("config");
-    f.write_all(settings_toml(bootstrap, RULES).replace("[kafka.properties]", &format!("[kafka.properties]\n{extra}")).as_bytes())
-        .expect("write");
+    f.write_all(
+        settings_toml(bootstrap, RULES)
+            .replace("[kafka.properties]", &format!("[kafka.properties]\n{extra}"))
+            .as_bytes(),
+    )
+    .expect("write");
     path
 }
 
@@ -186,7 +197,9 @@ fn assert_exactly_once_and_equal_to_replay(bootstrap: &str, complaints: &[String
         let v: Value = r.json();
         let id = match v.get("command_id") {
             Some(c) => c.as_str().unwrap_or_default().to_owned(),
-            None => format!("{}|{}|{}", v["andon_id"], v["type"], v.get("step").map(|s| s.to_string()).unwrap_or_default()),
+            None => {
+                format!("{}|{}|{}", v["andon_id"], v["type"], v.get("step").map(|s| s.to_string()).unwrap_or_default())
+            }
         };
         *seen.entry(id).or_default() += 1;
     }
@@ -195,19 +208,33 @@ fn assert_exactly_once_and_equal_to_replay(bootstrap: &str, complaints: &[String
     let expected = replay(&settings("unused:9092", RULES), complaints, updates);
     let (got, want) = (per_key_topics(&got), per_key_replay(&expected));
     let differing: Vec<_> = want.keys().filter(|k| got.get(*k) != want.get(*k)).take(3).collect();
-    assert!(differing.is_empty(), "per-key outputs differ from replay for {differing:?}, e.g. got {:?} want {:?}", differing.first().and_then(|k| got.get(*k)), differing.first().and_then(|k| want.get(*k)));
+    assert!(
+        differing.is_empty(),
+        "per-key outputs differ from replay for {differing:?}, e.g. got {:?} want {:?}",
+        differing.first().and_then(|k| got.get(*k)),
+        differing.first().and_then(|k| want.get(*k))
+    );
     assert_eq!(got.len(), want.len(), "keys with output");
     // Every rejected input is in the DLQ exactly once.
     let dlq = read_all(bootstrap, "andon.dlq");
     let mut coords: Vec<String> = dlq
         .iter()
-        .map(|r| format!("{}/{}/{}", r.headers["andon.source.topic"], r.headers["andon.source.partition"], r.headers["andon.source.offset"]))
+        .map(|r| {
+            format!(
+                "{}/{}/{}",
+                r.headers["andon.source.topic"], r.headers["andon.source.partition"], r.headers["andon.source.offset"]
+            )
+        })
         .collect();
     let n = coords.len();
     coords.sort();
     let mut twice: Vec<&String> = coords.windows(2).filter(|w| w[0] == w[1]).map(|w| &w[0]).collect();
     twice.dedup();
-    assert!(twice.is_empty(), "DLQ records written twice: {twice:?}; all: {:?}", dlq.iter().map(|r| (r.partition, r.offset, r.headers["andon.source.offset"].clone())).collect::<Vec<_>>());
+    assert!(
+        twice.is_empty(),
+        "DLQ records written twice: {twice:?}; all: {:?}",
+        dlq.iter().map(|r| (r.partition, r.offset, r.headers["andon.source.offset"].clone())).collect::<Vec<_>>()
+    );
     let want_dlq = expected.iter().filter(|l| l["topic"] == "andon.dlq").count();
     assert_eq!(n, want_dlq, "DLQ records");
 }
@@ -234,8 +261,16 @@ fn kill_9_mid_stream_three_times_then_outputs_are_exactly_once() {
         let mark = (expected_commands as f64 * fraction) as i64;
         let deadline = Instant::now() + Duration::from_secs(90);
         while high_watermarks(&bootstrap, "andon.delist-commands", 3) < mark {
-            assert!(Instant::now() < deadline, "no progress to {mark}; log: {}", std::fs::read_to_string(&log).unwrap_or_default());
-            assert!(p.0.try_wait().expect("wait").is_none(), "andon run exited; log: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "no progress to {mark}; log: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            assert!(
+                p.0.try_wait().expect("wait").is_none(),
+                "andon run exited; log: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         p.0.kill().expect("kill -9");
@@ -246,9 +281,12 @@ fn kill_9_mid_stream_three_times_then_outputs_are_exactly_once() {
     let mut p = andon(&args, &log);
     wait_for_restores(&log, restores_before + 3);
     let want = expected_outputs(&replay(&settings("unused:9092", RULES), &complaints, &updates));
-    wait_stable(Duration::from_secs(3), Duration::from_secs(120), |n: &(usize, i64)| n.0 >= want, || {
-        (counted_outputs(&bootstrap), all_outputs(&bootstrap, 3))
-    });
+    wait_stable(
+        Duration::from_secs(3),
+        Duration::from_secs(120),
+        |n: &(usize, i64)| n.0 >= want,
+        || (counted_outputs(&bootstrap), all_outputs(&bootstrap, 3)),
+    );
     let pid = p.0.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
     let status = p.0.wait().expect("wait");
@@ -279,7 +317,11 @@ fn two_processes_split_the_partitions_and_take_over_from_each_other() {
     let first = expected_outputs(&expected) / 5;
     let deadline = Instant::now() + Duration::from_secs(60);
     while counted_outputs(&bootstrap) < first {
-        assert!(Instant::now() < deadline, "A makes no progress: {}", std::fs::read_to_string(&a_log).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "A makes no progress: {}",
+            std::fs::read_to_string(&a_log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let b = andon(&args, &b_log);
@@ -288,9 +330,12 @@ fn two_processes_split_the_partitions_and_take_over_from_each_other() {
     Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
     assert!(a.0.wait().expect("wait").success(), "A stops cleanly");
     let want = expected_outputs(&expected);
-    wait_stable(Duration::from_secs(3), Duration::from_secs(120), |n: &(usize, i64)| n.0 >= want, || {
-        (counted_outputs(&bootstrap), all_outputs(&bootstrap, 4))
-    });
+    wait_stable(
+        Duration::from_secs(3),
+        Duration::from_secs(120),
+        |n: &(usize, i64)| n.0 >= want,
+        || (counted_outputs(&bootstrap), all_outputs(&bootstrap, 4)),
+    );
     drop(b);
     let a_text = std::fs::read_to_string(&a_log).unwrap_or_default();
     let b_text = std::fs::read_to_string(&b_log).unwrap_or_default();
@@ -319,7 +364,8 @@ fn a_broker_outage_and_request_errors_lose_nothing_and_duplicate_nothing() {
     let h = std::thread::spawn(move || andon::kafka::run(Arc::new(s), Default::default(), &flag).expect("andon run"));
 
     // Three rounds of input, each with the updates of its time span.
-    let time = |l: &str, f: &str| serde_json::from_str::<Value>(l).expect("json")[f].as_str().unwrap_or_default().to_owned();
+    let time =
+        |l: &str, f: &str| serde_json::from_str::<Value>(l).expect("json")[f].as_str().unwrap_or_default().to_owned();
     let cuts = [0, 3_000, 6_000, complaints.len()];
     let mut rounds = Vec::new();
     for w in cuts.windows(2) {
@@ -346,8 +392,14 @@ fn a_broker_outage_and_request_errors_lose_nothing_and_duplicate_nothing() {
                 // partitions to the transaction, ending it.
                 let mock = cluster.mock();
                 mock.request_errors(RDKafkaApiKey::Produce, &[RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 3]);
-                mock.request_errors(RDKafkaApiKey::AddPartitionsToTxn, &[RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE; 2]);
-                mock.request_errors(RDKafkaApiKey::EndTxn, &[RD_KAFKA_RESP_ERR_NOT_COORDINATOR, RD_KAFKA_RESP_ERR__TRANSPORT]);
+                mock.request_errors(
+                    RDKafkaApiKey::AddPartitionsToTxn,
+                    &[RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE; 2],
+                );
+                mock.request_errors(
+                    RDKafkaApiKey::EndTxn,
+                    &[RD_KAFKA_RESP_ERR_NOT_COORDINATOR, RD_KAFKA_RESP_ERR__TRANSPORT],
+                );
             }
             1 => {
                 let before = delists(&bootstrap);
@@ -361,9 +413,12 @@ fn a_broker_outage_and_request_errors_lose_nothing_and_duplicate_nothing() {
     }
     let expected = replay(&settings, &complaints, &updates);
     let want = expected_outputs(&expected);
-    wait_stable(Duration::from_secs(3), Duration::from_secs(120), |n: &(usize, i64)| n.0 >= want, || {
-        (counted_outputs(&bootstrap), all_outputs(&bootstrap, 2))
-    });
+    wait_stable(
+        Duration::from_secs(3),
+        Duration::from_secs(120),
+        |n: &(usize, i64)| n.0 >= want,
+        || (counted_outputs(&bootstrap), all_outputs(&bootstrap, 2)),
+    );
     stop.store(true, Ordering::SeqCst);
     h.join().expect("andon thread");
     assert_exactly_once_and_equal_to_replay(&bootstrap, &complaints, &updates);

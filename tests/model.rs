@@ -48,21 +48,11 @@ const NS: i64 = 1_000_000_000;
 
 /// (kind, id). `X/1` has a `/` in its id: the andon id's subject key is
 /// everything before the *last* `/`.
-const SUBJECTS: [(&str, &str); 5] = [
-    ("sku", "A"),
-    ("sku", "B"),
-    ("promotion", "SPRING-10"),
-    ("sku", "X/1"),
-    ("sku", "C"),
-];
+const SUBJECTS: [(&str, &str); 5] =
+    [("sku", "A"), ("sku", "B"), ("promotion", "SPRING-10"), ("sku", "X/1"), ("sku", "C")];
 /// 0 and 3 fall back to `[rules.default]`, 1 has its own delisting rule,
 /// 2 a `notify` rule.
-const ISSUES: [&str; 4] = [
-    "print_defect",
-    "safety_hazard",
-    "promo_price_mismatch",
-    "wrong_size",
-];
+const ISSUES: [&str; 4] = ["print_defect", "safety_hazard", "promo_price_mismatch", "wrong_size"];
 const OWNERS: [&str; 3] = ["product", "operations", "supply_chain"];
 
 fn subject_key(s: usize) -> String {
@@ -75,10 +65,7 @@ fn subject_json(s: usize) -> Value {
 
 /// RFC 3339 in UTC; all generated times are whole seconds.
 fn ts(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .expect("in range")
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    chrono::DateTime::from_timestamp(secs, 0).expect("in range").format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 fn verdict_str(defect: bool) -> &'static str {
@@ -125,22 +112,11 @@ impl Cfg {
 
     /// 2W + grace, W the longest window: how long ids must be remembered.
     fn horizon(&self) -> i64 {
-        2 * self
-            .default
-            .window
-            .max(self.safety.window)
-            .max(self.promo.window)
-            + self.grace
+        2 * self.default.window.max(self.safety.window).max(self.promo.window) + self.grace
     }
 
     fn toml(&self) -> String {
-        let route = |r: &RuleCfg| {
-            r.route
-                .iter()
-                .map(|&o| format!("\"{}\"", OWNERS[o]))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let route = |r: &RuleCfg| r.route.iter().map(|&o| format!("\"{}\"", OWNERS[o])).collect::<Vec<_>>().join(", ");
         let rule = |r: &RuleCfg| {
             format!(
                 "threshold = {}\nwindow = \"{}s\"\naction = \"{}\"\nroute = [{}]\n",
@@ -150,23 +126,9 @@ impl Cfg {
                 route(r)
             )
         };
-        let mut s = format!(
-            "[processing]\ngrace = \"{}s\"\n\n[rules.default]\n{}",
-            self.grace,
-            rule(&self.default)
-        );
-        let _ = write!(
-            s,
-            "\n[[rules.issue]]\nissues = [\"{}\"]\n{}",
-            ISSUES[1],
-            rule(&self.safety)
-        );
-        let _ = write!(
-            s,
-            "\n[[rules.issue]]\nissues = [\"{}\"]\n{}",
-            ISSUES[2],
-            rule(&self.promo)
-        );
+        let mut s = format!("[processing]\ngrace = \"{}s\"\n\n[rules.default]\n{}", self.grace, rule(&self.default));
+        let _ = write!(s, "\n[[rules.issue]]\nissues = [\"{}\"]\n{}", ISSUES[1], rule(&self.safety));
+        let _ = write!(s, "\n[[rules.issue]]\nissues = [\"{}\"]\n{}", ISSUES[2], rule(&self.promo));
         for (o, sla) in OWNERS.iter().zip(self.slas) {
             let _ = write!(s, "\n[owners.{o}]\nsla = \"{sla}s\"\n");
         }
@@ -175,9 +137,7 @@ impl Cfg {
 
     fn engine_config(&self) -> Arc<EngineConfig> {
         let toml = self.toml();
-        Settings::from_toml(&toml)
-            .unwrap_or_else(|e| panic!("generated config is valid: {e}\n{toml}"))
-            .engine
+        Settings::from_toml(&toml).unwrap_or_else(|e| panic!("generated config is valid: {e}\n{toml}")).engine
     }
 }
 
@@ -231,9 +191,7 @@ impl std::fmt::Display for Rec {
                 u.andon_id,
                 u.step,
                 ts(u.at),
-                u.verdict
-                    .map(|v| format!(" verdict {}", verdict_str(v)))
-                    .unwrap_or_default()
+                u.verdict.map(|v| format!(" verdict {}", verdict_str(v))).unwrap_or_default()
             ),
         }
     }
@@ -243,10 +201,7 @@ impl std::fmt::Display for Rec {
 /// pulled), an update applied or duplicate, or the DLQ reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Res {
-    C {
-        class: &'static str,
-        pulled: Option<&'static str>,
-    },
+    C { class: &'static str, pulled: Option<&'static str> },
     Applied,
     UpdateDuplicate,
     Rejected(&'static str),
@@ -319,15 +274,11 @@ impl Model {
     }
 
     fn open_andon_of(&self, subject: usize, issue: usize) -> Option<usize> {
-        self.andons
-            .iter()
-            .position(|a| a.subject == subject && a.issue == issue && a.closed.is_none())
+        self.andons.iter().position(|a| a.subject == subject && a.issue == issue && a.closed.is_none())
     }
 
     fn has_open_delisting(&self, subject: usize) -> bool {
-        self.andons
-            .iter()
-            .any(|a| a.subject == subject && a.closed.is_none() && a.delisting)
+        self.andons.iter().any(|a| a.subject == subject && a.closed.is_none() && a.delisting)
     }
 
     fn assert_within_horizon(&self, first_seen: i64) {
@@ -380,10 +331,7 @@ impl Model {
         // 1. Duplicates: same (subject key, event_id) processed before.
         if let Some(&first) = self.seen_c.get(&(c.subject, c.event_id.clone())) {
             self.assert_within_horizon(first);
-            return Res::C {
-                class: "duplicate",
-                pulled: None,
-            };
+            return Res::C { class: "duplicate", pulled: None };
         }
         self.seen_c.insert((c.subject, c.event_id.clone()), c.at);
         let before = self.stream_time;
@@ -391,21 +339,13 @@ impl Model {
 
         let rule = self.cfg.rule(c.issue).clone();
         let key = (c.subject, c.issue);
-        let mut record = MComplaint {
-            seq,
-            event_id: c.event_id.clone(),
-            customer: c.customer.clone(),
-            at: c.at,
-            counted: false,
-        };
+        let mut record =
+            MComplaint { seq, event_id: c.event_id.clone(), customer: c.customer.clone(), at: c.at, counted: false };
         // 2. An open andon on the key: attached (whatever else it is).
         if let Some(i) = self.open_andon_of(c.subject, c.issue) {
             self.andons[i].attached += 1;
             self.complaints.entry(key).or_default().push(record);
-            return Res::C {
-                class: "attached",
-                pulled: None,
-            };
+            return Res::C { class: "attached", pulled: None };
         }
         // 3. Too late: older than stream time − W − grace.
         let late = before.is_some_and(|st| c.at < st - rule.window - self.cfg.grace);
@@ -426,26 +366,13 @@ impl Model {
         if c.pull {
             // Manual: pulls at once, whatever the count, late or stale.
             self.complaints.entry(key).or_default().push(record);
-            self.pull(
-                c.subject,
-                c.issue,
-                "manual",
-                c.at,
-                vec![(c.event_id.clone(), c.customer.clone())],
-                out,
-            );
-            return Res::C {
-                class,
-                pulled: Some("manual"),
-            };
+            self.pull(c.subject, c.issue, "manual", c.at, vec![(c.event_id.clone(), c.customer.clone())], out);
+            return Res::C { class, pulled: Some("manual") };
         }
         record.counted = class == "counted";
         self.complaints.entry(key).or_default().push(record);
         if class != "counted" {
-            return Res::C {
-                class,
-                pulled: None,
-            };
+            return Res::C { class, pulled: None };
         }
 
         // The key's counting state: counted complaints since its last pull or close.
@@ -476,68 +403,41 @@ impl Model {
             starts.push(x.at - w);
         }
         let n = rule.threshold as usize;
-        let pulls = starts
-            .iter()
-            .any(|&s| s <= c.at && c.at <= s + w && distinct_in(s) >= n);
+        let pulls = starts.iter().any(|&s| s <= c.at && c.at <= s + w && distinct_in(s) >= n);
         if !pulls {
-            return Res::C {
-                class,
-                pulled: None,
-            };
+            return Res::C { class, pulled: None };
         }
         // Evidence, as documented in window.rs (and allowed by the spec): the
         // qualifying interval that starts earliest (at a complaint), and in it
         // one complaint per customer: c for its own, the earliest for others.
-        let mut candidate_starts: Vec<i64> = live
-            .iter()
-            .map(|x| x.at)
-            .filter(|&t| c.at - w <= t && t <= c.at)
-            .collect();
+        let mut candidate_starts: Vec<i64> =
+            live.iter().map(|x| x.at).filter(|&t| c.at - w <= t && t <= c.at).collect();
         candidate_starts.sort();
         candidate_starts.dedup();
         let s = candidate_starts
             .into_iter()
             .find(|&s| distinct_in(s) >= n)
             .expect("model: a qualifying interval can slide right to start at a complaint");
-        let mut inside: Vec<&MComplaint> = live
-            .iter()
-            .copied()
-            .filter(|x| s <= x.at && x.at <= s + w)
-            .collect();
+        let mut inside: Vec<&MComplaint> = live.iter().copied().filter(|x| s <= x.at && x.at <= s + w).collect();
         inside.sort_by_key(|x| (x.at, x.seq));
         let mut picked: Vec<&MComplaint> = Vec::new();
         for x in inside {
             let mine = x.customer == c.customer;
-            if (mine && x.seq == seq) || (!mine && !picked.iter().any(|p| p.customer == x.customer))
-            {
+            if (mine && x.seq == seq) || (!mine && !picked.iter().any(|p| p.customer == x.customer)) {
                 picked.push(x);
             }
         }
         picked.sort_by_key(|x| (x.at, x.seq));
         // The spec's rule for threshold evidence, checked on the model's own choice.
         let customers: HashSet<&str> = picked.iter().map(|x| x.customer.as_str()).collect();
-        assert_eq!(
-            customers.len(),
-            picked.len(),
-            "model: one complaint per customer"
-        );
+        assert_eq!(customers.len(), picked.len(), "model: one complaint per customer");
         assert!(customers.len() >= n, "model: at least N distinct customers");
-        assert!(
-            picked.iter().any(|x| x.seq == seq),
-            "model: the pulling complaint is among the evidence"
-        );
-        let span = picked.iter().map(|x| x.at).max().unwrap_or(0)
-            - picked.iter().map(|x| x.at).min().unwrap_or(0);
+        assert!(picked.iter().any(|x| x.seq == seq), "model: the pulling complaint is among the evidence");
+        let span = picked.iter().map(|x| x.at).max().unwrap_or(0) - picked.iter().map(|x| x.at).min().unwrap_or(0);
         assert!(span <= w, "model: evidence spans at most W");
-        let evidence = picked
-            .into_iter()
-            .map(|x| (x.event_id.clone(), x.customer.clone()))
-            .collect();
+        let evidence = picked.into_iter().map(|x| (x.event_id.clone(), x.customer.clone())).collect();
         self.pull(c.subject, c.issue, "threshold", c.at, evidence, out);
-        Res::C {
-            class,
-            pulled: Some("threshold"),
-        }
+        Res::C { class, pulled: Some("threshold") }
     }
 
     /// Semantics 4.
@@ -552,12 +452,7 @@ impl Model {
     ) {
         let rule = self.cfg.rule(issue).clone();
         let skey = subject_key(subject);
-        let n = self
-            .andons
-            .iter()
-            .filter(|a| a.subject == subject && a.issue == issue)
-            .count()
-            + 1;
+        let n = self.andons.iter().filter(|a| a.subject == subject && a.issue == issue).count() + 1;
         let id = format!("{skey}/{}#{n}", ISSUES[issue]);
         if rule.delist && !self.has_open_delisting(subject) {
             let m = self.delists.entry(subject).or_insert(0);
@@ -724,7 +619,10 @@ enum Intent {
         pull: bool,
     },
     /// Replay a processed complaint (within the horizon), maybe altered.
-    DupComplaint { pick: usize, mutate: u8 },
+    DupComplaint {
+        pick: usize,
+        mutate: u8,
+    },
     /// An update of the pick-th open andon; `step_delta` 0 is its current step.
     Update {
         pick: usize,
@@ -742,7 +640,10 @@ enum Intent {
         time: TimeSpec,
     },
     /// Replay an update sent before (applied ones within the horizon).
-    DupUpdate { pick: usize, shift: i64 },
+    DupUpdate {
+        pick: usize,
+        shift: i64,
+    },
 }
 
 struct Driver {
@@ -765,13 +666,7 @@ struct Step {
 
 impl Driver {
     fn new(cfg: Cfg) -> Self {
-        Self {
-            model: Model::new(cfg),
-            next_event: 0,
-            next_update: 0,
-            c_hist: Vec::new(),
-            u_hist: Vec::new(),
-        }
+        Self { model: Model::new(cfg), next_event: 0, next_update: 0, c_hist: Vec::new(), u_hist: Vec::new() }
     }
 
     fn st(&self) -> i64 {
@@ -779,9 +674,7 @@ impl Driver {
     }
 
     fn open_andons(&self) -> Vec<usize> {
-        (0..self.model.andons.len())
-            .filter(|&i| self.model.andons[i].closed.is_none())
-            .collect()
+        (0..self.model.andons.len()).filter(|&i| self.model.andons[i].closed.is_none()).collect()
     }
 
     fn resolve(&self, t: &TimeSpec, issue: usize) -> i64 {
@@ -789,9 +682,7 @@ impl Driver {
         match *t {
             TimeSpec::Fwd(u, j) => st + u * UNIT + j,
             TimeSpec::Back(u, j) => st - u * UNIT + j,
-            TimeSpec::LateEdge(d) => {
-                st - self.model.cfg.rule(issue).window - self.model.cfg.grace + d
-            }
+            TimeSpec::LateEdge(d) => st - self.model.cfg.rule(issue).window - self.model.cfg.grace + d,
             TimeSpec::DueEdge(k, d) => {
                 let open = self.open_andons();
                 if open.is_empty() {
@@ -810,13 +701,7 @@ impl Driver {
     fn make(&mut self, intent: &Intent) -> Option<Rec> {
         let cfg = self.model.cfg.clone();
         Some(match intent {
-            Intent::Complaint {
-                subject,
-                issue,
-                customer,
-                time,
-                pull,
-            } => {
+            Intent::Complaint { subject, issue, customer, time, pull } => {
                 self.next_event += 1;
                 Rec::C(CIn {
                     event_id: format!("e{}", self.next_event),
@@ -831,9 +716,7 @@ impl Driver {
                 let eligible: Vec<&CIn> = self
                     .c_hist
                     .iter()
-                    .filter(|c| {
-                        self.within_horizon(self.model.seen_c[&(c.subject, c.event_id.clone())])
-                    })
+                    .filter(|c| self.within_horizon(self.model.seen_c[&(c.subject, c.event_id.clone())]))
                     .collect();
                 if eligible.is_empty() {
                     return None;
@@ -861,13 +744,7 @@ impl Driver {
                 }
                 Rec::C(c)
             }
-            Intent::Update {
-                pick,
-                step_delta,
-                verdict,
-                time,
-                actor,
-            } => {
+            Intent::Update { pick, step_delta, verdict, time, actor } => {
                 let open = self.open_andons();
                 if open.is_empty() {
                     if pick % 4 != 0 {
@@ -897,30 +774,14 @@ impl Driver {
                     verdict: *verdict,
                 })
             }
-            Intent::BadUpdate {
-                kind,
-                pick,
-                step,
-                verdict,
-                time,
-            } => {
-                let closed: Vec<&MAndon> = self
-                    .model
-                    .andons
-                    .iter()
-                    .filter(|a| a.closed.is_some())
-                    .collect();
+            Intent::BadUpdate { kind, pick, step, verdict, time } => {
+                let closed: Vec<&MAndon> = self.model.andons.iter().filter(|a| a.closed.is_some()).collect();
                 let s = pick % cfg.subjects;
                 let andon_id = match kind {
                     0 if !closed.is_empty() => closed[pick % closed.len()].id.clone(),
                     0 | 1 => {
                         let i = (pick / 7) % ISSUES.len();
-                        let n = self
-                            .model
-                            .andons
-                            .iter()
-                            .filter(|a| a.subject == s && a.issue == i)
-                            .count();
+                        let n = self.model.andons.iter().filter(|a| a.subject == s && a.issue == i).count();
                         format!("{}/{}#{}", subject_key(s), ISSUES[i], n + 1 + pick % 2)
                     }
                     2 => "sku:NOPE/print_defect#1".to_owned(),
@@ -942,15 +803,9 @@ impl Driver {
                 let eligible: Vec<&UIn> = self
                     .u_hist
                     .iter()
-                    .filter(|u| {
-                        match self
-                            .model
-                            .seen_u
-                            .get(&(u.andon_id.clone(), u.update_id.clone()))
-                        {
-                            Some(&t) => self.within_horizon(t),
-                            None => !applied_only,
-                        }
+                    .filter(|u| match self.model.seen_u.get(&(u.andon_id.clone(), u.update_id.clone())) {
+                        Some(&t) => self.within_horizon(t),
+                        None => !applied_only,
                     })
                     .collect();
                 if eligible.is_empty() {
@@ -968,12 +823,7 @@ impl Driver {
         let res = match rec {
             Rec::C(c) => {
                 let res = self.model.complaint(c, &mut out);
-                if res
-                    != (Res::C {
-                        class: "duplicate",
-                        pulled: None,
-                    })
-                {
+                if res != (Res::C { class: "duplicate", pulled: None }) {
                     self.c_hist.push(c.clone());
                 }
                 res
@@ -984,11 +834,7 @@ impl Driver {
                 res
             }
         };
-        Step {
-            rec: rec.clone(),
-            res,
-            out,
-        }
+        Step { rec: rec.clone(), res, out }
     }
 
     fn step(&mut self, intent: &Intent) -> Option<Step> {
@@ -1009,18 +855,11 @@ fn model_run(cfg: &Cfg, intents: &[Intent]) -> (Vec<Step>, Model) {
 // The engine side
 
 fn to_complaint(c: &CIn) -> Complaint {
-    let kind = if SUBJECTS[c.subject].0 == "sku" {
-        SubjectKind::Sku
-    } else {
-        SubjectKind::Promotion
-    };
+    let kind = if SUBJECTS[c.subject].0 == "sku" { SubjectKind::Sku } else { SubjectKind::Promotion };
     Complaint {
         event_id: c.event_id.clone(),
         occurred_at: c.at * NS,
-        subject: Subject {
-            kind,
-            id: SUBJECTS[c.subject].1.to_owned(),
-        },
+        subject: Subject { kind, id: SUBJECTS[c.subject].1.to_owned() },
         subject_key: subject_key(c.subject),
         issue: ISSUES[c.issue].to_owned(),
         customer_id: c.customer.clone(),
@@ -1035,13 +874,7 @@ fn to_update(u: &UIn) -> Update {
         step: u.step,
         actor: u.actor.clone(),
         at: u.at * NS,
-        verdict: u.verdict.map(|d| {
-            if d {
-                Verdict::DefectConfirmed
-            } else {
-                Verdict::NoDefect
-            }
-        }),
+        verdict: u.verdict.map(|d| if d { Verdict::DefectConfirmed } else { Verdict::NoDefect }),
     }
 }
 
@@ -1058,10 +891,7 @@ fn engine_feed(e: &mut Engine, rec: &Rec) -> (Res, Vec<Emit>) {
     let mut out = Vec::new();
     let res = match rec {
         Rec::C(c) => match e.on_complaint(&to_complaint(c), RecordMeta::default(), &mut out) {
-            Ok(o) => Res::C {
-                class: o.class.as_str(),
-                pulled: o.pulled.map(|t| t.as_str()),
-            },
+            Ok(o) => Res::C { class: o.class.as_str(), pulled: o.pulled.map(|t| t.as_str()) },
             Err(r) => Res::Rejected(r.reason.as_str()),
         },
         Rec::U(u) => match e.on_update(&to_update(u), RecordMeta::default(), &mut out) {
@@ -1084,17 +914,8 @@ fn show_emits(out: &[Emit]) -> String {
     s
 }
 
-fn mismatch(
-    cfg: &Cfg,
-    steps: &[Step],
-    i: usize,
-    what: &str,
-    got: &(Res, Vec<Emit>),
-) -> TestCaseError {
-    let mut s = format!(
-        "{what} at record {i}\nconfig:\n{}\nrecords before (model's view):\n",
-        cfg.toml()
-    );
+fn mismatch(cfg: &Cfg, steps: &[Step], i: usize, what: &str, got: &(Res, Vec<Emit>)) -> TestCaseError {
+    let mut s = format!("{what} at record {i}\nconfig:\n{}\nrecords before (model's view):\n", cfg.toml());
     for (k, st) in steps.iter().enumerate().take(i).skip(i.saturating_sub(25)) {
         let _ = writeln!(s, "  #{k} {} -> {:?}", st.rec, st.res);
         if !st.out.is_empty() {
@@ -1110,11 +931,7 @@ fn mismatch(
 
 /// Runs the engine over the model's records and compares every record.
 /// `cuts`: before these record indices, snapshot and restore the engine.
-fn compare_engine(
-    cfg: &Cfg,
-    steps: &[Step],
-    cuts: &HashSet<usize>,
-) -> Result<Engine, TestCaseError> {
+fn compare_engine(cfg: &Cfg, steps: &[Step], cuts: &HashSet<usize>) -> Result<Engine, TestCaseError> {
     let ecfg = cfg.engine_config();
     let mut e = Engine::new(Arc::clone(&ecfg), EscalationClock::StreamTime);
     for (i, st) in steps.iter().enumerate() {
@@ -1147,14 +964,12 @@ fn snapshot_restore(ecfg: &Arc<EngineConfig>, e: Engine) -> Engine {
 // Strategies
 
 fn rule_strategy(delist: bool) -> impl Strategy<Value = RuleCfg> {
-    (1u32..=4, 2i64..=8, prop::collection::vec(0usize..3, 1..=3)).prop_map(
-        move |(threshold, w, route)| RuleCfg {
-            threshold,
-            window: w * 1800,
-            delist,
-            route,
-        },
-    )
+    (1u32..=4, 2i64..=8, prop::collection::vec(0usize..3, 1..=3)).prop_map(move |(threshold, w, route)| RuleCfg {
+        threshold,
+        window: w * 1800,
+        delist,
+        route,
+    })
 }
 
 fn cfg_strategy() -> impl Strategy<Value = Cfg> {
@@ -1167,17 +982,15 @@ fn cfg_strategy() -> impl Strategy<Value = Cfg> {
         2usize..=5,
         2usize..=6,
     )
-        .prop_map(
-            |(default, safety, promo, grace, slas, subjects, customers)| Cfg {
-                grace,
-                default,
-                safety,
-                promo,
-                slas,
-                subjects,
-                customers,
-            },
-        )
+        .prop_map(|(default, safety, promo, grace, slas, subjects, customers)| Cfg {
+            grace,
+            default,
+            safety,
+            promo,
+            slas,
+            subjects,
+            customers,
+        })
 }
 
 fn jitter() -> impl Strategy<Value = i64> {
@@ -1211,11 +1024,10 @@ fn verdict() -> impl Strategy<Value = Option<bool>> {
 }
 
 fn intent() -> impl Strategy<Value = Intent> {
-    let subject = prop_oneof![4 => Just(0usize), 2 => Just(1usize), 1 => Just(2usize), 1 => Just(3usize), 1 => Just(4usize)];
-    let issue =
-        prop_oneof![5 => Just(0usize), 2 => Just(1usize), 2 => Just(2usize), 1 => Just(3usize)];
-    let step_delta =
-        prop_oneof![16 => Just(0i64), 1 => Just(-1i64), 1 => Just(1i64), 1 => Just(2i64)];
+    let subject =
+        prop_oneof![4 => Just(0usize), 2 => Just(1usize), 1 => Just(2usize), 1 => Just(3usize), 1 => Just(4usize)];
+    let issue = prop_oneof![5 => Just(0usize), 2 => Just(1usize), 2 => Just(2usize), 1 => Just(3usize)];
+    let step_delta = prop_oneof![16 => Just(0i64), 1 => Just(-1i64), 1 => Just(1i64), 1 => Just(2i64)];
     prop_oneof![
         55 => (subject, issue, 0usize..6, complaint_time(), prop::bool::weighted(0.04)).prop_map(
             |(subject, issue, customer, time, pull)| Intent::Complaint { subject, issue, customer, time, pull }
@@ -1303,47 +1115,18 @@ proptest! {
 fn handwritten_edges_agree_with_the_model() {
     let cfg = Cfg {
         grace: 3600,
-        default: RuleCfg {
-            threshold: 2,
-            window: 7200,
-            delist: true,
-            route: vec![0, 1, 2],
-        },
-        safety: RuleCfg {
-            threshold: 1,
-            window: 3600,
-            delist: true,
-            route: vec![1],
-        },
-        promo: RuleCfg {
-            threshold: 2,
-            window: 3600,
-            delist: false,
-            route: vec![0, 0],
-        },
+        default: RuleCfg { threshold: 2, window: 7200, delist: true, route: vec![0, 1, 2] },
+        safety: RuleCfg { threshold: 1, window: 3600, delist: true, route: vec![1] },
+        promo: RuleCfg { threshold: 2, window: 3600, delist: false, route: vec![0, 0] },
         slas: [3600, 1800, 7200],
         subjects: 4,
         customers: 3,
     };
     let c = |id: &str, at: i64, subject: usize, issue: usize, customer: &str, pull: bool| {
-        Rec::C(CIn {
-            event_id: id.into(),
-            at: BASE + at,
-            subject,
-            issue,
-            customer: customer.into(),
-            pull,
-        })
+        Rec::C(CIn { event_id: id.into(), at: BASE + at, subject, issue, customer: customer.into(), pull })
     };
     let u = |id: &str, andon: &str, step: u32, at: i64, verdict: Option<bool>| {
-        Rec::U(UIn {
-            update_id: id.into(),
-            andon_id: andon.into(),
-            step,
-            actor: "ann".into(),
-            at: BASE + at,
-            verdict,
-        })
+        Rec::U(UIn { update_id: id.into(), andon_id: andon.into(), step, actor: "ann".into(), at: BASE + at, verdict })
     };
     let recs = vec![
         c("a1", 0, 0, 0, "c0", false),
@@ -1379,67 +1162,19 @@ fn handwritten_edges_agree_with_the_model() {
     }
     let classes: Vec<&Res> = steps.iter().map(|s| &s.res).collect();
     // The model itself says what the spec says on these edges.
-    assert_eq!(
-        classes[1],
-        &Res::C {
-            class: "counted",
-            pulled: Some("threshold")
-        }
-    );
-    assert_eq!(
-        classes[2],
-        &Res::C {
-            class: "attached",
-            pulled: None
-        }
-    );
+    assert_eq!(classes[1], &Res::C { class: "counted", pulled: Some("threshold") });
+    assert_eq!(classes[2], &Res::C { class: "attached", pulled: None });
     assert_eq!(classes[3], &Res::Rejected("step_out_of_order"));
     assert_eq!(classes[5], &Res::UpdateDuplicate);
     assert_eq!(classes[9], &Res::Rejected("verdict_required"));
-    assert_eq!(
-        classes[12],
-        &Res::C {
-            class: "stale",
-            pulled: None
-        }
-    );
-    assert_eq!(
-        classes[13],
-        &Res::C {
-            class: "counted",
-            pulled: Some("threshold")
-        }
-    );
-    assert_eq!(
-        classes[14],
-        &Res::C {
-            class: "counted",
-            pulled: None
-        }
-    );
-    assert_eq!(
-        classes[15],
-        &Res::C {
-            class: "late",
-            pulled: Some("manual")
-        }
-    );
+    assert_eq!(classes[12], &Res::C { class: "stale", pulled: None });
+    assert_eq!(classes[13], &Res::C { class: "counted", pulled: Some("threshold") });
+    assert_eq!(classes[14], &Res::C { class: "counted", pulled: None });
+    assert_eq!(classes[15], &Res::C { class: "late", pulled: Some("manual") });
     assert_eq!(classes[20], &Res::Rejected("andon_closed"));
     assert_eq!(classes[21], &Res::Rejected("unknown_andon"));
-    assert_eq!(
-        classes[23],
-        &Res::C {
-            class: "duplicate",
-            pulled: None
-        }
-    );
-    assert_eq!(
-        classes[24],
-        &Res::C {
-            class: "counted",
-            pulled: Some("threshold")
-        }
-    );
+    assert_eq!(classes[23], &Res::C { class: "duplicate", pulled: None });
+    assert_eq!(classes[24], &Res::C { class: "counted", pulled: Some("threshold") });
 }
 
 /// A counted complaint exactly 2W + grace older than stream time may still
@@ -1450,37 +1185,15 @@ fn handwritten_edges_agree_with_the_model() {
 fn horizons_are_kept_to_the_edge() {
     let cfg = Cfg {
         grace: 3600,
-        default: RuleCfg {
-            threshold: 2,
-            window: 7200,
-            delist: true,
-            route: vec![0],
-        },
-        safety: RuleCfg {
-            threshold: 1,
-            window: 3600,
-            delist: true,
-            route: vec![1],
-        },
-        promo: RuleCfg {
-            threshold: 2,
-            window: 3600,
-            delist: false,
-            route: vec![2],
-        },
+        default: RuleCfg { threshold: 2, window: 7200, delist: true, route: vec![0] },
+        safety: RuleCfg { threshold: 1, window: 3600, delist: true, route: vec![1] },
+        promo: RuleCfg { threshold: 2, window: 3600, delist: false, route: vec![2] },
         slas: [360_000, 360_000, 360_000],
         subjects: 5,
         customers: 3,
     };
     let c = |id: &str, at: i64, subject: usize, issue: usize, customer: &str| {
-        Rec::C(CIn {
-            event_id: id.into(),
-            at: BASE + at,
-            subject,
-            issue,
-            customer: customer.into(),
-            pull: false,
-        })
+        Rec::C(CIn { event_id: id.into(), at: BASE + at, subject, issue, customer: customer.into(), pull: false })
     };
     const H: i64 = 3600;
     // Default rule: W 2 h, grace 1 h, so ids and its complaints matter for
@@ -1504,28 +1217,10 @@ fn horizons_are_kept_to_the_edge() {
     if let Err(e) = compare_engine(&cfg, &steps, &HashSet::new()) {
         panic!("{e}");
     }
-    assert_eq!(
-        steps[5].res,
-        Res::C {
-            class: "duplicate",
-            pulled: None
-        }
-    );
-    assert_eq!(
-        steps[6].res,
-        Res::C {
-            class: "counted",
-            pulled: Some("threshold")
-        }
-    );
+    assert_eq!(steps[5].res, Res::C { class: "duplicate", pulled: None });
+    assert_eq!(steps[6].res, Res::C { class: "counted", pulled: Some("threshold") });
     assert_eq!(steps[6].out[1].2["evidence"], json!(["x", "z"]));
-    assert_eq!(
-        steps[11].res,
-        Res::C {
-            class: "counted",
-            pulled: Some("threshold")
-        }
-    );
+    assert_eq!(steps[11].res, Res::C { class: "counted", pulled: Some("threshold") });
     assert_eq!(steps[11].out[0].2["evidence"], json!(["p0", "p1"]));
 }
 
@@ -1558,26 +1253,13 @@ fn generated_streams_cover_every_outcome() {
                 };
                 *counts.entry(k).or_default() += 1;
             }
-            let opened_without_delist = st
-                .out
-                .iter()
-                .any(|(_, _, v)| v["type"] == "opened" && v["delisted"] == true)
+            let opened_without_delist = st.out.iter().any(|(_, _, v)| v["type"] == "opened" && v["delisted"] == true)
                 && !st.out.iter().any(|(_, _, v)| v["action"] == "delist");
             if opened_without_delist {
-                *counts
-                    .entry("delisting opened, subject already off sale".into())
-                    .or_default() += 1;
+                *counts.entry("delisting opened, subject already off sale".into()).or_default() += 1;
             }
-            if st
-                .out
-                .iter()
-                .filter(|(_, _, v)| v["type"] == "escalated")
-                .count()
-                > 1
-            {
-                *counts
-                    .entry("several escalations at once".into())
-                    .or_default() += 1;
+            if st.out.iter().filter(|(_, _, v)| v["type"] == "escalated").count() > 1 {
+                *counts.entry("several escalations at once".into()).or_default() += 1;
             }
         }
     }
@@ -1614,10 +1296,7 @@ fn generated_streams_cover_every_outcome() {
         "delisting opened, subject already off sale",
         "several escalations at once",
     ] {
-        assert!(
-            counts.get(want).copied().unwrap_or(0) > 0,
-            "the generator never produced {want:?}"
-        );
+        assert!(counts.get(want).copied().unwrap_or(0) > 0, "the generator never produced {want:?}");
     }
 }
 
@@ -1626,10 +1305,7 @@ fn generated_streams_cover_every_outcome() {
 #[test]
 fn memory_stays_bounded_on_a_long_stream() {
     let mut runner = TestRunner::deterministic();
-    let (mut cfg, intents) = case_strategy(20_000..20_001)
-        .new_tree(&mut runner)
-        .expect("generates")
-        .current();
+    let (mut cfg, intents) = case_strategy(20_000..20_001).new_tree(&mut runner).expect("generates").current();
     cfg.subjects = 3;
     cfg.customers = 4;
     let (steps, model) = model_run(&cfg, &intents);
@@ -1645,10 +1321,7 @@ fn memory_stays_bounded_on_a_long_stream() {
     for (i, st) in steps.iter().enumerate() {
         let got = engine_feed(&mut e, &st.rec);
         if got.0 != st.res || got.1 != st.out {
-            panic!(
-                "{}",
-                mismatch(&cfg, &steps, i, "engine and model differ", &got)
-            );
+            panic!("{}", mismatch(&cfg, &steps, i, "engine and model differ", &got));
         }
         let before = (dm.model.seen_c.len(), dm.model.seen_u.len());
         dm.feed(&st.rec);
@@ -1662,23 +1335,12 @@ fn memory_stays_bounded_on_a_long_stream() {
             let now = e.stream_time().expect("started") / NS;
             let state = e.state();
             let seen = state.seen.len();
-            let counted: usize = state
-                .subjects
-                .values()
-                .flat_map(|s| &s.issues)
-                .map(|is| is.counted.len())
-                .sum();
+            let counted: usize = state.subjects.values().flat_map(|s| &s.issues).map(|is| is.counted.len()).sum();
             // Ids within twice the horizon: the engine may keep what is
             // within the horizon plus what a lazy sweep has not dropped yet.
             let recent_ids = id_times.iter().filter(|&&t| t >= now - 2 * horizon).count();
-            assert!(
-                seen <= recent_ids,
-                "record {i}: {seen} ids kept, only {recent_ids} within 2 × (2W + grace)"
-            );
-            assert!(
-                counted <= recent_ids,
-                "record {i}: {counted} counted complaints kept"
-            );
+            assert!(seen <= recent_ids, "record {i}: {seen} ids kept, only {recent_ids} within 2 × (2W + grace)");
+            assert!(counted <= recent_ids, "record {i}: {counted} counted complaints kept");
             assert!(e.key_count() <= cfg.subjects * ISSUES.len());
             max_seen = max_seen.max(seen);
             max_counted = max_counted.max(counted);
@@ -1693,18 +1355,12 @@ fn memory_stays_bounded_on_a_long_stream() {
         sizes.iter().min().copied().unwrap_or(0),
         sizes.iter().max().copied().unwrap_or(0)
     );
-    assert!(
-        span_days > 10 * horizon / 86_400,
-        "the stream spans many horizons"
-    );
+    assert!(span_days > 10 * horizon / 86_400, "the stream spans many horizons");
     assert!(max_seen < records / 20, "{max_seen} ids kept of {records}");
     // The state does not grow with the stream: the last quarter is no bigger
     // than twice the second quarter's largest.
     let q = sizes.len() / 4;
     let second = sizes[q..2 * q].iter().max().copied().unwrap_or(0);
     let last = sizes[3 * q..].iter().max().copied().unwrap_or(0);
-    assert!(
-        last <= 2 * second + 4096,
-        "state grew from {second} to {last} bytes"
-    );
+    assert!(last <= 2 * second + 4096, "state grew from {second} to {last} bytes");
 }

@@ -26,7 +26,6 @@ impl Drop for Proc {
     }
 }
 
-
 /// Starts `andon demo` with its HTTP server on a free port; returns the
 /// process and the address it serves on.
 fn demo(seconds: u32) -> (Proc, SocketAddr) {
@@ -165,7 +164,13 @@ fn a_real_prometheus_scrapes_the_demo_and_evaluates_the_recording_rule() {
     let query = |q: &str| -> String {
         let q: String = q
             .bytes()
-            .map(|b| if b.is_ascii_alphanumeric() || b"_:".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"_:".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
             .collect();
         get(prom_addr, &format!("/api/v1/query?query={q}")).1
     };
@@ -184,7 +189,10 @@ fn a_real_prometheus_scrapes_the_demo_and_evaluates_the_recording_rule() {
     // 0/0 (nothing closed yet) would be NaN: a number means closed work
     // orders were scraped and the rule's ratio computed over them.
     let r = finite_value(&ratio);
-    assert!(r.is_some_and(|r| (0.0..=1.0).contains(&r)), "the recording rule has a ratio (work orders closed in the demo): {ratio}");
+    assert!(
+        r.is_some_and(|r| (0.0..=1.0).contains(&r)),
+        "the recording rule has a ratio (work orders closed in the demo): {ratio}"
+    );
 }
 
 /// The first sample's value of a Prometheus instant-query answer, if it

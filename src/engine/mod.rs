@@ -385,7 +385,11 @@ impl Engine {
         window::evict_before(&mut is.counted, eviction_cutoff(st, rule.window, cfg.grace));
         let i = window::insert(
             &mut is.counted,
-            Counted { at: c.occurred_at, customer: c.customer_id.as_str().into(), event_id: c.event_id.as_str().into() },
+            Counted {
+                at: c.occurred_at,
+                customer: c.customer_id.as_str().into(),
+                event_id: c.event_id.as_str().into(),
+            },
         );
         match window::threshold_evidence(&is.counted, i, rule.window, rule.threshold) {
             Some(picked) => {
@@ -399,7 +403,12 @@ impl Engine {
 
     /// Processes one work-order update, appending what it emits to `out`.
     /// `Err` means the record belongs in the DLQ; it changed nothing.
-    pub fn on_update(&mut self, u: &Update, meta: RecordMeta<'_>, out: &mut Vec<Output>) -> Result<UpdateOutcome, Reject> {
+    pub fn on_update(
+        &mut self,
+        u: &Update,
+        meta: RecordMeta<'_>,
+        out: &mut Vec<Output>,
+    ) -> Result<UpdateOutcome, Reject> {
         self.check_skew("at", u.at, meta.timestamp)?;
         let subject_key = u.subject_key();
         if let Some(key) = meta.key {
@@ -411,14 +420,11 @@ impl Engine {
         if self.is_seen(h) {
             return Ok(UpdateOutcome::Duplicate);
         }
-        let unknown = || Reject::new(RejectReason::UnknownAndon, format!("andon_id: no andon {:?} on this partition", u.andon_id));
+        let unknown = || {
+            Reject::new(RejectReason::UnknownAndon, format!("andon_id: no andon {:?} on this partition", u.andon_id))
+        };
         let (key, issue, n) = parse_andon_id(&u.andon_id).ok_or_else(unknown)?;
-        let is = self
-            .state
-            .subjects
-            .get_mut(key)
-            .and_then(|s| s.issue_mut(issue))
-            .ok_or_else(unknown)?;
+        let is = self.state.subjects.get_mut(key).and_then(|s| s.issue_mut(issue)).ok_or_else(unknown)?;
         let open = match is.open.as_deref() {
             Some(open) if open.n == n => open,
             _ if n <= is.andons => {
@@ -491,12 +497,8 @@ impl Engine {
             let Some((_, id)) = self.due.pop_first() else { break };
             let Some((key, issue, _)) = parse_andon_id(&id) else { continue };
             self.changed(key, None);
-            if let Some(open) = self
-                .state
-                .subjects
-                .get_mut(key)
-                .and_then(|s| s.issue_mut(issue))
-                .and_then(|is| is.open.as_deref_mut())
+            if let Some(open) =
+                self.state.subjects.get_mut(key).and_then(|s| s.issue_mut(issue)).and_then(|is| is.open.as_deref_mut())
             {
                 open.escalate(&id, now, out);
             }

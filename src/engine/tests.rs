@@ -168,7 +168,7 @@ fn late_within_grace_that_pulls() {
     let mut t = T::new();
     t.c("e1", 80 * H, "alice"); // counted, alone
     t.c("x1", 100 * H, "carol"); // raises stream time to 100 h
-    // 89 h is exactly stream time − W − grace: not too late, and within W of alice.
+                                 // 89 h is exactly stream time − W − grace: not too late, and within W of alice.
     let o = t.c("e2", 89 * H, "bob");
     assert_eq!((o.class, o.pulled), (ComplaintClass::Counted, Some(Trigger::Threshold)));
     let j = t.json();
@@ -351,9 +351,7 @@ fn record_checks_key_mismatch_and_future_skew() {
     let mut e = Engine::new(config(), EscalationClock::WallClock);
     let mut out = Vec::new();
     let c = complaint("a", 10 * H, "B1", "print_defect", "x");
-    let err = e
-        .on_complaint(&c, RecordMeta { key: Some(b"sku:B2"), timestamp: None }, &mut out)
-        .expect_err("key");
+    let err = e.on_complaint(&c, RecordMeta { key: Some(b"sku:B2"), timestamp: None }, &mut out).expect_err("key");
     assert_eq!(err.reason, RejectReason::KeyMismatch);
     let err = e
         .on_complaint(&c, RecordMeta { key: Some(b"sku:B1"), timestamp: Some(9 * H - 1) }, &mut out)
@@ -428,7 +426,8 @@ fn deltas_applied_in_order_restore_an_engine_that_continues_identically() {
         if *is_update {
             let _ = e.on_update(&decode_update(line.as_bytes(), 1 << 16).expect("valid"), RecordMeta::default(), out);
         } else {
-            let _ = e.on_complaint(&decode_complaint(line.as_bytes(), 1 << 16).expect("valid"), RecordMeta::default(), out);
+            let _ =
+                e.on_complaint(&decode_complaint(line.as_bytes(), 1 << 16).expect("valid"), RecordMeta::default(), out);
         }
     };
     let mut whole = Engine::new(cfg.clone(), EscalationClock::StreamTime);
@@ -451,7 +450,8 @@ fn deltas_applied_in_order_restore_an_engine_that_continues_identically() {
         restored_state.apply(tracked.take_delta());
         // Through JSON, as the changelog carries it.
         let json = serde_json::to_string(&restored_state).expect("serialise");
-        let mut restored = Engine::restore(cfg.clone(), EscalationClock::StreamTime, serde_json::from_str(&json).expect("parse"));
+        let mut restored =
+            Engine::restore(cfg.clone(), EscalationClock::StreamTime, serde_json::from_str(&json).expect("parse"));
         for i in &inputs[cut..] {
             feed(&mut restored, i, &mut got);
         }

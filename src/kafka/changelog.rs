@@ -122,7 +122,12 @@ fn chunks<T: Clone>(v: &[T], k: usize, i: usize) -> Vec<T> {
 }
 
 /// The records of one batch's checkpoint.
-pub fn encode_checkpoint(seq: u64, attempt: u64, positions: Positions, delta: &Delta) -> Result<Vec<StateRecord>, serde_json::Error> {
+pub fn encode_checkpoint(
+    seq: u64,
+    attempt: u64,
+    positions: Positions,
+    delta: &Delta,
+) -> Result<Vec<StateRecord>, serde_json::Error> {
     encode_parts(
         seq,
         attempt,
@@ -426,8 +431,12 @@ mod tests {
                 r#"{{"event_id":"event-{i:08}","occurred_at":"2026-11-01T00:00:00Z","subject":{{"kind":"sku","id":"SKU-{:06}"}},"issue":"damaged_in_transit","customer_id":"customer-{i:08}"}}"#,
                 i % 3000
             );
-            e.on_complaint(&decode_complaint(line.as_bytes(), 1 << 16).expect("valid"), RecordMeta::default(), &mut out)
-                .expect("accepted");
+            e.on_complaint(
+                &decode_complaint(line.as_bytes(), 1 << 16).expect("valid"),
+                RecordMeta::default(),
+                &mut out,
+            )
+            .expect("accepted");
         }
         e
     }

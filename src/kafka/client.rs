@@ -30,14 +30,37 @@ pub enum TopologyError {
 /// Properties that only one kind of client takes: passing them to the
 /// other makes librdkafka warn at every client creation.
 const CONSUMER_ONLY: &[&str] = &[
-    "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms", "group.", "partition.assignment.strategy",
-    "auto.offset.reset", "enable.auto.", "auto.commit.", "isolation.level", "fetch.", "queued.", "enable.partition.eof",
-    "check.crcs", "allow.auto.create.topics",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "group.",
+    "partition.assignment.strategy",
+    "auto.offset.reset",
+    "enable.auto.",
+    "auto.commit.",
+    "isolation.level",
+    "fetch.",
+    "queued.",
+    "enable.partition.eof",
+    "check.crcs",
+    "allow.auto.create.topics",
 ];
 const PRODUCER_ONLY: &[&str] = &[
-    "linger.ms", "queue.buffering.", "acks", "request.required.acks", "compression.", "transactional.id",
-    "transaction.timeout.ms", "enable.idempotence", "batch.", "message.timeout.ms", "delivery.timeout.ms", "retries",
-    "message.send.max.retries", "partitioner", "sticky.",
+    "linger.ms",
+    "queue.buffering.",
+    "acks",
+    "request.required.acks",
+    "compression.",
+    "transactional.id",
+    "transaction.timeout.ms",
+    "enable.idempotence",
+    "batch.",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "retries",
+    "message.send.max.retries",
+    "partitioner",
+    "sticky.",
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -146,7 +169,9 @@ pub fn wait_for_brokers(settings: &Settings, shutdown: &AtomicBool) -> Result<()
                 return Ok(());
             }
             Ok(_) => tracing::warn!(bootstrap = %settings.kafka.brokers, "no brokers in metadata yet; retrying"),
-            Err(e) => tracing::warn!(bootstrap = %settings.kafka.brokers, error = %e, retry_in_ms = backoff.as_millis() as u64, "brokers unreachable; retrying"),
+            Err(e) => {
+                tracing::warn!(bootstrap = %settings.kafka.brokers, error = %e, retry_in_ms = backoff.as_millis() as u64, "brokers unreachable; retrying")
+            }
         }
         let until = std::time::Instant::now() + backoff;
         while std::time::Instant::now() < until {

@@ -33,12 +33,12 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::config::{Guarantee, Settings};
-use crate::metrics::Metrics;
-use crate::status::{AndonInfo, Recent, Status};
 use crate::event::{Output, Ts, WorkOrderEvent};
 use crate::kafka::changelog::{self, Positions, RestoreError, StateRecord};
 use crate::kafka::client;
 use crate::kafka::task::{Incoming, OutTopic, Produce, Source, Task};
+use crate::metrics::Metrics;
+use crate::status::{AndonInfo, Recent, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -68,7 +68,8 @@ impl Restorer {
         let restored = changelog::restore(consumer, &t.state, partition)?;
         let mut suppress = std::collections::HashSet::new();
         let p = &restored.positions;
-        for (topic, from) in [(&t.delist_commands, p.delist_commands), (&t.work_orders, p.work_orders), (&t.dlq, p.dlq)] {
+        for (topic, from) in [(&t.delist_commands, p.delist_commands), (&t.work_orders, p.work_orders), (&t.dlq, p.dlq)]
+        {
             let (ids, _) = changelog::written_ids(consumer, topic, partition, from)?;
             suppress.extend(ids);
         }
@@ -88,7 +89,10 @@ impl Restorer {
             let (low, high) = changelog::watermarks(consumer, topic, partition)?;
             Ok(high <= if restored.seq > 0 { pos.max(low) } else { low })
         };
-        let at_end = [start(&t.complaints, restored.positions.complaints)?, start(&t.work_order_updates, restored.positions.updates)?];
+        let at_end = [
+            start(&t.complaints, restored.positions.complaints)?,
+            start(&t.work_order_updates, restored.positions.updates)?,
+        ];
         let mut task = Task::new(
             partition,
             self.settings.engine.clone(),
@@ -140,7 +144,12 @@ impl ClientContext for GroupContext {
 }
 
 impl ConsumerContext for GroupContext {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: rdkafka::types::RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: rdkafka::types::RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
         use rdkafka::types::RDKafkaRespErr::*;
         let cooperative = matches!(consumer.rebalance_protocol(), rdkafka::consumer::RebalanceProtocol::Cooperative);
         match err {
@@ -285,14 +294,16 @@ impl Processor {
             consumer: client::plain_consumer(&settings),
             metrics: metrics.clone(),
         });
-        let group: BaseConsumer<GroupContext> = client::group_consumer(&settings).create_with_context(GroupContext {
-            restorer: restorer.clone(),
-            complaints: t.complaints.clone(),
-            events: Mutex::new(Vec::new()),
-            status: status.clone(),
-            metrics: metrics.clone(),
-        })?;
-        let updates: BaseConsumer<client::Quiet> = client::plain_consumer(&settings).create_with_context(client::Quiet)?;
+        let group: BaseConsumer<GroupContext> =
+            client::group_consumer(&settings).create_with_context(GroupContext {
+                restorer: restorer.clone(),
+                complaints: t.complaints.clone(),
+                events: Mutex::new(Vec::new()),
+                status: status.clone(),
+                metrics: metrics.clone(),
+            })?;
+        let updates: BaseConsumer<client::Quiet> =
+            client::plain_consumer(&settings).create_with_context(client::Quiet)?;
         let deliveries = Arc::new(Deliveries::default());
         let eos = settings.processing.guarantee == Guarantee::ExactlyOnce;
         let producer = new_producer(&settings, &deliveries, eos)?;
@@ -336,7 +347,13 @@ impl Processor {
             self.status.touch();
             let r = self.commit_batch();
             if records > 0 {
-                tracing::debug!(polled_ms, records, waiting, commit_ms = committing.elapsed().as_millis() as u64, "batch");
+                tracing::debug!(
+                    polled_ms,
+                    records,
+                    waiting,
+                    commit_ms = committing.elapsed().as_millis() as u64,
+                    "batch"
+                );
             }
             match &r {
                 Ok(true) => {
@@ -472,18 +489,14 @@ impl Processor {
             let bytes: usize = records.iter().map(|r| r.value.as_ref().map_or(0, Vec::len)).sum();
             send_state(&self.producer, &t.state, *p, &records)?;
             let mut snapshot = None;
-            if task.bytes_since_snapshot + bytes > self.options.snapshot_after_bytes || task.since_snapshot.len() >= 4096 {
+            if task.bytes_since_snapshot + bytes > self.options.snapshot_after_bytes
+                || task.since_snapshot.len() >= 4096
+            {
                 let mut covered = task.since_snapshot.clone();
                 covered.push((seq, parts));
-                let (records, snapshot_parts) = changelog::encode_snapshot(
-                    seq,
-                    attempt,
-                    pos,
-                    task.engine().state(),
-                    &covered,
-                    task.snapshot_parts,
-                )
-                .map_err(batch_err)?;
+                let (records, snapshot_parts) =
+                    changelog::encode_snapshot(seq, attempt, pos, task.engine().state(), &covered, task.snapshot_parts)
+                        .map_err(batch_err)?;
                 send_state(&self.producer, &t.state, *p, &records)?;
                 tracing::debug!(partition = *p, seq, parts = snapshot_parts, "snapshot written");
                 snapshot = Some(snapshot_parts);
@@ -591,7 +604,10 @@ impl Processor {
         let deadline = Instant::now() + TXN_TIMEOUT;
         while self.producer.in_flight_count() > 0 {
             if Instant::now() > deadline {
-                return Err(RunError::Batch(format!("{} records not acknowledged within {TXN_TIMEOUT:?}", self.producer.in_flight_count())));
+                return Err(RunError::Batch(format!(
+                    "{} records not acknowledged within {TXN_TIMEOUT:?}",
+                    self.producer.in_flight_count()
+                )));
             }
             self.producer.poll(Duration::from_millis(1));
         }
@@ -684,7 +700,11 @@ fn handle_events(
     Ok(())
 }
 
-fn new_producer(settings: &Settings, deliveries: &Arc<Deliveries>, eos: bool) -> Result<BaseProducer<ProduceContext>, KafkaError> {
+fn new_producer(
+    settings: &Settings,
+    deliveries: &Arc<Deliveries>,
+    eos: bool,
+) -> Result<BaseProducer<ProduceContext>, KafkaError> {
     let mut pc: ClientConfig = client::producer(settings);
     if eos {
         pc.set("transactional.id", client::transactional_id(settings));
@@ -733,13 +753,21 @@ fn batch_err(e: serde_json::Error) -> RunError {
     RunError::Batch(e.to_string())
 }
 
-fn send_state(producer: &BaseProducer<ProduceContext>, topic: &str, partition: i32, records: &[StateRecord]) -> Result<(), RunError> {
+fn send_state(
+    producer: &BaseProducer<ProduceContext>,
+    topic: &str,
+    partition: i32,
+    records: &[StateRecord],
+) -> Result<(), RunError> {
     for r in records {
         let rec = BaseRecord::to(topic).partition(partition).key(r.key.as_bytes());
-        send(producer, match &r.value {
-            Some(v) => rec.payload(&v[..]),
-            None => rec,
-        })?;
+        send(
+            producer,
+            match &r.value {
+                Some(v) => rec.payload(&v[..]),
+                None => rec,
+            },
+        )?;
     }
     Ok(())
 }

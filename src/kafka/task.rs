@@ -287,7 +287,15 @@ impl Task {
         }
     }
 
-    fn dlq(&mut self, source: Source, offset: i64, key: Option<&[u8]>, value: &[u8], r: &Reject, out: &mut Vec<Produce>) {
+    fn dlq(
+        &mut self,
+        source: Source,
+        offset: i64,
+        key: Option<&[u8]>,
+        value: &[u8],
+        r: &Reject,
+        out: &mut Vec<Produce>,
+    ) {
         let topic = &self.topic_names[source as usize];
         let partition = self.partition.to_string();
         let offset = offset.to_string();

@@ -142,7 +142,8 @@ pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Record> {
                     let mut headers = BTreeMap::new();
                     if let Some(h) = m.headers() {
                         for x in h.iter() {
-                            headers.insert(x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into());
+                            headers
+                                .insert(x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into());
                         }
                     }
                     out.push(Record {
@@ -219,7 +220,9 @@ pub fn per_key_topics(records: &[Record]) -> PerKey {
 /// Logs of the code under test on stderr (shown for failing tests).
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,librdkafka=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,librdkafka=warn".into()),
+        )
         .with_test_writer()
         .try_init();
 }
