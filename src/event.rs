@@ -531,7 +531,10 @@ pub enum WorkOrderEvent {
         delisted: bool,
         #[serde(serialize_with = "ser_ts")]
         opened_at: Ts,
+        /// At most 100, the earliest first, the pulling complaint among them.
         evidence: Vec<String>,
+        /// The full count behind `evidence`.
+        evidence_total: u32,
         steps: Vec<StepPlan>,
     },
     StepCompleted {

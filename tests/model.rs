@@ -366,7 +366,7 @@ impl Model {
         if c.pull {
             // Manual: pulls at once, whatever the count, late or stale.
             self.complaints.entry(key).or_default().push(record);
-            self.pull(c.subject, c.issue, "manual", c.at, vec![(c.event_id.clone(), c.customer.clone())], out);
+            self.pull(c.subject, c.issue, "manual", c.at, vec![(c.event_id.clone(), c.customer.clone())], 1, out);
             return Res::C { class, pulled: Some("manual") };
         }
         record.counted = class == "counted";
@@ -435,8 +435,17 @@ impl Model {
         assert!(picked.iter().any(|x| x.seq == seq), "model: the pulling complaint is among the evidence");
         let span = picked.iter().map(|x| x.at).max().unwrap_or(0) - picked.iter().map(|x| x.at).min().unwrap_or(0);
         assert!(span <= w, "model: evidence spans at most W");
+        // At most 100 listed: the earliest others, the pulling one always.
+        let total = picked.len();
+        let mut others = 0;
+        picked.retain(|x| {
+            x.seq == seq || {
+                others += 1;
+                others < 100
+            }
+        });
         let evidence = picked.into_iter().map(|x| (x.event_id.clone(), x.customer.clone())).collect();
-        self.pull(c.subject, c.issue, "threshold", c.at, evidence, out);
+        self.pull(c.subject, c.issue, "threshold", c.at, evidence, total, out);
         Res::C { class, pulled: Some("threshold") }
     }
 
@@ -448,6 +457,7 @@ impl Model {
         trigger: &str,
         at: i64,
         evidence: Vec<(String, String)>,
+        total: usize,
         out: &mut Vec<Emit>,
     ) {
         let rule = self.cfg.rule(issue).clone();
@@ -457,7 +467,6 @@ impl Model {
         if rule.delist && !self.has_open_delisting(subject) {
             let m = self.delists.entry(subject).or_insert(0);
             *m += 1;
-            let distinct: HashSet<&str> = evidence.iter().map(|(_, c)| c.as_str()).collect();
             out.push((
                 COMMANDS,
                 skey.clone(),
@@ -470,7 +479,7 @@ impl Model {
                     "reason": {
                         "issue": ISSUES[issue],
                         "trigger": trigger,
-                        "distinct_customers": distinct.len(),
+                        "distinct_customers": total,
                         "window_seconds": rule.window,
                     },
                 }),
@@ -498,6 +507,7 @@ impl Model {
                 "delisted": rule.delist,
                 "opened_at": ts(at),
                 "evidence": evidence.iter().map(|(e, _)| e.clone()).collect::<Vec<_>>(),
+                "evidence_total": total,
                 "steps": steps,
             }),
         ));

@@ -730,7 +730,7 @@ fn relist() -> Value {
     json!({"command_id":"sku:B0PRINT01#relist#1","action":"relist","subject":{"kind":"sku","id":"B0PRINT01"},"andon_id":"sku:B0PRINT01/print_defect#1","issued_at":"2026-11-05T14:00:00Z"})
 }
 fn opened() -> Value {
-    json!({"type":"opened","andon_id":"sku:B0PRINT01/print_defect#1","subject":{"kind":"sku","id":"B0PRINT01"},"issue":"print_defect","trigger":"threshold","delisted":true,"opened_at":"2026-11-03T07:45:00Z","evidence":["c-0001","c-0004"],"steps":[{"step":1,"owner":"product","due_at":"2026-11-04T07:45:00Z"},{"step":2,"owner":"operations","due_at":"2026-11-04T19:45:00Z"}]})
+    json!({"type":"opened","andon_id":"sku:B0PRINT01/print_defect#1","subject":{"kind":"sku","id":"B0PRINT01"},"issue":"print_defect","trigger":"threshold","delisted":true,"opened_at":"2026-11-03T07:45:00Z","evidence":["c-0001","c-0004"],"evidence_total":2,"steps":[{"step":1,"owner":"product","due_at":"2026-11-04T07:45:00Z"},{"step":2,"owner":"operations","due_at":"2026-11-04T19:45:00Z"}]})
 }
 fn step_completed() -> Value {
     json!({"type":"step_completed","andon_id":"sku:B0PRINT01/print_defect#1","step":1,"owner":"product","actor":"pm-lena","at":"2026-11-03T15:00:00Z"})
@@ -779,6 +779,12 @@ fn output_schemas_reject_what_the_spec_forbids() {
         ("complaints_attached -1", set(closed(), "/complaints_attached", json!(-1))),
         ("opened without evidence", del(opened(), "/evidence")),
         ("opened with empty evidence", set(opened(), "/evidence", json!([]))),
+        (
+            "opened with 101 evidence ids",
+            set(opened(), "/evidence", json!((0..101).map(|i| format!("e{i}")).collect::<Vec<_>>())),
+        ),
+        ("opened without evidence_total", del(opened(), "/evidence_total")),
+        ("opened evidence_total 0", set(opened(), "/evidence_total", json!(0))),
         ("opened with empty steps", set(opened(), "/steps", json!([]))),
         ("opened step with an extra field", set(opened(), "/steps/0/sla", json!("24h"))),
         ("opened step 0", set(opened(), "/steps/0/step", json!(0))),

@@ -25,7 +25,9 @@ pub struct OpenAndon {
     pub due_at: Ts,
     pub escalated: bool,
     pub attached: u64,
+    /// At most `window::EVIDENCE_LISTED` ids; `evidence_total` counts them all.
     pub evidence: Vec<Box<str>>,
+    pub evidence_total: u32,
 }
 
 impl OpenAndon {

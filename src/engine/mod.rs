@@ -13,6 +13,7 @@
 //! close, relist) in [`Engine::on_update`], [`Engine::tick`] and [`andon`].
 
 pub mod andon;
+mod coverage;
 pub mod window;
 
 use std::collections::BTreeSet;
@@ -32,7 +33,7 @@ use crate::event::{
     RejectReason, Trigger, Ts, Update, WorkOrderEvent, NANOS_PER_SEC,
 };
 use andon::OpenAndon;
-use window::Counted;
+use window::{Counted, Evidence, Window};
 
 /// What drives escalations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,13 +99,13 @@ pub struct IssueState {
     /// Complaints at or before this time are stale (the last close's `at`).
     pub stale_until: Option<Ts>,
     /// Counted complaints, sorted by event time.
-    pub counted: Vec<Counted>,
+    pub counted: Window,
     pub open: Option<Box<OpenAndon>>,
 }
 
 impl IssueState {
     fn new(issue: &str) -> Self {
-        Self { issue: issue.into(), andons: 0, stale_until: None, counted: Vec::new(), open: None }
+        Self { issue: issue.into(), andons: 0, stale_until: None, counted: Window::default(), open: None }
     }
 
     fn is_empty(&self) -> bool {
@@ -374,7 +375,7 @@ impl Engine {
         };
         if c.pull {
             // The agent's own call: pulls whatever the count, late or stale.
-            let evidence = vec![c.event_id.as_str().into()];
+            let evidence = Evidence { listed: vec![c.event_id.as_str().into()], total: 1 };
             self.pull(&c.subject_key, idx, Trigger::Manual, c.occurred_at, evidence, out);
             return Ok(ComplaintOutcome { class, pulled: Some(Trigger::Manual) });
         }
@@ -382,18 +383,17 @@ impl Engine {
             return Ok(ComplaintOutcome { class, pulled: None });
         }
         let st = self.state.stream_time.unwrap_or(c.occurred_at);
-        window::evict_before(&mut is.counted, eviction_cutoff(st, rule.window, cfg.grace));
-        let i = window::insert(
-            &mut is.counted,
+        is.counted.evict_before(eviction_cutoff(st, rule.window, cfg.grace));
+        let place = is.counted.insert(
             Counted {
                 at: c.occurred_at,
                 customer: c.customer_id.as_str().into(),
                 event_id: c.event_id.as_str().into(),
             },
+            rule.window,
         );
-        match window::threshold_evidence(&is.counted, i, rule.window, rule.threshold) {
-            Some(picked) => {
-                let evidence = picked.into_iter().map(|k| is.counted[k].event_id.clone()).collect();
+        match is.counted.threshold_evidence(place, rule.window, rule.threshold) {
+            Some(evidence) => {
                 self.pull(&c.subject_key, idx, Trigger::Threshold, c.occurred_at, evidence, out);
                 Ok(ComplaintOutcome { class, pulled: Some(Trigger::Threshold) })
             }
@@ -571,7 +571,7 @@ impl Engine {
         self.state.subjects.retain(|_, subject| {
             subject.issues.retain_mut(|is| {
                 let rule = cfg.rules.for_issue(&is.issue);
-                window::evict_before(&mut is.counted, eviction_cutoff(st, rule.window, cfg.grace));
+                is.counted.evict_before(eviction_cutoff(st, rule.window, cfg.grace));
                 !is.is_empty()
             });
             subject.delists > 0 || !subject.issues.is_empty()
@@ -586,7 +586,7 @@ impl Engine {
         idx: usize,
         trigger: Trigger,
         opened_at: Ts,
-        evidence: Vec<Box<str>>,
+        evidence: Evidence,
         out: &mut Vec<Output>,
     ) {
         let cfg = Arc::clone(&self.cfg);
@@ -609,10 +609,7 @@ impl Engine {
                     reason: Some(DelistReason {
                         issue: is.issue.to_string(),
                         trigger,
-                        distinct_customers: match trigger {
-                            Trigger::Manual => 1,
-                            Trigger::Threshold => evidence.len() as u32,
-                        },
+                        distinct_customers: evidence.total,
                         window_seconds: (rule.window / NANOS_PER_SEC) as u64,
                     }),
                 }));
@@ -631,7 +628,8 @@ impl Engine {
             step_started: opened_at,
             escalated: false,
             attached: 0,
-            evidence,
+            evidence: evidence.listed,
+            evidence_total: evidence.total,
         };
         out.push(Output::WorkOrder(WorkOrderEvent::Opened {
             andon_id: id.clone(),
@@ -641,6 +639,7 @@ impl Engine {
             delisted: delisting,
             opened_at,
             evidence: open.evidence.iter().map(|e| e.to_string()).collect(),
+            evidence_total: open.evidence_total,
             steps: open.plan(),
         }));
         self.due.insert((open.due_at, id.into()));

@@ -458,3 +458,43 @@ fn deltas_applied_in_order_restore_an_engine_that_continues_identically() {
         assert_eq!(got, want, "delta every {every} records");
     }
 }
+
+#[test]
+fn a_pull_with_more_than_a_hundred_customers_lists_a_hundred_and_counts_all() {
+    let cfg = Settings::from_toml("[rules.default]\nthreshold = 150\nwindow = \"10h\"").expect("valid").engine;
+    let mut e = Engine::new(cfg, EscalationClock::StreamTime);
+    let mut out = Vec::new();
+    for i in 0..150 {
+        out.clear();
+        let c = complaint(&format!("e{i:03}"), i * S, "B1", "print_defect", &format!("c{i}"));
+        e.on_complaint(&c, RecordMeta::default(), &mut out).expect("accepted");
+    }
+    let Some(Output::Command(DelistCommand { reason: Some(reason), .. })) = out.first() else {
+        panic!("the 150th customer delists: {out:?}")
+    };
+    assert_eq!(reason.distinct_customers, 150, "the count stays exact");
+    let Some(Output::WorkOrder(WorkOrderEvent::Opened { evidence, evidence_total, .. })) = out.get(1) else {
+        panic!("opened follows: {out:?}")
+    };
+    assert_eq!(*evidence_total, 150);
+    assert_eq!(evidence.len(), 100);
+    assert_eq!((evidence[0].as_str(), evidence[98].as_str()), ("e000", "e098"), "the earliest first");
+    assert_eq!(evidence[99], "e149", "the pulling complaint is always listed");
+}
+
+#[test]
+fn a_key_flooded_by_one_customer_stays_quiet_until_a_second_customer_pulls() {
+    let mut t = T::new();
+    for i in 0..20_000 {
+        assert_eq!(t.c(&format!("f{i}"), i * S / 10, "flooder").pulled, None);
+    }
+    let key = t.e.state().subjects.get("sku:B1").expect("subject");
+    assert!(key.issues[0].counted.is_flooded(), "the key switched to its flooded representation");
+    assert_eq!(t.c("other", 1_000 * S, "bob").pulled, Some(Trigger::Threshold));
+    let Some(Output::WorkOrder(WorkOrderEvent::Opened { evidence, evidence_total, .. })) = t.out.get(1) else {
+        panic!("opened: {:?}", t.out)
+    };
+    assert_eq!(*evidence_total, 2);
+    assert_eq!(evidence.len(), 2);
+    assert_eq!(evidence[1], "other");
+}

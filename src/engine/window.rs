@@ -3,7 +3,7 @@
 //! A key keeps its counted complaints sorted by event time (arrival order
 //! among equal times). After a counted complaint `c` arrives, the key pulls
 //! when some interval of length W, ends included, that contains `c` holds
-//! complaints from at least N distinct customers (spec, Semantics 2).
+//! complaints from at least N distinct customers (docs/semantics.md, rule 2).
 //!
 //! Only intervals that start at a complaint's time need checking: any
 //! qualifying interval can slide right until its start meets the first
@@ -11,12 +11,35 @@
 //! Of the qualifying intervals we take the earliest start, and from it one
 //! complaint per customer: `c` for its own customer, the earliest for the
 //! others. That choice is deterministic, so a replay and a restored engine
-//! give the same evidence.
+//! give the same evidence. At most [`EVIDENCE_LISTED`] are listed (the
+//! earliest, `c` always among them); the count stays exact.
+//!
+//! Two representations, one behaviour. A key holds a handful of complaints
+//! almost always: a sorted `Vec` and a scan of the complaints within W of
+//! `c` are the smallest and fastest there is. A key flooded with complaints
+//! (one customer complaining 100,000 times never pulls a threshold of 2)
+//! would make that scan, and the insert, linear per complaint. Past
+//! [`FLOOD_FROM`] complaints the window switches to [`Flood`]: a B-tree of
+//! the complaints, each customer's complaint times, and a [`Coverage`] of
+//! how many distinct customers an interval starting at each point holds,
+//! so that insert, evict and the pull check are O(log n).
+
+use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::coverage::Coverage;
 use crate::event::{Dur, Ts};
+
+/// Evidence ids listed in an `opened` event at most.
+pub const EVIDENCE_LISTED: usize = 100;
+
+/// Complaints past which a key switches to the flooded representation,
+/// and below which it switches back (apart, so a key at the edge does not
+/// flip on every complaint).
+const FLOOD_FROM: usize = 64;
+const FLOOD_UNTIL: usize = 16;
 
 /// A counted complaint, as much of it as the window needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,34 +49,182 @@ pub struct Counted {
     pub event_id: Box<str>,
 }
 
-/// Inserts `c` after every complaint at the same or an earlier time, and
-/// returns its index.
-pub fn insert(counted: &mut Vec<Counted>, c: Counted) -> usize {
-    let i = counted.partition_point(|x| x.at <= c.at);
-    // Most keys only ever hold a complaint or two below the threshold: do
-    // not start at Vec's default capacity of four (state per key counts).
-    if counted.len() < 4 {
-        counted.reserve_exact(1);
-    }
-    counted.insert(i, c);
-    i
+/// What a threshold pull rests on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// At most [`EVIDENCE_LISTED`] event ids in event-time order: the
+    /// earliest, the pulling complaint always among them.
+    pub listed: Vec<Box<str>>,
+    /// Distinct customers in the interval: the full evidence count.
+    pub total: u32,
 }
 
-/// Drops complaints older than `cutoff`: they can no longer share an interval
-/// of length W with any complaint that is not too late.
-pub fn evict_before(counted: &mut Vec<Counted>, cutoff: Ts) {
-    let n = counted.partition_point(|x| x.at < cutoff);
-    if n > 0 {
-        counted.drain(..n);
+/// The counted complaints of one key. Serialises as the sequence of its
+/// complaints in order, whichever representation holds them.
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    repr: Repr,
+}
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Small(Vec<Counted>),
+    Flood(Box<Flood>),
+}
+
+impl Default for Repr {
+    fn default() -> Self {
+        Repr::Small(Vec::new())
     }
 }
 
-/// The indices (ascending) of the evidence for a threshold pull right after
-/// the complaint at index `i`, or `None` when no interval reaches `threshold`.
-pub fn threshold_evidence(counted: &[Counted], i: usize, window: Dur, threshold: u32) -> Option<Vec<usize>> {
+/// Where a complaint stands in its window, for [`Window::threshold_evidence`].
+#[derive(Debug, Clone, Copy)]
+pub enum Place {
+    Small(usize),
+    Flood((Ts, u64)),
+}
+
+impl Window {
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            Repr::Small(v) => v.len(),
+            Repr::Flood(f) => f.items.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the flooded representation holds this key (tests, metrics).
+    pub fn is_flooded(&self) -> bool {
+        matches!(self.repr, Repr::Flood(_))
+    }
+
+    pub fn clear(&mut self) {
+        self.repr = Repr::Small(Vec::new());
+    }
+
+    /// The complaints in order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = Counted> + '_> {
+        match &self.repr {
+            Repr::Small(v) => Box::new(v.iter().cloned()),
+            Repr::Flood(f) => Box::new(f.items.iter().map(|(&(at, _), it)| Counted {
+                at,
+                customer: it.customer.clone(),
+                event_id: it.event_id.clone(),
+            })),
+        }
+    }
+
+    /// Inserts `c` after every complaint at the same or an earlier time.
+    /// `window` is the key's W (the flooded representation indexes by it).
+    pub fn insert(&mut self, c: Counted, window: Dur) -> Place {
+        if let Repr::Small(v) = &mut self.repr {
+            if v.len() < FLOOD_FROM {
+                let i = v.partition_point(|x| x.at <= c.at);
+                // Most keys only ever hold a complaint or two below the
+                // threshold: do not start at Vec's default capacity of four
+                // (state per key counts).
+                if v.len() < 4 {
+                    v.reserve_exact(1);
+                }
+                v.insert(i, c);
+                return Place::Small(i);
+            }
+            let flood = Flood::from_sorted(std::mem::take(v), window);
+            self.repr = Repr::Flood(Box::new(flood));
+        }
+        let Repr::Flood(f) = &mut self.repr else { unreachable!("just made flooded") };
+        if f.window != window {
+            // The rule's window changed (a new configuration): re-index.
+            let items: Vec<Counted> = self.iter().collect();
+            self.repr = Repr::Flood(Box::new(Flood::from_sorted(items, window)));
+            return self.insert(c, window);
+        }
+        Place::Flood(f.insert(c))
+    }
+
+    /// Drops complaints older than `cutoff`: they can no longer share an
+    /// interval of length W with any complaint that is not too late.
+    pub fn evict_before(&mut self, cutoff: Ts) {
+        match &mut self.repr {
+            Repr::Small(v) => {
+                let n = v.partition_point(|x| x.at < cutoff);
+                if n > 0 {
+                    v.drain(..n);
+                }
+            }
+            Repr::Flood(f) => {
+                f.evict_before(cutoff);
+                if f.items.len() < FLOOD_UNTIL {
+                    let items = std::mem::take(&mut f.items)
+                        .into_iter()
+                        .map(|((at, _), it)| Counted { at, customer: it.customer, event_id: it.event_id })
+                        .collect();
+                    self.repr = Repr::Small(items);
+                }
+            }
+        }
+    }
+
+    /// The evidence for a threshold pull right after the complaint at
+    /// `place` was inserted, or `None` when no interval of length `window`
+    /// containing it reaches `threshold` distinct customers.
+    pub fn threshold_evidence(&mut self, place: Place, window: Dur, threshold: u32) -> Option<Evidence> {
+        match (&mut self.repr, place) {
+            (Repr::Small(v), Place::Small(i)) => small_evidence(v, i, window, threshold),
+            (Repr::Flood(f), Place::Flood(key)) => f.evidence(key, threshold),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for Window {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Window {}
+
+impl Serialize for Window {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.repr {
+            Repr::Small(v) => v.serialize(s),
+            Repr::Flood(_) => s.collect_seq(self.iter()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Window {
+    /// Always the small representation: the index is built, knowing W, at
+    /// the key's next insert.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut v = Vec::<Counted>::deserialize(d)?;
+        // Sorted by time is an invariant the search rests on; a stable sort
+        // keeps arrival order among equal times.
+        if !v.is_sorted_by_key(|c| c.at) {
+            v.sort_by_key(|c| c.at);
+        }
+        Ok(Window { repr: Repr::Small(v) })
+    }
+}
+
+impl From<Vec<Counted>> for Window {
+    fn from(mut v: Vec<Counted>) -> Self {
+        v.sort_by_key(|c| c.at);
+        Window { repr: Repr::Small(v) }
+    }
+}
+
+/// The pull check over a sorted vector: scans the complaints within W of
+/// `counted[i]`, linear in their number (the vector is short).
+fn small_evidence(counted: &[Counted], i: usize, window: Dur, threshold: u32) -> Option<Evidence> {
     let c = counted.get(i)?;
     if threshold <= 1 {
-        return Some(vec![i]);
+        return Some(Evidence { listed: vec![c.event_id.clone()], total: 1 });
     }
     let start_from = c.at.saturating_sub(window);
     let mut j = counted.partition_point(|x| x.at < start_from);
@@ -77,7 +248,8 @@ pub fn threshold_evidence(counted: &[Counted], i: usize, window: Dur, threshold:
             end += 1;
         }
         if distinct >= threshold {
-            return Some(evidence(counted, j, end, i));
+            let picked = pick(counted[j..end].iter().map(|x| (&*x.customer, &x.event_id)), &c.customer, &c.event_id);
+            return Some(Evidence { listed: picked, total: distinct });
         }
         let t = counted[j].at;
         while j < counted.len() && counted[j].at == t {
@@ -93,67 +265,250 @@ pub fn threshold_evidence(counted: &[Counted], i: usize, window: Dur, threshold:
     None
 }
 
-/// One complaint per customer of `counted[from..to]`: `i` for its own
-/// customer, the earliest for each other.
-fn evidence(counted: &[Counted], from: usize, to: usize, i: usize) -> Vec<usize> {
-    let own = &counted[i].customer;
-    let mut seen: FxHashMap<&str, ()> = FxHashMap::default();
-    seen.insert(own, ());
-    let mut picked = vec![i];
-    for (k, x) in counted.iter().enumerate().take(to).skip(from) {
-        if seen.insert(&x.customer, ()).is_none() {
-            picked.push(k);
+/// One complaint per customer of an interval, in order: the pulling
+/// complaint (`own`, `own_id`) for its own customer, the earliest for each
+/// other, at most [`EVIDENCE_LISTED`] in all (the earliest others, the
+/// pulling complaint always among them). Stops reading once it has enough.
+fn pick<'a>(interval: impl Iterator<Item = (&'a str, &'a Box<str>)>, own: &str, own_id: &Box<str>) -> Vec<Box<str>> {
+    let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
+    seen.insert(own);
+    let mut picked = Vec::new();
+    let mut own_placed = false;
+    for (customer, id) in interval {
+        if id == own_id && customer == own {
+            picked.push(id.clone());
+            own_placed = true;
+        } else if seen.insert(customer) && picked.len() + usize::from(!own_placed) < EVIDENCE_LISTED {
+            picked.push(id.clone());
+        }
+        if own_placed && picked.len() >= EVIDENCE_LISTED {
+            break;
         }
     }
-    picked.sort_unstable();
     picked
+}
+
+/// A flooded key: see the module documentation.
+#[derive(Debug, Clone)]
+struct Flood {
+    /// The W the coverage is indexed by.
+    window: Dur,
+    /// The complaints by (event time, arrival).
+    items: BTreeMap<(Ts, u64), Item>,
+    next_seq: u64,
+    /// Each customer's complaint times, with multiplicity.
+    customers: FxHashMap<Box<str>, BTreeMap<Ts, u32>>,
+    /// For each start s: customers with a complaint in [s, s + W].
+    coverage: Coverage,
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    customer: Box<str>,
+    event_id: Box<str>,
+}
+
+impl Flood {
+    fn from_sorted(items: Vec<Counted>, window: Dur) -> Self {
+        let mut f = Flood {
+            window,
+            items: BTreeMap::new(),
+            next_seq: 0,
+            customers: FxHashMap::default(),
+            coverage: Coverage::new(),
+        };
+        for c in items {
+            f.insert(c);
+        }
+        f
+    }
+
+    fn insert(&mut self, c: Counted) -> (Ts, u64) {
+        let key = (c.at, self.next_seq);
+        self.next_seq += 1;
+        let times = self.customers.entry(c.customer.clone()).or_default();
+        let n = times.entry(c.at).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            let (from, to) = uncovered(times, c.at, self.window);
+            self.coverage.add(from, to, 1);
+        }
+        self.items.insert(key, Item { customer: c.customer, event_id: c.event_id });
+        key
+    }
+
+    fn evict_before(&mut self, cutoff: Ts) {
+        while let Some(entry) = self.items.first_entry() {
+            if entry.key().0 >= cutoff {
+                break;
+            }
+            let ((at, _), item) = entry.remove_entry();
+            let Some(times) = self.customers.get_mut(&item.customer) else { continue };
+            let Some(n) = times.get_mut(&at) else { continue };
+            *n -= 1;
+            if *n == 0 {
+                times.remove(&at);
+                // What only `at` covered is what its neighbours leave over.
+                let (from, to) = uncovered(times, at, self.window);
+                self.coverage.add(from, to, -1);
+                if times.is_empty() {
+                    self.customers.remove(&item.customer);
+                }
+            }
+        }
+    }
+
+    fn evidence(&mut self, key: (Ts, u64), threshold: u32) -> Option<Evidence> {
+        let item = self.items.get(&key)?;
+        if threshold <= 1 {
+            return Some(Evidence { listed: vec![item.event_id.clone()], total: 1 });
+        }
+        let t = key.0;
+        // Every start s in [t − W, t] gives an interval holding t; the
+        // earliest where enough customers are covered, then the first
+        // complaint at or after it, is the small scan's answer.
+        let s = self.coverage.first_reaching(t.saturating_sub(self.window), t, i64::from(threshold))?;
+        let (&(start, _), _) = self.items.range((s, 0)..).next()?;
+        let total = self.coverage.value_at(start).max(0) as u32;
+        let until = start.saturating_add(self.window);
+        let interval = self.items.range((start, 0)..).take_while(|(&(at, _), _)| at <= until);
+        let listed = pick(interval.map(|(_, it)| (&*it.customer, &it.event_id)), &item.customer, &item.event_id);
+        Some(Evidence { listed, total })
+    }
+}
+
+/// The starts `[from, to]` that a complaint at `at` covers and no other
+/// complaint time in `times` (which may or may not hold `at` itself) does:
+/// `[at − W, at]` less its neighbours' `[p − W, p]` and `[q − W, q]`.
+fn uncovered(times: &BTreeMap<Ts, u32>, at: Ts, window: Dur) -> (i64, i64) {
+    let mut from = at.saturating_sub(window);
+    let mut to = at;
+    if let Some((&p, _)) = times.range(..at).next_back() {
+        from = from.max(p.saturating_add(1));
+    }
+    if let Some((&q, _)) = times.range(at.saturating_add(1)..).next() {
+        to = to.min(q.saturating_sub(window).saturating_sub(1));
+    }
+    (from, to)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn c(at: Ts, customer: &str, id: &str) -> Counted {
         Counted { at, customer: customer.into(), event_id: id.into() }
     }
 
-    fn ids(counted: &[Counted], idx: Option<Vec<usize>>) -> Option<Vec<&str>> {
-        idx.map(|v| v.into_iter().map(|k| &*counted[k].event_id).collect())
+    /// Inserts `items` into a fresh window and checks the last one.
+    fn check(items: &[Counted], window: Dur, threshold: u32) -> Option<(Vec<String>, u32)> {
+        let mut w = Window::default();
+        let mut place = None;
+        for x in items {
+            place = Some(w.insert(x.clone(), window));
+        }
+        w.threshold_evidence(place?, window, threshold)
+            .map(|e| (e.listed.iter().map(|s| s.to_string()).collect(), e.total))
+    }
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
     fn exactly_one_window_apart_pulls_ends_included() {
-        let v = vec![c(0, "a", "e1"), c(10, "b", "e2")];
-        assert_eq!(ids(&v, threshold_evidence(&v, 1, 10, 2)), Some(vec!["e1", "e2"]));
-        let v = vec![c(0, "a", "e1"), c(11, "b", "e2")];
-        assert_eq!(threshold_evidence(&v, 1, 10, 2), None);
+        assert_eq!(check(&[c(0, "a", "e1"), c(10, "b", "e2")], 10, 2), Some((ids(&["e1", "e2"]), 2)));
+        assert_eq!(check(&[c(0, "a", "e1"), c(11, "b", "e2")], 10, 2), None);
     }
 
     #[test]
     fn same_customer_counts_once() {
-        let v = vec![c(0, "a", "e1"), c(1, "a", "e2"), c(2, "a", "e3")];
-        assert_eq!(threshold_evidence(&v, 2, 10, 2), None);
+        assert_eq!(check(&[c(0, "a", "e1"), c(1, "a", "e2"), c(2, "a", "e3")], 10, 2), None);
     }
 
     #[test]
     fn late_complaint_bridges_into_the_past() {
-        // c arrives late at t=5; the pair (a@0, c@5) is within W=5.
-        let v = vec![c(0, "a", "e1"), c(5, "b", "late"), c(20, "c", "e3")];
-        assert_eq!(ids(&v, threshold_evidence(&v, 1, 5, 2)), Some(vec!["e1", "late"]));
+        // The late one arrives last at t=5; the pair (a@0, b@5) is within W=5.
+        assert_eq!(
+            check(&[c(0, "a", "e1"), c(20, "c", "e3"), c(5, "b", "late")], 5, 2),
+            Some((ids(&["e1", "late"]), 2))
+        );
     }
 
     #[test]
     fn evidence_takes_the_pulling_complaint_for_its_customer() {
-        let v = vec![c(0, "b", "b-early"), c(1, "a", "a1"), c(2, "b", "b-pull")];
-        assert_eq!(ids(&v, threshold_evidence(&v, 2, 10, 2)), Some(vec!["a1", "b-pull"]));
+        let v = [c(0, "b", "b-early"), c(1, "a", "a1"), c(2, "b", "b-pull")];
+        assert_eq!(check(&v, 10, 2), Some((ids(&["a1", "b-pull"]), 2)));
     }
 
     #[test]
     fn insert_keeps_arrival_order_among_equal_times() {
-        let mut v = vec![c(5, "a", "1")];
-        assert_eq!(insert(&mut v, c(5, "b", "2")), 1);
-        assert_eq!(insert(&mut v, c(0, "b", "3")), 0);
-        evict_before(&mut v, 5);
-        assert_eq!(v.len(), 2);
+        let mut w = Window::default();
+        w.insert(c(5, "a", "1"), 10);
+        w.insert(c(5, "b", "2"), 10);
+        w.insert(c(0, "b", "3"), 10);
+        assert_eq!(w.iter().map(|x| x.event_id.to_string()).collect::<Vec<_>>(), ids(&["3", "1", "2"]));
+        w.evict_before(5);
+        assert_eq!(w.len(), 2);
+    }
+
+    #[test]
+    fn evidence_lists_at_most_a_hundred_and_counts_them_all() {
+        // 150 customers within W, threshold 150: the 150th pulls.
+        let v: Vec<Counted> = (0..150).map(|i| c(i, &format!("c{i}"), &format!("e{i}"))).collect();
+        let (listed, total) = check(&v, 1_000, 150).expect("pulls");
+        assert_eq!(total, 150);
+        assert_eq!(listed.len(), EVIDENCE_LISTED);
+        assert_eq!(listed[0], "e0", "the earliest first");
+        assert_eq!(listed.last().map(String::as_str), Some("e149"), "the pulling complaint is always listed");
+        assert_eq!(listed[98], "e98");
+    }
+
+    #[test]
+    fn a_flood_from_one_customer_never_pulls_and_a_second_customer_does() {
+        let mut w = Window::default();
+        for i in 0..10_000 {
+            let p = w.insert(c(i, "flood", &format!("f{i}")), 1_000_000);
+            assert!(w.threshold_evidence(p, 1_000_000, 2).is_none());
+        }
+        assert!(w.is_flooded());
+        let p = w.insert(c(5_000, "other", "o1"), 1_000_000);
+        let e = w.threshold_evidence(p, 1_000_000, 2).expect("pulls");
+        assert_eq!(e.total, 2);
+        assert_eq!(e.listed, vec!["f0".into(), "o1".into()] as Vec<Box<str>>);
+    }
+
+    fn arb_counted() -> impl Strategy<Value = Vec<(i64, u8, bool)>> {
+        // (time, customer, evict-before-this-insert)
+        prop::collection::vec((0i64..400, 0u8..12, prop::bool::weighted(0.05)), 1..300)
+    }
+
+    proptest! {
+        /// The flooded representation answers exactly as the plain scan,
+        /// whatever the order of arrival, evictions and thresholds.
+        #[test]
+        fn flooded_agrees_with_the_scan(items in arb_counted(), window in 1i64..80, threshold in 1u32..6) {
+            let mut flooded = Window::default();
+            let mut plain: Vec<Counted> = Vec::new();
+            let mut cutoff = 0;
+            for (k, (at, who, evict)) in items.into_iter().enumerate() {
+                if evict {
+                    cutoff += 20;
+                    flooded.evict_before(cutoff);
+                    let n = plain.partition_point(|x| x.at < cutoff);
+                    plain.drain(..n);
+                }
+                let at = at.max(cutoff);
+                let x = c(at, &format!("c{who}"), &format!("e{k}"));
+                let i = plain.partition_point(|y| y.at <= x.at);
+                plain.insert(i, x.clone());
+                let place = flooded.insert(x, window);
+                let want = small_evidence(&plain, i, window, threshold);
+                let got = flooded.threshold_evidence(place, window, threshold);
+                prop_assert_eq!(got, want);
+                prop_assert!(flooded.iter().eq(plain.iter().cloned()));
+            }
+        }
     }
 }
