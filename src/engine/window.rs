@@ -16,7 +16,7 @@
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Dur, Ts};
+use crate::time::{Dur, Ts};
 
 /// A counted complaint, as much of it as the window needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,11 +55,11 @@ pub fn threshold_evidence(counted: &[Counted], i: usize, window: Dur, threshold:
     if threshold <= 1 {
         return Some(vec![i]);
     }
-    let start_from = c.at.saturating_sub(window);
+    let start_from = c.at - window;
     let mut j = counted.partition_point(|x| x.at < start_from);
     // Fast path, the common case: fewer complaints than the threshold
     // within W either side of c cannot hold enough distinct customers.
-    let reach = counted.partition_point(|x| x.at <= c.at.saturating_add(window));
+    let reach = counted.partition_point(|x| x.at <= c.at + window);
     if ((reach - j) as u64) < u64::from(threshold) {
         return None;
     }
@@ -67,7 +67,7 @@ pub fn threshold_evidence(counted: &[Counted], i: usize, window: Dur, threshold:
     let mut per_customer: FxHashMap<&str, u32> = FxHashMap::default();
     let mut distinct = 0u32;
     while j < counted.len() && counted[j].at <= c.at {
-        let until = counted[j].at.saturating_add(window);
+        let until = counted[j].at + window;
         while end < counted.len() && counted[end].at <= until {
             let n = per_customer.entry(&counted[end].customer).or_insert(0);
             if *n == 0 {
@@ -113,8 +113,13 @@ fn evidence(counted: &[Counted], from: usize, to: usize, i: usize) -> Vec<usize>
 mod tests {
     use super::*;
 
-    fn c(at: Ts, customer: &str, id: &str) -> Counted {
-        Counted { at, customer: customer.into(), event_id: id.into() }
+    /// A counted complaint at `at` nanoseconds.
+    fn c(at: i64, customer: &str, id: &str) -> Counted {
+        Counted { at: Ts::from_nanos(at), customer: customer.into(), event_id: id.into() }
+    }
+
+    fn ns(n: i64) -> Dur {
+        Dur::from_nanos(n)
     }
 
     fn ids(counted: &[Counted], idx: Option<Vec<usize>>) -> Option<Vec<&str>> {
@@ -124,28 +129,28 @@ mod tests {
     #[test]
     fn exactly_one_window_apart_pulls_ends_included() {
         let v = vec![c(0, "a", "e1"), c(10, "b", "e2")];
-        assert_eq!(ids(&v, threshold_evidence(&v, 1, 10, 2)), Some(vec!["e1", "e2"]));
+        assert_eq!(ids(&v, threshold_evidence(&v, 1, ns(10), 2)), Some(vec!["e1", "e2"]));
         let v = vec![c(0, "a", "e1"), c(11, "b", "e2")];
-        assert_eq!(threshold_evidence(&v, 1, 10, 2), None);
+        assert_eq!(threshold_evidence(&v, 1, ns(10), 2), None);
     }
 
     #[test]
     fn same_customer_counts_once() {
         let v = vec![c(0, "a", "e1"), c(1, "a", "e2"), c(2, "a", "e3")];
-        assert_eq!(threshold_evidence(&v, 2, 10, 2), None);
+        assert_eq!(threshold_evidence(&v, 2, ns(10), 2), None);
     }
 
     #[test]
     fn late_complaint_bridges_into_the_past() {
         // c arrives late at t=5; the pair (a@0, c@5) is within W=5.
         let v = vec![c(0, "a", "e1"), c(5, "b", "late"), c(20, "c", "e3")];
-        assert_eq!(ids(&v, threshold_evidence(&v, 1, 5, 2)), Some(vec!["e1", "late"]));
+        assert_eq!(ids(&v, threshold_evidence(&v, 1, ns(5), 2)), Some(vec!["e1", "late"]));
     }
 
     #[test]
     fn evidence_takes_the_pulling_complaint_for_its_customer() {
         let v = vec![c(0, "b", "b-early"), c(1, "a", "a1"), c(2, "b", "b-pull")];
-        assert_eq!(ids(&v, threshold_evidence(&v, 2, 10, 2)), Some(vec!["a1", "b-pull"]));
+        assert_eq!(ids(&v, threshold_evidence(&v, 2, ns(10), 2)), Some(vec!["a1", "b-pull"]));
     }
 
     #[test]
@@ -153,7 +158,7 @@ mod tests {
         let mut v = vec![c(5, "a", "1")];
         assert_eq!(insert(&mut v, c(5, "b", "2")), 1);
         assert_eq!(insert(&mut v, c(0, "b", "3")), 0);
-        evict_before(&mut v, 5);
+        evict_before(&mut v, Ts::from_nanos(5));
         assert_eq!(v.len(), 2);
     }
 }
