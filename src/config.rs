@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::event::{is_valid_issue, Dur};
+use crate::event::is_valid_issue;
+use crate::time::Dur;
 
 /// A configuration mistake, naming the field it is about.
 #[derive(Debug, thiserror::Error)]
@@ -475,7 +476,7 @@ fn path_name(path: Option<&Path>) -> String {
 }
 
 fn humantime_str(nanos: Dur) -> String {
-    humantime::format_duration(Duration::from_nanos(nanos.max(0) as u64)).to_string()
+    humantime::format_duration(nanos.to_std()).to_string()
 }
 
 /// `100ms`, `12h`, `7d`, ... into a non-negative span.
@@ -491,7 +492,7 @@ fn nanos(field: &str, s: &str) -> Result<Dur, ConfigError> {
     if d > Duration::from_secs(100 * 365 * 86_400) {
         return Err(ConfigError::new(field, format!("{s:?} is longer than 100 years")));
     }
-    Ok(d.as_nanos() as Dur)
+    Dur::from_std(d).ok_or_else(|| ConfigError::new(field, format!("{s:?} is longer than 100 years")))
 }
 
 fn flatten_properties(
@@ -528,14 +529,14 @@ fn convert(raw: RawSettings) -> Result<Settings, ConfigError> {
     let mut owners: BTreeMap<String, Dur> =
         [("product", 24 * 3600), ("operations", 12 * 3600), ("supply_chain", 48 * 3600)]
             .into_iter()
-            .map(|(k, s)| (k.to_owned(), s * 1_000_000_000))
+            .map(|(k, s)| (k.to_owned(), Dur::from_secs(s)))
             .collect();
     for (name, owner) in &raw.owners {
         let field = format!("owners.{name}.sla");
         match &owner.sla {
             Some(s) => {
                 let sla = nanos(&field, s)?;
-                if sla <= 0 {
+                if sla <= Dur::ZERO {
                     return Err(ConfigError::new(field, "must be longer than 0"));
                 }
                 owners.insert(name.clone(), sla);
@@ -549,7 +550,7 @@ fn convert(raw: RawSettings) -> Result<Settings, ConfigError> {
         &raw.rules.default,
         &Rule {
             threshold: 2,
-            window: 7 * 86_400 * 1_000_000_000,
+            window: Dur::from_secs(7 * 86_400),
             action: RuleAction::Delist,
             route: Arc::from(Vec::new()),
         },
@@ -675,7 +676,7 @@ fn rule(
         None => base.window,
         Some(s) => {
             let w = nanos(&format!("{field}.window"), s)?;
-            if w < 1_000_000_000 {
+            if w < Dur::SECOND {
                 return Err(ConfigError::new(format!("{field}.window"), format!("{s:?} is shorter than 1s")));
             }
             w
@@ -735,7 +736,7 @@ mod tests {
         assert_eq!(s.engine.rules.default.threshold, 2);
         assert_eq!(s.engine.rules.default.route.len(), 3);
         assert_eq!(s.processing.guarantee, Guarantee::ExactlyOnce);
-        assert_eq!(s.engine.grace, 86_400 * 1_000_000_000);
+        assert_eq!(s.engine.grace, Dur::from_secs(86_400));
     }
 
     #[test]
@@ -756,7 +757,7 @@ mod tests {
         )
         .expect("valid");
         let r = s.engine.rules.for_issue("safety_hazard");
-        assert_eq!((r.threshold, r.window, r.action), (1, 2 * 86_400 * 1_000_000_000, RuleAction::Delist));
+        assert_eq!((r.threshold, r.window, r.action), (1, Dur::from_secs(2 * 86_400), RuleAction::Delist));
         let r = s.engine.rules.for_issue("promo_price_mismatch");
         assert_eq!((r.threshold, r.action, r.route.len()), (3, RuleAction::Notify, 1));
         assert_eq!(s.engine.rules.for_issue("anything_else").threshold, 3);
@@ -806,7 +807,7 @@ mod tests {
             ],
         )
         .expect("valid");
-        assert_eq!(s.engine.grace, 7200 * 1_000_000_000);
+        assert_eq!(s.engine.grace, Dur::from_secs(7200));
         assert_eq!(s.engine.rules.default.threshold, 4);
         assert!(s.processing.create_topics);
         assert_eq!(s.engine.rules.default.route.len(), 2);

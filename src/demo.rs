@@ -66,6 +66,7 @@ use serde_json::{json, Value};
 use crate::config::{Settings, Topics};
 use crate::dev_cluster::DevCluster;
 use crate::kafka::Status;
+use crate::time::Dur;
 
 /// Partitions per topic of the embedded cluster.
 const PARTITIONS: i32 = 3;
@@ -250,8 +251,7 @@ fn demo_settings(mut settings: Settings, bootstrap: &str) -> anyhow::Result<(Set
 
 fn rules_line(settings: &Settings, demo_rules: bool) -> String {
     let rules = &settings.engine.rules;
-    let d =
-        |nanos: i64| humantime::format_duration(Duration::from_secs((nanos / 1_000_000_000).max(0) as u64)).to_string();
+    let d = |d: Dur| humantime::format_duration(Duration::from_secs(d.as_secs().max(0) as u64)).to_string();
     let mut s = format!(
         "rules ({}): {} customers within {}",
         if demo_rules { "demo" } else { "from your configuration" },

@@ -13,14 +13,9 @@ use std::fmt;
 use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize, Serializer};
 
-/// Event time: nanoseconds since the Unix epoch, UTC. Nanoseconds keep any
-/// fraction an input carries, so `opened_at` repeats `occurred_at` exactly.
-pub type Ts = i64;
-
-/// A span of event time in nanoseconds.
-pub type Dur = i64;
-
-pub const NANOS_PER_SEC: i64 = 1_000_000_000;
+/// Event time and spans of it live in [`crate::time`]; re-exported because
+/// every wire type carries them.
+pub use crate::time::{Dur, Ts};
 
 /// Why a record went to the DLQ. The codes are part of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -377,13 +372,14 @@ pub fn parse_timestamp(field: &str, s: &str) -> Result<Ts, Reject> {
     let dt = DateTime::parse_from_rfc3339(s)
         .map_err(|e| Reject::schema(format!("{field}: {s:?} is not an RFC 3339 date-time with a UTC offset ({e})")))?;
     dt.timestamp_nanos_opt()
+        .map(Ts::from_nanos)
         .ok_or_else(|| Reject::schema(format!("{field}: {s:?} is outside the supported range (years 1677..2262)")))
 }
 
 /// Formats event time as RFC 3339 in UTC (`Z`), with a fraction only when
 /// there is one.
 pub fn format_timestamp(ts: Ts) -> String {
-    DateTime::from_timestamp_nanos(ts).to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    DateTime::from_timestamp_nanos(ts.as_nanos()).to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 fn ser_ts<S: Serializer>(ts: &Ts, s: S) -> Result<S::Ok, S::Error> {

@@ -3,6 +3,7 @@
 //!
 //! The layout (README, "Architecture", maps the spec onto it):
 //!
+//! - [`time`]: event time ([`time::Ts`]) and spans of it ([`time::Dur`]).
 //! - [`event`]: wire types in and out; decoding with stable reject reasons.
 //! - [`config`]: TOML + environment into validated [`config::Settings`].
 //! - [`engine`]: the pure state machine (windows, pulls, work orders).
@@ -29,3 +30,4 @@ pub mod metrics;
 pub mod replay;
 pub mod shutdown;
 pub mod status;
+pub mod time;

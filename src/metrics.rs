@@ -14,7 +14,8 @@ use prometheus::{
 };
 
 use crate::config::EngineConfig;
-use crate::event::{Action, Output, RejectReason, WorkOrderEvent, NANOS_PER_SEC};
+use crate::event::{Action, Output, RejectReason, WorkOrderEvent};
+use crate::time::Dur;
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -179,7 +180,7 @@ impl Metrics {
                         self.pulls.with_label_values(&[trigger.as_str(), self.issue_label(issue)]).inc();
                     }
                     WorkOrderEvent::StepCompleted { owner, at, started_at, .. } => {
-                        let secs = (at - started_at).max(0) as f64 / NANOS_PER_SEC as f64;
+                        let secs = (*at - *started_at).max(Dur::ZERO).as_secs_f64();
                         self.step_duration.with_label_values(&[owner]).observe(secs);
                     }
                     WorkOrderEvent::Closed { verdict, trigger, .. } => {

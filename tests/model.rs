@@ -30,6 +30,7 @@ use std::sync::Arc;
 use andon::config::{EngineConfig, Settings};
 use andon::engine::{Engine, EscalationClock, RecordMeta, State, UpdateOutcome};
 use andon::event::{Complaint, Output, Subject, SubjectKind, Update, Verdict};
+use andon::time::{Dur, Ts};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config as PtConfig, TestCaseError, TestRunner};
@@ -44,7 +45,11 @@ use serde_json::{json, Value};
 const UNIT: i64 = 300;
 /// 2026-03-01T00:00:00Z in seconds.
 const BASE: i64 = 1_772_323_200;
-const NS: i64 = 1_000_000_000;
+
+/// The model's times are whole seconds since the epoch; the engine's are [`Ts`].
+fn instant(secs: i64) -> Ts {
+    Ts::EPOCH + Dur::from_secs(secs)
+}
 
 /// (kind, id). `X/1` has a `/` in its id: the andon id's subject key is
 /// everything before the *last* `/`.
@@ -868,7 +873,7 @@ fn to_complaint(c: &CIn) -> Complaint {
     let kind = if SUBJECTS[c.subject].0 == "sku" { SubjectKind::Sku } else { SubjectKind::Promotion };
     Complaint {
         event_id: c.event_id.clone(),
-        occurred_at: c.at * NS,
+        occurred_at: instant(c.at),
         subject: Subject { kind, id: SUBJECTS[c.subject].1.to_owned() },
         subject_key: subject_key(c.subject),
         issue: ISSUES[c.issue].to_owned(),
@@ -883,7 +888,7 @@ fn to_update(u: &UIn) -> Update {
         andon_id: u.andon_id.clone(),
         step: u.step,
         actor: u.actor.clone(),
-        at: u.at * NS,
+        at: instant(u.at),
         verdict: u.verdict.map(|d| if d { Verdict::DefectConfirmed } else { Verdict::NoDefect }),
     }
 }
@@ -1087,7 +1092,7 @@ proptest! {
         prop_assert_eq!(ids, want);
         let off_sale = (0..cfg.subjects).filter(|&s| model.has_open_delisting(s)).count();
         prop_assert_eq!(e.delisted_subject_count(), off_sale);
-        prop_assert_eq!(e.stream_time(), model.stream_time.map(|t| t * NS));
+        prop_assert_eq!(e.stream_time(), model.stream_time.map(instant));
     }
 }
 
@@ -1342,7 +1347,7 @@ fn memory_stays_bounded_on_a_long_stream() {
             });
         }
         if i % 200 == 199 {
-            let now = e.stream_time().expect("started") / NS;
+            let now = (e.stream_time().expect("started") - Ts::EPOCH).as_secs();
             let state = e.state();
             let seen = state.seen.len();
             let counted: usize = state.subjects.values().flat_map(|s| &s.issues).map(|is| is.counted.len()).sum();

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::RouteStep;
-use crate::event::{Output, StepPlan, Trigger, Ts, Verdict, WorkOrderEvent};
+use crate::event::{Output, StepPlan, Trigger, Verdict, WorkOrderEvent};
+use crate::time::{Dur, Ts};
 
 /// An open work order. Closed ones are forgotten: their number stays in the
 /// key's counter, which is all `andon_closed` and the next id need.
@@ -46,7 +47,7 @@ impl OpenAndon {
             .iter()
             .enumerate()
             .map(|(k, s)| {
-                due = due.saturating_add(s.sla);
+                due = due + s.sla;
                 StepPlan { step: k as u32 + 1, owner: s.owner.clone(), due_at: due }
             })
             .collect()
@@ -97,8 +98,8 @@ impl OpenAndon {
                 self.step += 1;
                 self.step_started = at;
                 // Really due sla_{k+1} after the previous step was done.
-                let sla = self.route.get(self.step as usize - 1).map_or(0, |s| s.sla);
-                self.due_at = at.saturating_add(sla);
+                let sla = self.route.get(self.step as usize - 1).map_or(Dur::ZERO, |s| s.sla);
+                self.due_at = at + sla;
                 self.escalated = false;
                 false
             }

@@ -29,9 +29,10 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::config::{EngineConfig, RuleAction};
 use crate::event::{
-    format_timestamp, parse_andon_id, Action, Complaint, DelistCommand, DelistReason, Dur, Output, Reject,
-    RejectReason, Trigger, Ts, Update, WorkOrderEvent, NANOS_PER_SEC,
+    format_timestamp, parse_andon_id, Action, Complaint, DelistCommand, DelistReason, Output, Reject, RejectReason,
+    Trigger, Update, WorkOrderEvent,
 };
+use crate::time::{Dur, Ts};
 use andon::OpenAndon;
 use window::{Counted, Evidence, Window};
 
@@ -219,7 +220,7 @@ impl Engine {
 
     /// An engine that continues from `state` exactly as the one it was taken from.
     pub fn restore(cfg: Arc<EngineConfig>, clock: EscalationClock, state: State) -> Self {
-        let dedup_horizon = cfg.rules.longest_window().saturating_mul(2).saturating_add(cfg.grace);
+        let dedup_horizon = cfg.rules.longest_window() * 2 + cfg.grace;
         let mut engine = Self {
             cfg,
             clock,
@@ -365,7 +366,7 @@ impl Engine {
             open.attached += 1;
             return Ok(ComplaintOutcome { class: ComplaintClass::Attached, pulled: None });
         }
-        let late = before.is_some_and(|st| c.occurred_at < st.saturating_sub(rule.window).saturating_sub(cfg.grace));
+        let late = before.is_some_and(|st| c.occurred_at < st - rule.window - cfg.grace);
         let class = if late {
             ComplaintClass::Late
         } else if is.stale_until.is_some_and(|s| c.occurred_at <= s) {
@@ -512,7 +513,7 @@ impl Engine {
 
     fn check_skew(&self, field: &str, at: Ts, record_ts: Option<Ts>) -> Result<(), Reject> {
         match record_ts {
-            Some(ts) if at > ts.saturating_add(self.cfg.max_future_skew) => Err(Reject::new(
+            Some(ts) if at > ts + self.cfg.max_future_skew => Err(Reject::new(
                 RejectReason::OccurredAtInFuture,
                 format!(
                     "{field}: {} is more than max_future_skew after the record timestamp {}",
@@ -538,7 +539,7 @@ impl Engine {
     /// time test makes the answer independent of when old ids are swept.
     fn is_seen(&self, h: u128) -> bool {
         match (self.state.seen.get(&h), self.state.stream_time) {
-            (Some(&at), Some(st)) => at >= st.saturating_sub(self.dedup_horizon),
+            (Some(&at), Some(st)) => at >= st - self.dedup_horizon,
             (Some(_), None) => true,
             (None, _) => false,
         }
@@ -556,7 +557,7 @@ impl Engine {
         }
         if self.next_sweep.is_none_or(|next| t >= next) {
             self.sweep(t);
-            self.next_sweep = Some(t.saturating_add((self.dedup_horizon / 8).max(NANOS_PER_SEC)));
+            self.next_sweep = Some(t + (self.dedup_horizon / 8).max(Dur::SECOND));
         }
     }
 
@@ -565,7 +566,7 @@ impl Engine {
     /// output (see `is_seen` and `window::evict_before`), so when it runs does
     /// not matter; it keeps memory bounded by the live window.
     fn sweep(&mut self, st: Ts) {
-        let cutoff = st.saturating_sub(self.dedup_horizon);
+        let cutoff = st - self.dedup_horizon;
         self.state.seen.retain(|_, at| *at >= cutoff);
         let cfg = &self.cfg;
         self.state.subjects.retain(|_, subject| {
@@ -610,7 +611,7 @@ impl Engine {
                         issue: is.issue.to_string(),
                         trigger,
                         distinct_customers: evidence.total,
-                        window_seconds: (rule.window / NANOS_PER_SEC) as u64,
+                        window_seconds: rule.window.as_secs() as u64,
                     }),
                 }));
             }
@@ -622,7 +623,7 @@ impl Engine {
             trigger,
             delisting,
             opened_at,
-            due_at: opened_at.saturating_add(route.first().map_or(0, |s| s.sla)),
+            due_at: opened_at + route.first().map_or(Dur::ZERO, |s| s.sla),
             route,
             step: 1,
             step_started: opened_at,
@@ -656,7 +657,7 @@ pub fn andon_id(subject_key: &str, issue: &str, n: u32) -> String {
 
 /// Counted complaints older than stream time − 2W − grace can be evicted.
 fn eviction_cutoff(stream_time: Ts, window: Dur, grace: Dur) -> Ts {
-    stream_time.saturating_sub(window.saturating_mul(2)).saturating_sub(grace)
+    stream_time - window * 2 - grace
 }
 
 fn key_mismatch(key: &[u8], expected: &str) -> Reject {

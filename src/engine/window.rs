@@ -30,7 +30,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::coverage::Coverage;
-use crate::event::{Dur, Ts};
+use crate::time::{Dur, Ts};
 
 /// Evidence ids listed in an `opened` event at most.
 pub const EVIDENCE_LISTED: usize = 100;
@@ -226,11 +226,11 @@ fn small_evidence(counted: &[Counted], i: usize, window: Dur, threshold: u32) ->
     if threshold <= 1 {
         return Some(Evidence { listed: vec![c.event_id.clone()], total: 1 });
     }
-    let start_from = c.at.saturating_sub(window);
+    let start_from = c.at - window;
     let mut j = counted.partition_point(|x| x.at < start_from);
     // Fast path, the common case: fewer complaints than the threshold
     // within W either side of c cannot hold enough distinct customers.
-    let reach = counted.partition_point(|x| x.at <= c.at.saturating_add(window));
+    let reach = counted.partition_point(|x| x.at <= c.at + window);
     if ((reach - j) as u64) < u64::from(threshold) {
         return None;
     }
@@ -238,7 +238,7 @@ fn small_evidence(counted: &[Counted], i: usize, window: Dur, threshold: u32) ->
     let mut per_customer: FxHashMap<&str, u32> = FxHashMap::default();
     let mut distinct = 0u32;
     while j < counted.len() && counted[j].at <= c.at {
-        let until = counted[j].at.saturating_add(window);
+        let until = counted[j].at + window;
         while end < counted.len() && counted[end].at <= until {
             let n = per_customer.entry(&counted[end].customer).or_insert(0);
             if *n == 0 {
@@ -367,10 +367,10 @@ impl Flood {
         // Every start s in [t − W, t] gives an interval holding t; the
         // earliest where enough customers are covered, then the first
         // complaint at or after it, is the small scan's answer.
-        let s = self.coverage.first_reaching(t.saturating_sub(self.window), t, i64::from(threshold))?;
-        let (&(start, _), _) = self.items.range((s, 0)..).next()?;
-        let total = self.coverage.value_at(start).max(0) as u32;
-        let until = start.saturating_add(self.window);
+        let s = self.coverage.first_reaching((t - self.window).as_nanos(), t.as_nanos(), i64::from(threshold))?;
+        let (&(start, _), _) = self.items.range((Ts::from_nanos(s), 0)..).next()?;
+        let total = self.coverage.value_at(start.as_nanos()).max(0) as u32;
+        let until = start + self.window;
         let interval = self.items.range((start, 0)..).take_while(|(&(at, _), _)| at <= until);
         let listed = pick(interval.map(|(_, it)| (&*it.customer, &it.event_id)), &item.customer, &item.event_id);
         Some(Evidence { listed, total })
@@ -381,13 +381,13 @@ impl Flood {
 /// complaint time in `times` (which may or may not hold `at` itself) does:
 /// `[at − W, at]` less its neighbours' `[p − W, p]` and `[q − W, q]`.
 fn uncovered(times: &BTreeMap<Ts, u32>, at: Ts, window: Dur) -> (i64, i64) {
-    let mut from = at.saturating_sub(window);
-    let mut to = at;
+    let mut from = (at - window).as_nanos();
+    let mut to = at.as_nanos();
     if let Some((&p, _)) = times.range(..at).next_back() {
-        from = from.max(p.saturating_add(1));
+        from = from.max(p.as_nanos().saturating_add(1));
     }
-    if let Some((&q, _)) = times.range(at.saturating_add(1)..).next() {
-        to = to.min(q.saturating_sub(window).saturating_sub(1));
+    if let Some((&q, _)) = times.range(at + Dur::from_nanos(1)..).next() {
+        to = to.min((q - window).as_nanos().saturating_sub(1));
     }
     (from, to)
 }
@@ -397,18 +397,22 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn c(at: Ts, customer: &str, id: &str) -> Counted {
-        Counted { at, customer: customer.into(), event_id: id.into() }
+    fn c(at: i64, customer: &str, id: &str) -> Counted {
+        Counted { at: Ts::from_nanos(at), customer: customer.into(), event_id: id.into() }
+    }
+
+    fn w(nanos: i64) -> Dur {
+        Dur::from_nanos(nanos)
     }
 
     /// Inserts `items` into a fresh window and checks the last one.
-    fn check(items: &[Counted], window: Dur, threshold: u32) -> Option<(Vec<String>, u32)> {
-        let mut w = Window::default();
+    fn check(items: &[Counted], window: i64, threshold: u32) -> Option<(Vec<String>, u32)> {
+        let mut win = Window::default();
         let mut place = None;
         for x in items {
-            place = Some(w.insert(x.clone(), window));
+            place = Some(win.insert(x.clone(), w(window)));
         }
-        w.threshold_evidence(place?, window, threshold)
+        win.threshold_evidence(place?, w(window), threshold)
             .map(|e| (e.listed.iter().map(|s| s.to_string()).collect(), e.total))
     }
 
@@ -444,13 +448,13 @@ mod tests {
 
     #[test]
     fn insert_keeps_arrival_order_among_equal_times() {
-        let mut w = Window::default();
-        w.insert(c(5, "a", "1"), 10);
-        w.insert(c(5, "b", "2"), 10);
-        w.insert(c(0, "b", "3"), 10);
-        assert_eq!(w.iter().map(|x| x.event_id.to_string()).collect::<Vec<_>>(), ids(&["3", "1", "2"]));
-        w.evict_before(5);
-        assert_eq!(w.len(), 2);
+        let mut win = Window::default();
+        win.insert(c(5, "a", "1"), w(10));
+        win.insert(c(5, "b", "2"), w(10));
+        win.insert(c(0, "b", "3"), w(10));
+        assert_eq!(win.iter().map(|x| x.event_id.to_string()).collect::<Vec<_>>(), ids(&["3", "1", "2"]));
+        win.evict_before(Ts::from_nanos(5));
+        assert_eq!(win.len(), 2);
     }
 
     #[test]
@@ -467,14 +471,14 @@ mod tests {
 
     #[test]
     fn a_flood_from_one_customer_never_pulls_and_a_second_customer_does() {
-        let mut w = Window::default();
+        let mut win = Window::default();
         for i in 0..10_000 {
-            let p = w.insert(c(i, "flood", &format!("f{i}")), 1_000_000);
-            assert!(w.threshold_evidence(p, 1_000_000, 2).is_none());
+            let p = win.insert(c(i, "flood", &format!("f{i}")), w(1_000_000));
+            assert!(win.threshold_evidence(p, w(1_000_000), 2).is_none());
         }
-        assert!(w.is_flooded());
-        let p = w.insert(c(5_000, "other", "o1"), 1_000_000);
-        let e = w.threshold_evidence(p, 1_000_000, 2).expect("pulls");
+        assert!(win.is_flooded());
+        let p = win.insert(c(5_000, "other", "o1"), w(1_000_000));
+        let e = win.threshold_evidence(p, w(1_000_000), 2).expect("pulls");
         assert_eq!(e.total, 2);
         assert_eq!(e.listed, vec!["f0".into(), "o1".into()] as Vec<Box<str>>);
     }
@@ -495,17 +499,17 @@ mod tests {
             for (k, (at, who, evict)) in items.into_iter().enumerate() {
                 if evict {
                     cutoff += 20;
-                    flooded.evict_before(cutoff);
-                    let n = plain.partition_point(|x| x.at < cutoff);
+                    flooded.evict_before(Ts::from_nanos(cutoff));
+                    let n = plain.partition_point(|x| x.at < Ts::from_nanos(cutoff));
                     plain.drain(..n);
                 }
                 let at = at.max(cutoff);
                 let x = c(at, &format!("c{who}"), &format!("e{k}"));
                 let i = plain.partition_point(|y| y.at <= x.at);
                 plain.insert(i, x.clone());
-                let place = flooded.insert(x, window);
-                let want = small_evidence(&plain, i, window, threshold);
-                let got = flooded.threshold_evidence(place, window, threshold);
+                let place = flooded.insert(x, w(window));
+                let want = small_evidence(&plain, i, w(window), threshold);
+                let got = flooded.threshold_evidence(place, w(window), threshold);
                 prop_assert_eq!(got, want);
                 prop_assert!(flooded.iter().eq(plain.iter().cloned()));
             }

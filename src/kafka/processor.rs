@@ -33,7 +33,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::config::{Guarantee, Settings};
-use crate::event::{Output, Ts, WorkOrderEvent};
+use crate::event::{Dur, Output, Ts, WorkOrderEvent};
 use crate::kafka::changelog::{self, Positions, RestoreError, StateRecord};
 use crate::kafka::client;
 use crate::kafka::task::{Incoming, OutTopic, Produce, Source, Task};
@@ -466,7 +466,7 @@ impl Processor {
         self.flush()?;
         let ends = std::mem::take(&mut *self.deliveries.ends.lock().unwrap_or_else(|e| e.into_inner()));
         // Tells this attempt's checkpoint parts from a failed one's.
-        let attempt = wall_clock() as u64;
+        let attempt = wall_clock().as_nanos() as u64;
         let mut new_positions = Vec::new();
         for (p, slot) in self.slots.iter_mut() {
             let task = &mut slot.task;
@@ -565,7 +565,7 @@ impl Processor {
                     self.metrics.dlq(reason);
                 }
                 for ts in stats.latencies {
-                    self.metrics.decision_latency.observe((now - ts).max(0) as f64 / 1e9);
+                    self.metrics.decision_latency.observe((now - ts).max(Dur::ZERO).as_secs_f64());
                 }
                 for o in &stats.outputs {
                     self.metrics.output(o);
@@ -817,10 +817,10 @@ fn incoming<'a>(source: Source, m: &'a rdkafka::message::BorrowedMessage<'a>) ->
         offset: m.offset(),
         key: m.key(),
         value: m.payload(),
-        timestamp: m.timestamp().to_millis().map(|ms| ms.saturating_mul(1_000_000)),
+        timestamp: m.timestamp().to_millis().map(Ts::from_millis),
     }
 }
 
 pub fn wall_clock() -> Ts {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+    chrono::Utc::now().timestamp_nanos_opt().map_or(Ts::MAX, Ts::from_nanos)
 }
