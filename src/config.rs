@@ -97,6 +97,9 @@ struct RawProcessing {
     max_future_skew: String,
     #[serde(deserialize_with = "int_or_str")]
     max_event_bytes: i64,
+    stall_after: String,
+    #[serde(deserialize_with = "int_or_str")]
+    threads: i64,
 }
 
 impl Default for RawProcessing {
@@ -109,6 +112,8 @@ impl Default for RawProcessing {
             grace: "1d".into(),
             max_future_skew: "1h".into(),
             max_event_bytes: 65536,
+            stall_after: "60s".into(),
+            threads: 0,
         }
     }
 }
@@ -207,6 +212,15 @@ fn bool_or_str<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 pub enum Guarantee {
     ExactlyOnce,
     AtLeastOnce,
+}
+
+impl Guarantee {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ExactlyOnce => "exactly_once",
+            Self::AtLeastOnce => "at_least_once",
+        }
+    }
 }
 
 /// What a rule does when it pulls.
@@ -336,6 +350,20 @@ pub struct Processing {
     pub max_task_idle: Duration,
     pub create_topics: bool,
     pub max_event_bytes: usize,
+    /// Input waiting and no progress for this long: the partition is stalled.
+    pub stall_after: Duration,
+    /// Partition-processing threads; 0: one per core.
+    pub threads: usize,
+}
+
+impl Processing {
+    /// `threads`, with 0 meaning one per core.
+    pub fn effective_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -601,6 +629,13 @@ fn convert(raw: RawSettings) -> Result<Settings, ConfigError> {
     if p.max_event_bytes < 1 || p.max_event_bytes > 64 * 1024 * 1024 {
         return Err(ConfigError::new("processing.max_event_bytes", "must be between 1 and 67108864"));
     }
+    let stall_after = duration("processing.stall_after", &p.stall_after)?;
+    if stall_after.is_zero() {
+        return Err(ConfigError::new("processing.stall_after", "must be longer than 0"));
+    }
+    if !(0..=1024).contains(&p.threads) {
+        return Err(ConfigError::new("processing.threads", format!("{} is not between 0 and 1024", p.threads)));
+    }
     let listen: SocketAddr = raw.http.listen.parse().map_err(|_| {
         ConfigError::new("http.listen", format!("{:?} is not an address like 127.0.0.1:9898", raw.http.listen))
     })?;
@@ -650,6 +685,8 @@ fn convert(raw: RawSettings) -> Result<Settings, ConfigError> {
             max_task_idle,
             create_topics: p.create_topics,
             max_event_bytes: p.max_event_bytes as usize,
+            stall_after,
+            threads: p.threads as usize,
         },
         http: Http { listen },
         engine: Arc::new(EngineConfig { rules: Rules { default, by_issue }, grace, max_future_skew }),

@@ -89,11 +89,28 @@ async fn healthz(State(app): State<App>) -> Response {
 }
 
 async fn readyz(State(app): State<App>) -> Response {
-    if app.status.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, format!("ready: {} partitions\n", app.status.assigned.load(Ordering::Relaxed))).into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: joining the group or restoring partitions\n").into_response()
+    let status = &app.status;
+    if status.ready.load(Ordering::Relaxed) {
+        return (StatusCode::OK, format!("ready: {} partitions\n", status.assigned.load(Ordering::Relaxed)))
+            .into_response();
     }
+    let mut why = String::from("not ready:");
+    if let Some(p) = status.problem.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
+        why.push_str(&format!(" {p};"));
+    }
+    let partitions = status.partitions.lock().unwrap_or_else(|e| e.into_inner());
+    let mut named = false;
+    for h in partitions.iter().filter(|h| h.state != "active" || h.stalled) {
+        named = true;
+        let stalled = if h.stalled { " (stalled)" } else { "" };
+        let error = h.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+        why.push_str(&format!(" partition {} {}{stalled}{error};", h.partition, h.state));
+    }
+    if !named {
+        why.push_str(" joining the group or restoring partitions");
+    }
+    why.push('\n');
+    (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
 }
 
 async fn andons(State(app): State<App>) -> Response {

@@ -26,6 +26,7 @@ pub mod engine;
 pub mod event;
 pub mod http;
 pub mod kafka;
+pub mod merge;
 pub mod metrics;
 pub mod replay;
 pub mod shutdown;

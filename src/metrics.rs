@@ -34,6 +34,9 @@ pub struct Metrics {
     pub restore_seconds: Histogram,
     pub rebalances: IntCounter,
     pub transaction_seconds: Histogram,
+    pub batch_failures: IntCounterVec,
+    pub partition_stalled: IntGaugeVec,
+    pub partition_failed: IntGaugeVec,
     /// 1 when `/readyz` would answer 200. Not in the spec's list: added so
     /// that Prometheus can alert on an instance that is up but not ready.
     pub ready: IntGauge,
@@ -115,6 +118,28 @@ impl Metrics {
                         .buckets(exponential_buckets(0.001, 2.0, 16)?),
                 )?,
             )?,
+            batch_failures: reg(
+                registry,
+                counter(
+                    "andon_batch_failures_total",
+                    "Batches that failed, by kind: transient (retried), permanent (the same write fails again), fenced (another writer).",
+                    &["kind"],
+                )?,
+            )?,
+            partition_stalled: reg(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new("andon_partition_stalled", "1 while an assigned partition has input waiting and made no progress for processing.stall_after."),
+                    &["partition"],
+                )?,
+            )?,
+            partition_failed: reg(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new("andon_partition_failed", "1 while an assigned partition cannot be restored (it is retried with backoff)."),
+                    &["partition"],
+                )?,
+            )?,
             ready: reg(
                 registry,
                 IntGauge::new("andon_ready", "1 when every assigned partition is restored and processing (/readyz).")?,
@@ -147,6 +172,9 @@ impl Metrics {
             std::iter::once(&rules.default).chain(rules.by_issue.iter().map(|(_, r)| r)).flat_map(|r| r.route.iter())
         {
             m.step_duration.with_label_values(&[&step.owner]);
+        }
+        for kind in crate::kafka::errors::FailureKind::ALL {
+            m.batch_failures.with_label_values(&[kind.as_str()]);
         }
         for reason in RejectReason::ALL {
             m.dlq.with_label_values(&[reason.as_str()]);

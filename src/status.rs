@@ -25,6 +25,10 @@ pub struct Status {
     /// Wall clock (ms) of the processing loop's last turn: `/healthz`.
     pub last_loop_ms: AtomicI64,
     pub board: Mutex<Board>,
+    /// Each assigned partition's state, for `/readyz` and the status page.
+    pub partitions: Mutex<Vec<PartitionHealth>>,
+    /// A problem that stops all processing (a partition count changed).
+    pub problem: Mutex<Option<String>>,
     /// Set by whoever serves metrics; the processor counts into it.
     pub metrics: Mutex<Option<Metrics>>,
 }
@@ -47,6 +51,19 @@ impl Status {
     pub fn metrics(&self) -> Option<Metrics> {
         self.metrics.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+}
+
+/// How an assigned partition is doing.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PartitionHealth {
+    pub partition: i32,
+    /// `active`, `restoring` or `failed`.
+    pub state: &'static str,
+    /// Input waiting and no progress for `processing.stall_after`.
+    pub stalled: bool,
+    /// Why a failed partition failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// An open andon as `/andons` shows it.

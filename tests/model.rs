@@ -371,7 +371,7 @@ impl Model {
         if c.pull {
             // Manual: pulls at once, whatever the count, late or stale.
             self.complaints.entry(key).or_default().push(record);
-            self.pull(c.subject, c.issue, "manual", c.at, vec![(c.event_id.clone(), c.customer.clone())], 1, out);
+            self.pull(c.subject, c.issue, "manual", c.at, (vec![(c.event_id.clone(), c.customer.clone())], 1), out);
             return Res::C { class, pulled: Some("manual") };
         }
         record.counted = class == "counted";
@@ -450,7 +450,7 @@ impl Model {
             }
         });
         let evidence = picked.into_iter().map(|x| (x.event_id.clone(), x.customer.clone())).collect();
-        self.pull(c.subject, c.issue, "threshold", c.at, evidence, total, out);
+        self.pull(c.subject, c.issue, "threshold", c.at, (evidence, total), out);
         Res::C { class, pulled: Some("threshold") }
     }
 
@@ -461,8 +461,7 @@ impl Model {
         issue: usize,
         trigger: &str,
         at: i64,
-        evidence: Vec<(String, String)>,
-        total: usize,
+        (evidence, total): (Vec<(String, String)>, usize),
         out: &mut Vec<Emit>,
     ) {
         let rule = self.cfg.rule(issue).clone();

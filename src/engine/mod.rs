@@ -13,6 +13,7 @@
 //! close, relist) in [`Engine::on_update`], [`Engine::tick`] and [`andon`].
 
 pub mod andon;
+pub mod changes;
 mod coverage;
 pub mod window;
 
@@ -34,6 +35,7 @@ use crate::event::{
 };
 use crate::time::{Dur, Ts};
 use andon::OpenAndon;
+use changes::ChangeLog;
 use window::{Counted, Evidence, Window};
 
 /// What drives escalations.
@@ -165,52 +167,9 @@ pub struct Engine {
     open_andons: usize,
     delisted_subjects: usize,
     scratch: Vec<u8>,
-    /// What changed since the last [`Engine::take_delta`], when tracked (the
-    /// Kafka changelog); `replay` and the tests do not pay for it.
-    changes: Option<Changes>,
-}
-
-#[derive(Debug, Default)]
-struct Changes {
-    subjects: rustc_hash::FxHashSet<Box<str>>,
-    seen: Vec<(u128, Ts)>,
-}
-
-/// The state changes of a stretch of processing: applied in order to the
-/// state they started from ([`State::apply`]), they give the state they
-/// ended at, as far as outputs can tell (sweeps of expired ids and
-/// complaints are not tracked: they cannot change an output).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Delta {
-    pub stream_time: Option<Ts>,
-    /// Every subject touched, with its state now (`None`: gone).
-    pub subjects: Vec<(Box<str>, Option<SubjectState>)>,
-    pub seen: Vec<(u128, Ts)>,
-}
-
-impl Delta {
-    pub fn is_empty(&self) -> bool {
-        self.subjects.is_empty() && self.seen.is_empty()
-    }
-}
-
-impl State {
-    pub fn apply(&mut self, delta: Delta) {
-        if delta.stream_time > self.stream_time {
-            self.stream_time = delta.stream_time;
-        }
-        for (key, subject) in delta.subjects {
-            match subject {
-                Some(s) => {
-                    self.subjects.insert(key, s);
-                }
-                None => {
-                    self.subjects.remove(&key);
-                }
-            }
-        }
-        self.seen.extend(delta.seen);
-    }
+    /// What changed since the last [`Engine::take_changes`], when tracked
+    /// (the Kafka changelog); `replay` and the tests do not pay for it.
+    changes: Option<ChangeLog>,
 }
 
 impl Engine {
@@ -249,35 +208,26 @@ impl Engine {
         engine
     }
 
-    /// Starts recording what changes, for [`Engine::take_delta`].
+    /// Starts recording what changes, for [`Engine::take_changes`].
     pub fn track_changes(&mut self) {
-        self.changes.get_or_insert_with(Changes::default);
+        self.changes.get_or_insert_with(ChangeLog::default);
     }
 
-    /// What changed since the last call (empty when nothing did or when
-    /// changes are not tracked).
-    pub fn take_delta(&mut self) -> Delta {
-        let changes = self.changes.as_mut().map(std::mem::take).unwrap_or_default();
-        let mut subjects: Vec<(Box<str>, Option<SubjectState>)> = changes
-            .subjects
-            .into_iter()
-            .map(|k| {
-                let v = self.state.subjects.get(&k).cloned();
-                (k, v)
-            })
-            .collect();
-        // Deterministic changelog records, whatever the hash order.
-        subjects.sort_by(|a, b| a.0.cmp(&b.0));
-        Delta { stream_time: self.state.stream_time, subjects, seen: changes.seen }
+    /// Whether anything changed since the last [`Engine::take_changes`].
+    pub fn has_changes(&self) -> bool {
+        self.changes.as_ref().is_some_and(|c| !c.is_empty())
     }
 
-    fn changed(&mut self, subject_key: &str, seen: Option<(u128, Ts)>) {
+    /// Appends what changed since the last call to `out`, as changelog
+    /// operations ([`changes`]); nothing when changes are not tracked.
+    pub fn take_changes(&mut self, out: &mut Vec<u8>) {
         if let Some(ch) = self.changes.as_mut() {
-            if !ch.subjects.contains(subject_key) {
-                ch.subjects.insert(subject_key.into());
-            }
-            ch.seen.extend(seen);
+            ch.take(&self.state, out);
         }
+    }
+
+    fn log(&mut self) -> Option<&mut ChangeLog> {
+        self.changes.as_mut()
     }
 
     pub fn state(&self) -> &State {
@@ -342,7 +292,9 @@ impl Engine {
             return Ok(ComplaintOutcome { class: ComplaintClass::Duplicate, pulled: None });
         }
         self.state.seen.insert(h, c.occurred_at);
-        self.changed(&c.subject_key, Some((h, c.occurred_at)));
+        if let Some(log) = self.log() {
+            log.seen(h, c.occurred_at);
+        }
         let before = self.state.stream_time;
         self.advance(c.occurred_at, out);
 
@@ -364,6 +316,9 @@ impl Engine {
         let is = &mut subject.issues[idx];
         if let Some(open) = is.open.as_mut() {
             open.attached += 1;
+            if let Some(log) = self.changes.as_mut() {
+                log.dirty(key);
+            }
             return Ok(ComplaintOutcome { class: ComplaintClass::Attached, pulled: None });
         }
         let late = before.is_some_and(|st| c.occurred_at < st - rule.window - cfg.grace);
@@ -385,14 +340,15 @@ impl Engine {
         }
         let st = self.state.stream_time.unwrap_or(c.occurred_at);
         is.counted.evict_before(eviction_cutoff(st, rule.window, cfg.grace));
-        let place = is.counted.insert(
-            Counted {
-                at: c.occurred_at,
-                customer: c.customer_id.as_str().into(),
-                event_id: c.event_id.as_str().into(),
-            },
-            rule.window,
-        );
+        let counted = Counted {
+            at: c.occurred_at,
+            customer: c.customer_id.as_str().into(),
+            event_id: c.event_id.as_str().into(),
+        };
+        if let Some(log) = self.changes.as_mut() {
+            log.count(key, &c.issue, &counted);
+        }
+        let place = is.counted.insert(counted, rule.window);
         match is.counted.threshold_evidence(place, rule.window, rule.threshold) {
             Some(evidence) => {
                 self.pull(&c.subject_key, idx, Trigger::Threshold, c.occurred_at, evidence, out);
@@ -450,7 +406,10 @@ impl Engine {
         }
 
         self.state.seen.insert(h, u.at);
-        self.changed(key, Some((h, u.at)));
+        if let Some(log) = self.changes.as_mut() {
+            log.seen(h, u.at);
+            log.dirty(key);
+        }
         self.advance(u.at, out);
 
         let id: Box<str> = u.andon_id.as_str().into();
@@ -469,6 +428,9 @@ impl Engine {
         is.open = None;
         // Counting starts again from nothing; what came before the fix is stale.
         is.counted.clear();
+        if let Some(log) = self.changes.as_mut() {
+            log.clear(key, issue);
+        }
         is.stale_until = Some(is.stale_until.map_or(u.at, |s| s.max(u.at)));
         self.open_andons -= 1;
         if delisting {
@@ -497,7 +459,9 @@ impl Engine {
             }
             let Some((_, id)) = self.due.pop_first() else { break };
             let Some((key, issue, _)) = parse_andon_id(&id) else { continue };
-            self.changed(key, None);
+            if let Some(log) = self.changes.as_mut() {
+                log.dirty(key);
+            }
             if let Some(open) =
                 self.state.subjects.get_mut(key).and_then(|s| s.issue_mut(issue)).and_then(|is| is.open.as_deref_mut())
             {
@@ -645,6 +609,10 @@ impl Engine {
         }));
         self.due.insert((open.due_at, id.into()));
         is.counted.clear();
+        if let Some(log) = self.changes.as_mut() {
+            log.clear(subject_key, &is.issue);
+            log.dirty(subject_key);
+        }
         is.open = Some(Box::new(open));
         self.open_andons += 1;
     }

@@ -146,6 +146,22 @@ impl Window {
         Place::Flood(f.insert(c))
     }
 
+    /// Inserts `c` by the rule of [`Window::insert`] without indexing it:
+    /// for rebuilding a window from the changelog, where W is not known
+    /// (the index is built at the key's next [`Window::insert`]).
+    pub fn push_back(&mut self, c: Counted) {
+        match &mut self.repr {
+            Repr::Small(v) => {
+                let i =
+                    if v.last().is_none_or(|x| x.at <= c.at) { v.len() } else { v.partition_point(|x| x.at <= c.at) };
+                v.insert(i, c);
+            }
+            Repr::Flood(f) => {
+                f.insert(c);
+            }
+        }
+    }
+
     /// Drops complaints older than `cutoff`: they can no longer share an
     /// interval of length W with any complaint that is not too late.
     pub fn evict_before(&mut self, cutoff: Ts) {
@@ -269,13 +285,13 @@ fn small_evidence(counted: &[Counted], i: usize, window: Dur, threshold: u32) ->
 /// complaint (`own`, `own_id`) for its own customer, the earliest for each
 /// other, at most [`EVIDENCE_LISTED`] in all (the earliest others, the
 /// pulling complaint always among them). Stops reading once it has enough.
-fn pick<'a>(interval: impl Iterator<Item = (&'a str, &'a Box<str>)>, own: &str, own_id: &Box<str>) -> Vec<Box<str>> {
+fn pick<'a>(interval: impl Iterator<Item = (&'a str, &'a Box<str>)>, own: &str, own_id: &str) -> Vec<Box<str>> {
     let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
     seen.insert(own);
     let mut picked = Vec::new();
     let mut own_placed = false;
     for (customer, id) in interval {
-        if id == own_id && customer == own {
+        if **id == *own_id && customer == own {
             picked.push(id.clone());
             own_placed = true;
         } else if seen.insert(customer) && picked.len() + usize::from(!own_placed) < EVIDENCE_LISTED {

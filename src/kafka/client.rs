@@ -21,6 +21,8 @@ pub enum TopologyError {
     Unequal(String),
     #[error("creating topics failed: {0}")]
     Create(String),
+    #[error("topics.state must be compacted (cleanup.policy=compact; andon's restores rest on it): {0}")]
+    NotCompacted(String),
     #[error("stopped while waiting for the brokers")]
     Stopped,
     #[error(transparent)]
@@ -72,14 +74,16 @@ enum Role {
 
 /// The user's `[kafka.properties]` that apply to a client of `role`.
 fn user_properties(settings: &Settings, role: Role) -> impl Iterator<Item = (&String, &String)> {
-    settings.kafka.properties.iter().filter(move |(k, _)| {
-        let only = |list: &[&str]| list.iter().any(|p| k.starts_with(p));
-        match role {
-            Role::Consumer => !only(PRODUCER_ONLY),
-            Role::Producer => !only(CONSUMER_ONLY),
-            Role::Admin => !only(PRODUCER_ONLY) && !only(CONSUMER_ONLY),
-        }
-    })
+    settings.kafka.properties.iter().filter(move |(k, _)| !GROUP_MEMBER_ONLY.contains(&k.as_str())).filter(
+        move |(k, _)| {
+            let only = |list: &[&str]| list.iter().any(|p| k.starts_with(p));
+            match role {
+                Role::Consumer => !only(PRODUCER_ONLY),
+                Role::Producer => !only(CONSUMER_ONLY),
+                Role::Admin => !only(PRODUCER_ONLY) && !only(CONSUMER_ONLY),
+            }
+        },
+    )
 }
 
 fn base(settings: &Settings, role: Role) -> ClientConfig {
@@ -118,6 +122,11 @@ pub fn plain_consumer(settings: &Settings) -> ClientConfig {
     c
 }
 
+/// Properties only the group member takes: static membership belongs to
+/// it alone (a plain consumer with the same `group.instance.id` would take
+/// its place in the group).
+const GROUP_MEMBER_ONLY: &[&str] = &["group.instance.id"];
+
 /// The group member, over the complaints topic.
 pub fn group_consumer(settings: &Settings) -> ClientConfig {
     let mut c = consumer_base(settings);
@@ -125,37 +134,107 @@ pub fn group_consumer(settings: &Settings) -> ClientConfig {
     if !settings.kafka.properties.contains_key("partition.assignment.strategy") {
         c.set("partition.assignment.strategy", "cooperative-sticky");
     }
-    // Consumer lag per partition comes from librdkafka's statistics.
+    // Consumer lag per partition: the end offsets come from librdkafka's
+    // statistics, the positions from andon's own tasks.
     if !settings.kafka.properties.contains_key("statistics.interval.ms") {
-        c.set("statistics.interval.ms", "5000");
+        c.set("statistics.interval.ms", "1000");
     }
     for (k, v) in user_properties(settings, Role::Consumer) {
         c.set(k, v);
     }
+    if let Some(id) = settings.kafka.properties.get("group.instance.id") {
+        c.set("group.instance.id", id);
+    }
     c
 }
 
-pub fn producer(settings: &Settings) -> ClientConfig {
+/// The consumer of the updates partitions (assigned by hand, following
+/// the group's assignment of complaints partitions).
+pub fn updates_consumer(settings: &Settings) -> ClientConfig {
+    let mut c = plain_consumer(settings);
+    if !settings.kafka.properties.contains_key("statistics.interval.ms") {
+        c.set("statistics.interval.ms", "1000");
+    }
+    c
+}
+
+/// The batch producer: idempotent, and transactional with `exactly_once`.
+pub fn producer(settings: &Settings, transactional: bool) -> ClientConfig {
     let mut c = base(settings, Role::Producer);
     c.set("enable.idempotence", "true").set("linger.ms", "5");
     for (k, v) in user_properties(settings, Role::Producer) {
         c.set(k, v);
     }
+    if transactional {
+        c.set("transactional.id", transactional_id(settings));
+        // A batch is one commit interval; an instance that dies holds the
+        // state partitions it wrote (their last stable offset) no longer
+        // than this before the broker aborts its transaction.
+        if !settings.kafka.properties.contains_key("transaction.timeout.ms") {
+            c.set("transaction.timeout.ms", "10000");
+        }
+    }
     c
 }
 
-/// Stable per instance where the platform gives a stable name (a
-/// Kubernetes pod's hostname), unique per process otherwise; fencing of
-/// zombies rests on the group metadata sent with the offsets (KIP-447).
+/// `message.max.bytes` of andon's producer: what a record must fit.
+pub fn max_message_bytes(settings: &Settings) -> usize {
+    settings.kafka.properties.get("message.max.bytes").and_then(|v| v.trim().parse().ok()).unwrap_or(1_000_000)
+}
+
+/// Distinct per instance, and stable across its restarts where the
+/// instance has a stable name: with static membership (`group.instance.id`)
+/// the id derives from it, so a restarted instance's first transaction
+/// aborts what its predecessor left open at once. Without it, the process
+/// id keeps two instances on one host apart; a crashed instance's open
+/// transaction then holds its state partitions until
+/// `transaction.timeout.ms`. Zombies are fenced by the group metadata sent
+/// with the offsets (KIP-447), not by this id.
 pub fn transactional_id(settings: &Settings) -> String {
-    if let Some(id) = settings.kafka.properties.get("transactional.id") {
-        return id.clone();
+    let group = &settings.kafka.group_id;
+    if let Some(id) = settings.kafka.properties.get("group.instance.id") {
+        return format!("andon-{group}-{id}");
     }
     let host = std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
         .unwrap_or_else(|| "localhost".into());
-    format!("andon-{}-{host}-{}", settings.kafka.group_id, std::process::id())
+    format!("andon-{group}-{host}-{}", std::process::id())
+}
+
+/// Refuses to run on a state topic that is not compacted, where the broker
+/// can say (DescribeConfigs; the MockCluster cannot: then a warning).
+pub fn check_state_compaction(settings: &Settings) -> Result<(), TopologyError> {
+    use rdkafka::admin::ResourceSpecifier;
+    let admin: AdminClient<DefaultClientContext> = base(settings, Role::Admin).create()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| TopologyError::Create(e.to_string()))?;
+    let state = settings.topics.state.as_str();
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
+    let answer = rt.block_on(admin.describe_configs([&ResourceSpecifier::Topic(state)], &opts));
+    let policy = match answer.as_deref() {
+        Ok([Ok(r)]) => r.get("cleanup.policy").and_then(|e| e.value.clone()),
+        Ok(other) => {
+            let why = other.first().and_then(|r| r.as_ref().err()).map(|e| format!("{e:?}")).unwrap_or_default();
+            tracing::warn!(
+                topic = state,
+                why,
+                "cannot check that the state topic is compacted (the broker does not say)"
+            );
+            return Ok(());
+        }
+        Err(e) => {
+            tracing::warn!(topic = state, error = %e, "cannot check that the state topic is compacted (the broker does not say)");
+            return Ok(());
+        }
+    };
+    match policy {
+        Some(p) if p.split(',').any(|x| x.trim() == "compact") => Ok(()),
+        Some(p) => Err(TopologyError::NotCompacted(format!("{state} has cleanup.policy={p}"))),
+        None => Ok(()),
+    }
 }
 
 /// Waits until the brokers answer, saying so in the log, with backoff.

@@ -1,16 +1,27 @@
 //! andon on the event bus: `andon run`.
 //!
-//! - [`client`]: client settings per role, start-up checks, topic creation.
-//! - [`changelog`]: checkpoints and snapshots in `andon.state`, restore, and
-//!   the ids of outputs already written (for exactly-once output).
-//! - [`task`]: one partition number: merge by event time, engine, DLQ,
-//!   suppression of outputs already written. No I/O.
-//! - [`processor`]: the loop: poll, process, produce, checkpoint, commit;
-//!   rebalances and recovery from failed batches.
+//! - [`processor`]: the loop: serve the group, restore, process, write
+//!   batches; partition health.
+//! - [`task`]: one partition number: merge, engine, DLQ, suppression of
+//!   outputs already written. No I/O.
+//! - [`batch`]: one batch through the seam: outputs, then checkpoints,
+//!   then the commit.
+//! - [`restore`]: partitions restored from the changelog, all at once.
+//! - [`checkpoint`]: the `andon.state` record format and chain rules (pure).
+//! - [`io`]: the seam (write a batch, read partitions): librdkafka and
+//!   in-memory implementations.
+//! - [`group`]: the consumer group: rebalance callback, generation, lag.
+//! - [`errors`]: failures classified; backoff.
+//! - [`client`]: client settings per role, start-up checks.
 
-pub mod changelog;
+pub mod batch;
+pub mod checkpoint;
 pub mod client;
+pub mod errors;
+pub mod group;
+pub mod io;
 pub mod processor;
+pub mod restore;
 pub mod task;
 
 use std::sync::atomic::AtomicBool;
@@ -18,7 +29,22 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 pub use crate::status::Status;
-pub use processor::RunError;
+
+/// Why `andon run` stopped (start-up problems; failures while running are
+/// handled, retried and reported, never a reason to exit).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Topology(#[from] client::TopologyError),
+    #[error("metrics: {0}")]
+    Metrics(prometheus::Error),
+    #[error("no queue for partition {0} of the input topics")]
+    Queue(i32),
+    #[error("starting a thread: {0}")]
+    Thread(std::io::Error),
+}
 
 /// Knobs that are not part of the configuration contract: tests turn them
 /// to reach rare paths quickly.
@@ -30,7 +56,7 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { snapshot_after_bytes: changelog::SNAPSHOT_AFTER_BYTES }
+        Self { snapshot_after_bytes: checkpoint::SNAPSHOT_AFTER_BYTES }
     }
 }
 
@@ -48,3 +74,6 @@ pub fn run_with(
     let processor = processor::Processor::start(settings, status, shutdown, options)?;
     processor.run(shutdown)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,276 +1,161 @@
-//! `andon run`: the consumer-group member. Polls a batch, hands records to
-//! the partition tasks, produces their outputs, waits for the
-//! acknowledgements, writes each partition's checkpoint, and commits: in one
-//! transaction with `exactly_once`, without with `at_least_once`.
+//! `andon run`: the consumer-group member's loop. Each turn: at a clean
+//! point (nothing processed and not committed), serve the group (the
+//! rebalance callback only assigns and pauses), take finished restores,
+//! start new ones; then for up to `commit_interval`, drain every active
+//! partition's queues into its task and process (the partitions spread
+//! over `processing.threads`); then write the batch ([`batch::write`]).
 //!
-//! Group membership is over the complaints topic alone; the updates
-//! partition of the same number follows it on a second, manually assigned
-//! consumer. That keeps a subject's complaints and updates with one owner
-//! whatever the assignor does (cooperative-sticky does not co-partition two
-//! topics; Kafka Streams has its own assignor for that).
-//!
-//! Rebalances happen only inside `poll`, between batches, when everything
-//! processed has been checkpointed: a revoked partition's task is dropped
-//! with whatever it had fetched but not processed (its next owner starts
-//! from the checkpoint); an assigned one is restored from the changelog in
-//! the rebalance callback, before the assignment takes effect, and starts
-//! at the checkpointed positions.
-//!
-//! A failed batch (a produce error, a failed commit) is aborted and every
-//! task is restored again from the changelog: outputs that reached their
-//! partitions anyway are recognised by id and not written twice.
+//! Each partition is in one of three states: restoring (paused on the
+//! consumer, its restore running on the restorer thread), failed (a
+//! restore that failed: retried with backoff, named in the log and the
+//! metrics, `/readyz` failing), or active. A failed batch is aborted and
+//! only the partitions it touched go back to restoring; the others go on.
+//! A partition with input waiting and no progress for
+//! `processing.stall_after` is reported stalled
+//! (docs/guarantees.md#progress-is-watched).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
 
+use super::batch::{self, Share, Writer};
+use super::checkpoint::Kind;
+use super::client;
+use super::errors::{Backoff, FailureKind};
+use super::group::{self, Ends, Event, GroupContext, GroupHandle, UpdatesContext};
+use super::io::rdkafka::{KafkaReader, KafkaSink};
+use super::io::BatchSink;
+use super::restore::{self, RestoreError, Restored, Why};
+use super::task::{Incoming, Limits, Produce, Task};
+use super::{RunError, RunOptions};
 use crate::config::{Guarantee, Settings};
-use crate::event::{Dur, Output, Ts, WorkOrderEvent};
-use crate::kafka::changelog::{self, Positions, RestoreError, StateRecord};
-use crate::kafka::client;
-use crate::kafka::task::{Incoming, OutTopic, Produce, Source, Task};
+use crate::event::{Output, WorkOrderEvent};
+use crate::merge::Side;
 use crate::metrics::Metrics;
-use crate::status::{AndonInfo, Recent, Status};
+use crate::status::{AndonInfo, PartitionHealth, Recent, Status};
+use crate::time::Ts;
 
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Kafka(#[from] KafkaError),
-    #[error(transparent)]
-    Restore(#[from] RestoreError),
-    #[error(transparent)]
-    Topology(#[from] client::TopologyError),
-    #[error("{0}")]
-    Batch(String),
+/// Records processed after which a batch is written before its interval
+/// is up: bounds memory and the size of a transaction.
+const MAX_BATCH: u64 = 50_000;
+
+/// Records drained from one partition queue per round: keeps the rounds
+/// short enough for every partition to get its turn.
+const DRAIN: usize = 5_000;
+
+/// How often the topics' partition counts are checked while running.
+const TOPOLOGY_EVERY: Duration = Duration::from_secs(30);
+
+/// The wall clock as event time.
+pub fn wall_clock() -> Ts {
+    chrono::Utc::now().timestamp_nanos_opt().map_or(Ts::MAX, Ts::from_nanos)
 }
 
-/// Restores partitions: owns a consumer outside the group for reading the
-/// changelog and the output partitions.
-struct Restorer {
-    settings: Arc<Settings>,
-    consumer: ClientConfig,
-    metrics: Metrics,
-}
-
-impl Restorer {
-    fn restore(&self, partition: i32) -> Result<Task, RestoreError> {
-        let t = &self.settings.topics;
-        let started = Instant::now();
-        let consumer = &self.consumer;
-        let restored = changelog::restore(consumer, &t.state, partition)?;
-        let mut suppress = std::collections::HashSet::new();
-        let p = &restored.positions;
-        for (topic, from) in [(&t.delist_commands, p.delist_commands), (&t.work_orders, p.work_orders), (&t.dlq, p.dlq)]
-        {
-            let (ids, _) = changelog::written_ids(consumer, topic, partition, from)?;
-            suppress.extend(ids);
-        }
-        self.metrics.restore_seconds.observe(started.elapsed().as_secs_f64());
-        tracing::info!(
-            partition,
-            seq = restored.seq,
-            changelog_records = restored.records_read,
-            already_written = suppress.len(),
-            subjects = restored.state.subjects.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "partition restored"
-        );
-        // Inputs already read to their end need no waiting for in the merge
-        // (an empty updates partition is the common case).
-        let start = |topic: &str, pos: i64| -> Result<bool, RestoreError> {
-            let (low, high) = changelog::watermarks(consumer, topic, partition)?;
-            Ok(high <= if restored.seq > 0 { pos.max(low) } else { low })
-        };
-        let at_end = [
-            start(&t.complaints, restored.positions.complaints)?,
-            start(&t.work_order_updates, restored.positions.updates)?,
-        ];
-        let mut task = Task::new(
-            partition,
-            self.settings.engine.clone(),
-            restored,
-            suppress,
-            [t.complaints.as_str().into(), t.work_order_updates.as_str().into()],
-            self.settings.processing.max_event_bytes,
-        );
-        if at_end[0] {
-            task.at_end(Source::Complaints);
-        }
-        if at_end[1] {
-            task.at_end(Source::Updates);
-        }
-        Ok(task)
-    }
-}
-
-enum Event {
-    Assigned(i32, Result<Box<Task>, RestoreError>),
-    Revoked(i32),
-}
-
-struct GroupContext {
-    restorer: Arc<Restorer>,
-    complaints: String,
-    events: Mutex<Vec<Event>>,
-    status: Arc<Status>,
-    metrics: Metrics,
-}
-
-impl ClientContext for GroupContext {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
-        client::log(level, fac, log_message);
-    }
-    fn error(&self, error: KafkaError, reason: &str) {
-        client::error(error, reason);
-    }
-    /// librdkafka's statistics: consumer lag per assigned partition.
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        if let Some(topic) = statistics.topics.get(&self.complaints) {
-            for (p, s) in &topic.partitions {
-                if *p >= 0 && s.consumer_lag >= 0 {
-                    self.metrics.consumer_lag.with_label_values(&[&p.to_string()]).set(s.consumer_lag);
-                }
-            }
-        }
-    }
-}
-
-impl ConsumerContext for GroupContext {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: rdkafka::types::RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        use rdkafka::types::RDKafkaRespErr::*;
-        let cooperative = matches!(consumer.rebalance_protocol(), rdkafka::consumer::RebalanceProtocol::Cooperative);
-        match err {
-            RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let partitions: Vec<i32> =
-                    tpl.elements().iter().filter(|e| e.topic() == self.complaints).map(|e| e.partition()).collect();
-                tracing::info!(?partitions, "partitions assigned: restoring them");
-                // Ready again once these are restored (`handle_events`); an
-                // empty assignment has nothing to restore.
-                self.status.ready.store(partitions.is_empty(), Ordering::Relaxed);
-                self.metrics.rebalances.inc();
-                for p in partitions {
-                    let task = self.restorer.restore(p);
-                    let offset = match &task {
-                        Ok(t) if t.seq > 0 => Offset::Offset(t.positions.complaints),
-                        _ => Offset::Beginning,
-                    };
-                    if let Err(e) = tpl.set_partition_offset(&self.complaints, p, offset) {
-                        tracing::error!(partition = p, error = %e, "cannot set the restored position");
-                    }
-                    self.push(Event::Assigned(p, task.map(Box::new)));
-                }
-                let r = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "assign failed");
-                }
-            }
-            RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                tracing::info!(?partitions, "partitions revoked");
-                self.metrics.rebalances.inc();
-                for p in &partitions {
-                    let _ = self.metrics.consumer_lag.remove_label_values(&[&p.to_string()]);
-                }
-                for e in tpl.elements() {
-                    self.push(Event::Revoked(e.partition()));
-                }
-                let r = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "unassign failed");
-                }
-            }
-            other => {
-                tracing::error!(error = ?other, "rebalance error");
-                let _ = consumer.unassign();
-            }
-        }
-    }
-
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {}
-}
-
-impl GroupContext {
-    fn push(&self, e: Event) {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).push(e);
-    }
-}
-
-/// Delivery reports: the end offset of every output partition written, and
-/// the first error of the batch.
+/// Wakes the loop when a partition queue receives something.
 #[derive(Default)]
-struct Deliveries {
-    ends: Mutex<HashMap<(String, i32), i64>>,
-    error: Mutex<Option<String>>,
+struct Waker {
+    woken: Mutex<bool>,
+    cond: Condvar,
 }
 
-struct ProduceContext(Arc<Deliveries>);
-
-impl ClientContext for ProduceContext {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
-        client::log(level, fac, log_message);
+impl Waker {
+    fn wake(&self) {
+        *self.woken.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cond.notify_one();
     }
-    fn error(&self, error: KafkaError, reason: &str) {
-        client::error(error, reason);
-    }
-}
 
-impl ProducerContext for ProduceContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
-        match r {
-            Ok(m) => {
-                let mut ends = self.0.ends.lock().unwrap_or_else(|e| e.into_inner());
-                let end = ends.entry((m.topic().to_owned(), m.partition())).or_insert(0);
-                *end = (*end).max(m.offset() + 1);
+    /// Waits until woken or `until`; clears the wake.
+    fn wait(&self, until: Instant) {
+        let mut woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
+        while !*woken {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
             }
-            Err((e, m)) => {
-                let mut err = self.0.error.lock().unwrap_or_else(|e| e.into_inner());
-                if err.is_none() {
-                    *err = Some(format!("delivery to {}[{}] failed: {e}", m.topic(), m.partition()));
-                }
-            }
+            woken = self.cond.wait_timeout(woken, left).unwrap_or_else(|e| e.into_inner()).0;
         }
+        *woken = false;
     }
 }
 
-struct Slot {
+/// A partition this member owns.
+enum Slot {
+    /// Waiting for its restore (`requested`: handed to the restorer).
+    Restoring {
+        why: Why,
+        since: Instant,
+        not_before: Instant,
+        requested: bool,
+        backoff: Backoff,
+    },
+    /// Its restore failed; tried again at `retry_at`.
+    Failed {
+        why: Why,
+        since: Instant,
+        retry_at: Instant,
+        backoff: Backoff,
+        error: String,
+    },
+    Active(Box<Active>),
+}
+
+struct Active {
     task: Task,
+    /// Outputs processed and not yet written.
     pending: Vec<Produce>,
+    /// Records processed since the last batch.
+    processed: u64,
+    /// When the partition last made progress (a batch that moved it, or
+    /// nothing waiting).
+    progress: Instant,
+    backoff: Backoff,
+}
+
+/// The restorer thread: restores (all requested partitions at once) and
+/// topology checks, off the loop.
+enum Job {
+    Restore(Vec<(i32, Why)>),
+    CheckTopics,
+}
+
+enum Reply {
+    Restored(Vec<(i32, Result<Restored, RestoreError>)>, Duration),
+    Topics(Result<usize, String>),
 }
 
 pub struct Processor {
     settings: Arc<Settings>,
-    group: BaseConsumer<GroupContext>,
-    updates: BaseConsumer<client::Quiet>,
-    producer: BaseProducer<ProduceContext>,
-    deliveries: Arc<Deliveries>,
-    restorer: Arc<Restorer>,
+    options: RunOptions,
+    group: Arc<BaseConsumer<GroupContext>>,
+    updates: Arc<BaseConsumer<UpdatesContext>>,
+    complaint_queues: Vec<PartitionQueue<GroupContext>>,
+    update_queues: Vec<PartitionQueue<UpdatesContext>>,
+    sink: Box<dyn BatchSink>,
+    jobs: mpsc::Sender<Job>,
+    replies: mpsc::Receiver<Reply>,
+    restoring: bool,
+    compaction: mpsc::Receiver<Result<(), client::TopologyError>>,
     slots: BTreeMap<i32, Slot>,
     status: Arc<Status>,
-    eos: bool,
-    options: super::RunOptions,
     metrics: Metrics,
+    partitions: u32,
+    threads: usize,
+    ends: Arc<Ends>,
+    waker: Arc<Waker>,
+    attempt: u64,
+    /// Set when a topic's partition count changed: processing stops.
+    halted: Option<String>,
     last_board: Instant,
+    last_topology: Instant,
+    batch_started: Instant,
 }
-
-const TXN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Records buffered (fetched, not yet processed or produced) after which a
-/// batch stops polling and processes: bounds memory and batch size.
-const MAX_BUFFERED: usize = 20_000;
 
 impl Processor {
     /// Connects (waiting for the brokers), checks the topics, joins the group.
@@ -278,110 +163,129 @@ impl Processor {
         settings: Arc<Settings>,
         status: Arc<Status>,
         shutdown: &AtomicBool,
-        options: super::RunOptions,
+        options: RunOptions,
     ) -> Result<Self, RunError> {
         client::wait_for_brokers(&settings, shutdown)?;
-        client::check_topics(&settings)?;
+        let partitions = client::check_topics(&settings)?;
+        // The broker may not say (the MockCluster lets the question time
+        // out): asked beside the group join, not before it.
+        let compaction = {
+            let (tx, rx) = mpsc::channel();
+            let s = settings.clone();
+            std::thread::Builder::new()
+                .name("compaction-check".into())
+                .spawn(move || {
+                    let _ = tx.send(client::check_state_compaction(&s));
+                })
+                .map_err(RunError::Thread)?;
+            rx
+        };
         let t = &settings.topics;
         let metrics = match status.metrics() {
             Some(m) => m,
             // Nobody serves metrics: count into a registry of our own.
-            None => Metrics::new(&prometheus::Registry::new(), &settings.engine)
-                .map_err(|e| RunError::Batch(format!("metrics: {e}")))?,
+            None => Metrics::new(&prometheus::Registry::new(), &settings.engine).map_err(RunError::Metrics)?,
         };
-        let restorer = Arc::new(Restorer {
-            settings: settings.clone(),
-            consumer: client::plain_consumer(&settings),
-            metrics: metrics.clone(),
-        });
-        let group: BaseConsumer<GroupContext> =
-            client::group_consumer(&settings).create_with_context(GroupContext {
-                restorer: restorer.clone(),
+        let ends = Arc::new(Ends::default());
+        let waker = Arc::new(Waker::default());
+        let group: Arc<BaseConsumer<GroupContext>> =
+            Arc::new(client::group_consumer(&settings).create_with_context(GroupContext {
                 complaints: t.complaints.clone(),
                 events: Mutex::new(Vec::new()),
-                status: status.clone(),
-                metrics: metrics.clone(),
-            })?;
-        let updates: BaseConsumer<client::Quiet> =
-            client::plain_consumer(&settings).create_with_context(client::Quiet)?;
-        let deliveries = Arc::new(Deliveries::default());
+                ends: ends.clone(),
+            })?);
+        let updates: Arc<BaseConsumer<UpdatesContext>> = Arc::new(
+            client::updates_consumer(&settings)
+                .create_with_context(UpdatesContext { updates: t.work_order_updates.clone(), ends: ends.clone() })?,
+        );
+        // Every partition's records go to a queue of its own from the
+        // start (before any assignment, so none can land elsewhere): the
+        // workers drain them in parallel.
+        let mut complaint_queues = Vec::new();
+        let mut update_queues = Vec::new();
+        for p in 0..partitions as i32 {
+            let mut q = group.split_partition_queue(&t.complaints, p).ok_or(RunError::Queue(p))?;
+            let w = waker.clone();
+            q.set_nonempty_callback(move || w.wake());
+            complaint_queues.push(q);
+            let mut q = updates.split_partition_queue(&t.work_order_updates, p).ok_or(RunError::Queue(p))?;
+            let w = waker.clone();
+            q.set_nonempty_callback(move || w.wake());
+            update_queues.push(q);
+        }
         let eos = settings.processing.guarantee == Guarantee::ExactlyOnce;
-        let producer = new_producer(&settings, &deliveries, eos)?;
+        let sink = KafkaSink::new(client::producer(&settings, eos), eos, Arc::new(GroupHandle(group.clone())))?;
+        let reader = KafkaReader::new(client::plain_consumer(&settings))?;
+        let limits = Limits {
+            max_event_bytes: settings.processing.max_event_bytes,
+            max_message_bytes: client::max_message_bytes(&settings),
+        };
+        let (jobs, replies) = restorer(settings.clone(), reader, partitions as u32, limits)?;
         group.subscribe(&[t.complaints.as_str()])?;
-        tracing::info!(group = %settings.kafka.group_id, guarantee = if eos { "exactly_once" } else { "at_least_once" }, "joined the consumer group");
+        let threads = settings.processing.effective_threads();
+        tracing::info!(
+            group = %settings.kafka.group_id,
+            guarantee = settings.processing.guarantee.as_str(),
+            partitions,
+            threads,
+            "joined the consumer group"
+        );
         Ok(Self {
             settings,
+            options,
             group,
             updates,
-            producer,
-            deliveries,
-            restorer,
+            complaint_queues,
+            update_queues,
+            sink: Box::new(sink),
+            jobs,
+            replies,
+            restoring: false,
+            compaction,
             slots: BTreeMap::new(),
             status,
-            eos,
-            options,
             metrics,
+            partitions: partitions as u32,
+            threads,
+            ends,
+            waker,
+            attempt: 0,
+            halted: None,
             last_board: Instant::now(),
+            last_topology: Instant::now(),
+            batch_started: Instant::now(),
         })
     }
 
-    /// Runs until `shutdown` is set; then finishes the batch and leaves.
+    /// Runs until `shutdown` is set; then writes the last batch and leaves.
     pub fn run(mut self, shutdown: &AtomicBool) -> Result<(), RunError> {
-        let p = &self.settings.processing;
-        let (interval, idle) = (p.commit_interval, p.max_task_idle);
-        let mut stopping = false;
-        while !stopping {
-            stopping = shutdown.load(Ordering::Relaxed);
-            let started = Instant::now();
-            self.poll_for(interval.saturating_sub(started.elapsed()), shutdown)?;
-            let now = Instant::now();
-            let wall = wall_clock();
-            let mut records = 0;
-            for slot in self.slots.values_mut() {
-                let t = slot.task.process(now, wall, idle, &mut slot.pending);
-                records += t.processed + t.undecodable;
+        let interval = self.settings.processing.commit_interval;
+        loop {
+            let stopping = shutdown.load(Ordering::Relaxed);
+            if let Ok(Err(e)) = self.compaction.try_recv() {
+                return Err(e.into());
             }
-            let polled_ms = now.duration_since(started).as_millis();
-            let waiting: usize = self.slots.values().map(|s| s.task.waiting()).sum();
-            let committing = Instant::now();
+            self.clean_point();
             self.status.touch();
-            let r = self.commit_batch();
-            if records > 0 {
-                tracing::debug!(
-                    polled_ms,
-                    records,
-                    waiting,
-                    commit_ms = committing.elapsed().as_millis() as u64,
-                    "batch"
-                );
-            }
-            match &r {
-                Ok(true) => {
-                    self.metrics.transaction_seconds.observe(committing.elapsed().as_secs_f64());
-                    self.publish(true);
+            let deadline = self.batch_started + interval;
+            let mut processed = 0;
+            loop {
+                let n = self.process_round();
+                processed += n;
+                if stopping || Instant::now() >= deadline || processed >= MAX_BATCH || shutdown.load(Ordering::Relaxed)
+                {
+                    break;
                 }
-                Ok(false) => self.publish(false),
-                Err(_) => {}
-            }
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "batch failed: aborting it and restoring from the changelog");
-                let mut backoff = Duration::from_millis(500);
-                while let Err(e) = self.recover() {
-                    if let RunError::Kafka(k) = &e {
-                        if k.rdkafka_error_code() == Some(RDKafkaErrorCode::Fenced) {
-                            return Err(e); // another instance has our transactional.id
-                        }
-                    }
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "recovery failed; retrying");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    if shutdown.load(Ordering::Relaxed) {
-                        return Err(e);
-                    }
+                if n == 0 {
+                    self.waker.wait(deadline.min(Instant::now() + Duration::from_millis(20)));
                 }
             }
-            self.status.batches.fetch_add(1, Ordering::Relaxed);
-            self.status.records.fetch_add(records, Ordering::Relaxed);
+            self.batch_started = Instant::now();
+            self.write_batch();
+            self.publish();
+            if stopping {
+                break;
+            }
         }
         tracing::info!("shutting down: leaving the consumer group");
         self.group.unsubscribe();
@@ -390,330 +294,465 @@ impl Processor {
         Ok(())
     }
 
-    fn poll_for(&mut self, budget: Duration, shutdown: &AtomicBool) -> Result<(), RunError> {
-        let until = Instant::now() + budget;
-        let mut buffered = self.slots.values().map(|s| s.task.waiting() + s.pending.len()).sum::<usize>();
-        let mut wait = true;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            // Drain what librdkafka has fetched without a clock read per
-            // record; block (briefly) only when there was nothing.
-            for i in 0..1024 {
-                let timeout = if wait && i == 0 { left.min(Duration::from_millis(20)) } else { Duration::ZERO };
-                let msg = self.group.poll(timeout);
-                // Assignments made inside that poll apply before its message.
-                handle_events(&self.group, &self.updates, &mut self.slots, &self.settings, &self.status)?;
-                let Some(msg) = msg else { break };
-                buffered += route(&mut self.slots, Source::Complaints, msg);
+    /// Between batches: the group's events, finished restores, new ones,
+    /// retries, the topology check.
+    fn clean_point(&mut self) {
+        // Serves the rebalance callback; records never arrive here (each
+        // partition has its own queue).
+        while let Some(m) = self.group.poll(Duration::ZERO) {
+            if let Err(e) = m {
+                tracing::warn!(error = %e, "consumer error");
             }
-            let before = buffered;
-            for _ in 0..10_000 {
-                let Some(msg) = self.updates.poll(Duration::ZERO) else { break };
-                buffered += route(&mut self.slots, Source::Updates, msg);
+        }
+        while let Some(m) = self.updates.poll(Duration::ZERO) {
+            if let Err(e) = m {
+                tracing::warn!(error = %e, "updates consumer error");
             }
-            wait = buffered == before;
-            if left.is_zero() || shutdown.load(Ordering::Relaxed) {
-                return Ok(());
+        }
+        for e in self.group.context().take_events() {
+            self.metrics.rebalances.inc();
+            match e {
+                Event::Assigned(ps) => {
+                    let generation = group::generation(&self.group).unwrap_or(0);
+                    for p in ps {
+                        let why = Why::Assigned { generation };
+                        self.slots.insert(p, restoring(why, Instant::now(), Backoff::default()));
+                    }
+                }
+                Event::Revoked(ps) => {
+                    for p in ps {
+                        if let Some(Slot::Active(a)) = self.slots.remove(&p) {
+                            tracing::info!(partition = p, dropped_unprocessed = a.task.waiting(), "partition revoked");
+                        }
+                        self.unassign_updates(p);
+                        let label = p.to_string();
+                        for g in [
+                            &self.metrics.consumer_lag,
+                            &self.metrics.partition_stalled,
+                            &self.metrics.partition_failed,
+                        ] {
+                            let _ = g.remove_label_values(&[&label]);
+                        }
+                    }
+                }
             }
-            // Enough for one batch: process it rather than buffer more.
-            if buffered > MAX_BUFFERED {
-                return Ok(());
+        }
+        while let Ok(reply) = self.replies.try_recv() {
+            match reply {
+                Reply::Restored(results, elapsed) => {
+                    self.restoring = false;
+                    for (p, r) in results {
+                        self.restored(p, r, elapsed);
+                    }
+                }
+                Reply::Topics(r) => self.topology(r),
+            }
+        }
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for (p, slot) in self.slots.iter_mut() {
+            match slot {
+                Slot::Restoring { why, not_before, requested: false, .. } if *not_before <= now => due.push((*p, *why)),
+                Slot::Failed { why, retry_at, since, backoff, .. } if *retry_at <= now => {
+                    due.push((*p, *why));
+                    *slot = Slot::Restoring {
+                        why: *why,
+                        since: *since,
+                        not_before: now,
+                        requested: false,
+                        backoff: backoff.clone(),
+                    };
+                }
+                _ => {}
+            }
+        }
+        if !due.is_empty() && !self.restoring && self.halted.is_none() {
+            for (p, _) in &due {
+                if let Some(Slot::Restoring { requested, .. }) = self.slots.get_mut(p) {
+                    *requested = true;
+                }
+            }
+            self.restoring = self.jobs.send(Job::Restore(due)).is_ok();
+        }
+        if self.last_topology.elapsed() >= TOPOLOGY_EVERY && !self.restoring {
+            self.last_topology = Instant::now();
+            let _ = self.jobs.send(Job::CheckTopics);
+        }
+    }
+
+    /// A restore finished: the partition starts where its chain ends, or
+    /// is marked failed and tried again later.
+    fn restored(&mut self, p: i32, r: Result<Restored, RestoreError>, elapsed: Duration) {
+        let Some(Slot::Restoring { why, since, backoff, .. }) = self.slots.get(&p) else {
+            return; // revoked meanwhile
+        };
+        let (why, since, mut backoff) = (*why, *since, backoff.clone());
+        match r {
+            Ok(restored) => {
+                self.metrics.restore_seconds.observe(elapsed.as_secs_f64());
+                let task = restored.task;
+                let pos = task.chain.positions;
+                let known = task.chain.seq > 0;
+                let offset = |o| if known { Offset::Offset(o) } else { Offset::Beginning };
+                let t = &self.settings.topics;
+                if let Err(e) = self.group.seek(&t.complaints, p, offset(pos.complaints), Duration::from_secs(10)) {
+                    tracing::warn!(partition = p, error = %e, "seek failed: restoring again");
+                    self.slots.insert(p, restoring(why, since, backoff));
+                    return;
+                }
+                let mut tpl = TopicPartitionList::new();
+                let _ = tpl.add_partition_offset(&t.complaints, p, offset(pos.complaints));
+                if let Err(e) = self.group.resume(&tpl) {
+                    tracing::warn!(partition = p, error = %e, "resume failed");
+                }
+                let mut tpl = TopicPartitionList::new();
+                let _ = tpl.add_partition_offset(&t.work_order_updates, p, offset(pos.updates));
+                if let Err(e) = self.updates.incremental_assign(&tpl) {
+                    tracing::warn!(partition = p, error = %e, "assigning the updates partition failed");
+                }
+                self.metrics.partition_failed.with_label_values(&[&p.to_string()]).set(0);
+                self.slots.insert(
+                    p,
+                    Slot::Active(Box::new(Active {
+                        task,
+                        pending: Vec::new(),
+                        processed: 0,
+                        progress: Instant::now(),
+                        backoff,
+                    })),
+                );
+            }
+            Err(e) => {
+                let wait = if e.is_transient() { backoff.fail() } else { backoff.fail().max(Duration::from_secs(5)) };
+                tracing::error!(
+                    partition = p,
+                    error = %e,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "restore failed: the partition is not processed until it restores (README, \"A corrupt or broken checkpoint chain\")"
+                );
+                self.metrics.partition_failed.with_label_values(&[&p.to_string()]).set(1);
+                let now = Instant::now();
+                self.slots.insert(p, Slot::Failed { why, since, retry_at: now + wait, backoff, error: e.to_string() });
             }
         }
     }
 
-    /// Produces what the batch emitted, waits for it, writes checkpoints,
-    /// commits. Does nothing when no partition has anything to say.
-    fn commit_batch(&mut self) -> Result<bool, RunError> {
-        let t = self.settings.topics.clone();
-        let dirty: Vec<i32> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| {
-                let (c, u) = s.task.input_positions();
-                !s.pending.is_empty() || c != s.task.positions.complaints || u != s.task.positions.updates
-            })
-            .map(|(p, _)| *p)
-            .collect();
-        if dirty.is_empty() {
-            return Ok(false);
-        }
-        if self.eos {
-            self.producer.begin_transaction()?;
-        }
-        self.deliveries.ends.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        for (p, slot) in self.slots.iter_mut() {
-            for r in slot.pending.drain(..) {
-                let topic = match r.topic {
-                    OutTopic::DelistCommands => &t.delist_commands,
-                    OutTopic::WorkOrders => &t.work_orders,
-                    OutTopic::Dlq => &t.dlq,
-                };
-                let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(*p).payload(&r.value[..]);
-                if let Some(k) = &r.key {
-                    rec = rec.key(&k[..]);
-                }
-                if !r.headers.is_empty() {
-                    let mut h = OwnedHeaders::new_with_capacity(r.headers.len());
-                    for (name, value) in &r.headers {
-                        h = h.insert(Header { key: name, value: Some(value.as_bytes()) });
-                    }
-                    rec = rec.headers(h);
-                }
-                send(&self.producer, rec)?;
+    fn topology(&mut self, r: Result<usize, String>) {
+        let problem = match r {
+            Ok(n) if n as u32 == self.partitions => return,
+            Ok(n) => format!(
+                "the partition count of andon's topics changed from {} to {n}: keys would move between partitions and ids would restart; processing stopped (README, \"Partition counts are fixed\")",
+                self.partitions
+            ),
+            Err(e) if e.contains("must have the same partition count") => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "checking the topics failed");
+                return;
             }
+        };
+        if self.halted.is_none() {
+            tracing::error!(problem = %problem, "stopping processing");
         }
-        self.flush()?;
-        let ends = std::mem::take(&mut *self.deliveries.ends.lock().unwrap_or_else(|e| e.into_inner()));
-        // Tells this attempt's checkpoint parts from a failed one's.
-        let attempt = wall_clock().as_nanos() as u64;
-        let mut new_positions = Vec::new();
+        // Nothing more is processed: every partition is paused, its
+        // uncommitted work dropped, and reported failed.
+        let ps: Vec<i32> = self.slots.keys().copied().collect();
+        for p in ps {
+            self.pause(p);
+            let now = Instant::now();
+            self.slots.insert(
+                p,
+                Slot::Failed {
+                    why: Why::Recovery { era: 0 },
+                    since: now,
+                    retry_at: now + Duration::from_secs(3600 * 24 * 365),
+                    backoff: Backoff::default(),
+                    error: problem.clone(),
+                },
+            );
+            self.metrics.partition_failed.with_label_values(&[&p.to_string()]).set(1);
+        }
+        self.halted = Some(problem);
+    }
+
+    /// One pass over the active partitions: drain their queues, process.
+    fn process_round(&mut self) -> u64 {
+        let now = Instant::now();
+        let wall = wall_clock();
+        let idle = self.settings.processing.max_task_idle;
+        let (cq, uq) = (&self.complaint_queues, &self.update_queues);
+        let mut actives: Vec<&mut Active> = self
+            .slots
+            .values_mut()
+            .filter_map(|s| match s {
+                Slot::Active(a) => Some(&mut **a),
+                _ => None,
+            })
+            .collect();
+        if actives.is_empty() {
+            return 0;
+        }
+        let work = |a: &mut Active| {
+            let p = a.task.partition as usize;
+            drain(&mut a.task, Side::Complaints, &cq[p]);
+            drain(&mut a.task, Side::Updates, &uq[p]);
+            let tally = a.task.process(now, wall, idle, &mut a.pending);
+            let n = tally.processed + tally.undecodable;
+            a.processed += n;
+            n
+        };
+        let threads = self.threads.min(actives.len());
+        if threads <= 1 {
+            return actives.into_iter().map(work).sum();
+        }
+        let per = actives.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = actives
+                .chunks_mut(per)
+                .map(|chunk| s.spawn(move || chunk.iter_mut().map(|a| work(a)).sum::<u64>()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+        })
+    }
+
+    /// Writes what the active partitions processed since the last batch.
+    fn write_batch(&mut self) {
+        let t = self.settings.topics.clone();
+        let after_bytes = self.options.snapshot_after_bytes;
+        let mut bodies: BTreeMap<i32, (Kind, Vec<u8>)> = BTreeMap::new();
         for (p, slot) in self.slots.iter_mut() {
-            let task = &mut slot.task;
-            let delta = task.take_delta();
-            let (c, u) = task.input_positions();
-            let end = |topic: &str, prev: i64| ends.get(&(topic.to_owned(), *p)).copied().unwrap_or(prev).max(prev);
-            let pos = Positions {
-                complaints: c,
-                updates: u,
-                delist_commands: end(&t.delist_commands, task.positions.delist_commands),
-                work_orders: end(&t.work_orders, task.positions.work_orders),
-                dlq: end(&t.dlq, task.positions.dlq),
-            };
-            if delta.is_empty() && pos == task.positions {
+            let Slot::Active(a) = slot else { continue };
+            let (c, u) = a.task.input_positions();
+            let moved = (c, u) != (a.task.chain.positions.complaints, a.task.chain.positions.updates);
+            if a.pending.is_empty() && !a.task.has_changes() && !moved {
                 continue;
             }
-            let seq = task.seq + 1;
-            let records = changelog::encode_checkpoint(seq, attempt, pos, &delta).map_err(batch_err)?;
-            let parts = records.len() as u32;
-            let bytes: usize = records.iter().map(|r| r.value.as_ref().map_or(0, Vec::len)).sum();
-            send_state(&self.producer, &t.state, *p, &records)?;
-            let mut snapshot = None;
-            if task.bytes_since_snapshot + bytes > self.options.snapshot_after_bytes
-                || task.since_snapshot.len() >= 4096
-            {
-                let mut covered = task.since_snapshot.clone();
-                covered.push((seq, parts));
-                let (records, snapshot_parts) =
-                    changelog::encode_snapshot(seq, attempt, pos, task.engine().state(), &covered, task.snapshot_parts)
-                        .map_err(batch_err)?;
-                send_state(&self.producer, &t.state, *p, &records)?;
-                tracing::debug!(partition = *p, seq, parts = snapshot_parts, "snapshot written");
-                snapshot = Some(snapshot_parts);
-            }
-            new_positions.push((*p, seq, pos, (parts, bytes), snapshot));
+            bodies.insert(*p, a.task.checkpoint_body(after_bytes));
         }
-        self.flush()?;
-        if self.eos {
-            let mut tpl = TopicPartitionList::new();
-            for (p, _, pos, _, _) in &new_positions {
-                tpl.add_partition_offset(&t.complaints, *p, Offset::Offset(pos.complaints))?;
-            }
-            if tpl.count() > 0 {
-                let meta = self.group.group_metadata().ok_or_else(|| RunError::Batch("no group metadata".into()))?;
-                self.producer.send_offsets_to_transaction(&tpl, &meta, TXN_TIMEOUT)?;
-            }
-            self.producer.commit_transaction(TXN_TIMEOUT)?;
-        } else {
-            let mut tpl = TopicPartitionList::new();
-            for (p, _, pos, _, _) in &new_positions {
-                tpl.add_partition_offset(&t.complaints, *p, Offset::Offset(pos.complaints))?;
-            }
-            if tpl.count() > 0 {
-                // Progress lives in the checkpoint; the group offsets are for
-                // lag dashboards, so a failed commit is only worth a warning.
-                if let Err(e) = self.group.commit(&tpl, rdkafka::consumer::CommitMode::Async) {
-                    tracing::debug!(error = %e, "offset commit failed");
-                }
-            }
+        if bodies.is_empty() {
+            return;
         }
-        for (p, seq, pos, (parts, bytes), snapshot) in new_positions {
-            if let Some(slot) = self.slots.get_mut(&p) {
-                let task = &mut slot.task;
-                task.seq = seq;
-                task.positions = pos;
-                match snapshot {
-                    Some(snapshot_parts) => {
-                        task.since_snapshot.clear();
-                        task.bytes_since_snapshot = 0;
-                        task.snapshot_parts = snapshot_parts;
+        let started = Instant::now();
+        self.attempt += 1;
+        let writer = Writer {
+            generation: group::generation(&self.group).unwrap_or(0),
+            // Tells a retried batch's changelog parts from a failed attempt's.
+            attempt: (wall_clock().as_nanos() as u64).wrapping_add(self.attempt),
+            partitions: self.partitions,
+        };
+        let shares: Vec<Share<'_>> = self
+            .slots
+            .iter()
+            .filter_map(|(p, slot)| {
+                let Slot::Active(a) = slot else { return None };
+                let (kind, body) = bodies.get(p)?;
+                Some(Share {
+                    partition: *p,
+                    outputs: &a.pending,
+                    inputs: a.task.input_positions(),
+                    kind: *kind,
+                    body,
+                    chain: &a.task.chain,
+                    era: a.task.era,
+                })
+            })
+            .collect();
+        let result = batch::write(&mut *self.sink, &t, &shares, writer);
+        drop(shares);
+        match result {
+            Ok(done) => {
+                self.metrics.transaction_seconds.observe(started.elapsed().as_secs_f64());
+                let now = Instant::now();
+                let wall = wall_clock();
+                let mut board = self.status.board.lock().unwrap_or_else(|e| e.into_inner());
+                for d in done {
+                    let Some(Slot::Active(a)) = self.slots.get_mut(&d.partition) else { continue };
+                    a.task.chain.advance(&d.written, d.stamp, d.positions, d.state_end);
+                    a.pending.clear();
+                    a.processed = 0;
+                    a.progress = now;
+                    a.backoff.succeed();
+                    let stats = a.task.take_stats();
+                    for (class, n) in stats.complaints {
+                        self.metrics.complaints.with_label_values(&[class]).inc_by(n);
                     }
-                    None => {
-                        task.since_snapshot.push((seq, parts));
-                        task.bytes_since_snapshot += bytes;
+                    for reason in stats.dlq {
+                        self.metrics.dlq(reason);
+                    }
+                    for ts in stats.latencies {
+                        self.metrics.decision_latency.observe((wall - ts).as_secs_f64().max(0.0));
+                    }
+                    for o in &stats.outputs {
+                        self.metrics.output(o);
+                        log_output(d.partition, o);
+                        if let Some(r) = Recent::of(o) {
+                            board.push_recent(r);
+                        }
                     }
                 }
+                self.status.batches.fetch_add(1, Ordering::Relaxed);
             }
+            Err(e) => self.fail_batch(e, bodies.keys().copied().collect()),
         }
-        Ok(true)
     }
 
-    /// After a batch: counts what it committed into the metrics, logs the
-    /// notable outputs, and (at most once a second) refreshes the board
-    /// that `/andons` and the status page show.
-    fn publish(&mut self, committed: bool) {
-        let now = wall_clock();
-        let mut board = None;
-        if committed {
-            let mut b = self.status.board.lock().unwrap_or_else(|e| e.into_inner());
-            for slot in self.slots.values_mut() {
-                let stats = slot.task.take_stats();
-                for (class, n) in stats.complaints {
-                    self.metrics.complaints.with_label_values(&[class]).inc_by(n);
-                }
-                for reason in stats.dlq {
-                    self.metrics.dlq(reason);
-                }
-                for ts in stats.latencies {
-                    self.metrics.decision_latency.observe((now - ts).max(Dur::ZERO).as_secs_f64());
-                }
-                for o in &stats.outputs {
-                    self.metrics.output(o);
-                    log_output(slot.task.partition, o);
-                    if let Some(r) = Recent::of(o) {
-                        b.push_recent(r);
-                    }
-                }
-            }
-            board = Some(b);
+    /// A batch failed: count it, abort it, and restore the partitions it
+    /// touched after their backoff; the others go on.
+    fn fail_batch(&mut self, e: batch::BatchError, touched: Vec<i32>) {
+        let kind = e.kind();
+        self.metrics.batch_failures.with_label_values(&[kind.as_str()]).inc();
+        if let Err(abort) = self.sink.abort() {
+            tracing::warn!(error = %abort, "aborting the failed batch failed");
         }
+        let now = Instant::now();
+        let mut waits = Vec::new();
+        for p in &touched {
+            let Some(Slot::Active(a)) = self.slots.remove(p) else { continue };
+            let mut backoff = a.backoff;
+            let wait = backoff.fail();
+            waits.push(wait.as_millis() as u64);
+            self.pause(*p);
+            let why = Why::Recovery { era: a.task.era };
+            self.slots
+                .insert(*p, Slot::Restoring { why, since: now, not_before: now + wait, requested: false, backoff });
+        }
+        tracing::warn!(
+            kind = kind.as_str(),
+            step = e.step,
+            error = %e.error,
+            partitions = ?touched,
+            retry_in_ms = waits.iter().max().copied().unwrap_or(0),
+            "batch failed: aborted; the partitions it touched are restored from the changelog and retried"
+        );
+        if kind == FailureKind::Fenced {
+            tracing::warn!("fenced: another member may own these partitions now; a rebalance will tell");
+        }
+    }
+
+    fn pause(&self, p: i32) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.settings.topics.complaints, p);
+        if let Err(e) = self.group.pause(&tpl) {
+            tracing::debug!(partition = p, error = %e, "pause failed");
+        }
+        self.unassign_updates(p);
+    }
+
+    fn unassign_updates(&self, p: i32) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.settings.topics.work_order_updates, p);
+        let _ = self.updates.incremental_unassign(&tpl);
+    }
+
+    /// After a batch: health, lag and gauges; at most once a second the
+    /// board that `/andons` and the status page show.
+    fn publish(&mut self) {
+        let now = Instant::now();
+        let stall_after = self.settings.processing.stall_after;
+        let mut health = Vec::with_capacity(self.slots.len());
+        let mut ready = self.halted.is_none();
+        for (p, slot) in self.slots.iter_mut() {
+            let label = p.to_string();
+            let (state, error, stalled) = match slot {
+                Slot::Active(a) => {
+                    if a.task.caught_up() && a.pending.is_empty() {
+                        a.progress = now;
+                    }
+                    let stalled = now.duration_since(a.progress) > stall_after;
+                    let pos = a.task.input_positions();
+                    let lag = [(Side::Complaints, pos.0), (Side::Updates, pos.1)]
+                        .iter()
+                        .map(|(side, at)| self.ends.get(*side, *p).map_or(0, |end| (end - at).max(0)))
+                        .sum::<i64>();
+                    self.metrics.consumer_lag.with_label_values(&[&label]).set(lag);
+                    ("active", None, stalled)
+                }
+                Slot::Restoring { since, .. } => ("restoring", None, now.duration_since(*since) > stall_after),
+                Slot::Failed { error, .. } => ("failed", Some(error.clone()), true),
+            };
+            self.metrics.partition_stalled.with_label_values(&[&label]).set(i64::from(stalled));
+            ready &= state == "active" && !stalled;
+            health.push(PartitionHealth { partition: *p, state, stalled, error });
+        }
+        *self.status.partitions.lock().unwrap_or_else(|e| e.into_inner()) = health;
+        *self.status.problem.lock().unwrap_or_else(|e| e.into_inner()) = self.halted.clone();
+        self.status.assigned.store(self.slots.len(), Ordering::Relaxed);
+        self.status.ready.store(ready, Ordering::Relaxed);
         if self.last_board.elapsed() < Duration::from_secs(1) {
             return;
         }
         self.last_board = Instant::now();
-        let mut b = board.unwrap_or_else(|| self.status.board.lock().unwrap_or_else(|e| e.into_inner()));
         let (mut open, mut delisted, mut keys) = (0, 0, 0);
-        b.andons.clear();
+        let mut andons = Vec::new();
         for slot in self.slots.values() {
-            let e = slot.task.engine();
+            let Slot::Active(a) = slot else { continue };
+            let e = a.task.engine();
             open += e.open_andon_count();
             delisted += e.delisted_subject_count();
             keys += e.key_count();
-            b.andons.extend(e.open_andons().filter_map(|v| AndonInfo::new(slot.task.partition, &v)));
+            andons.extend(e.open_andons().filter_map(|v| AndonInfo::new(a.task.partition, &v)));
         }
-        b.andons.sort_by(|x, y| (x.due_ts, &x.andon_id).cmp(&(y.due_ts, &y.andon_id)));
+        andons.sort_by(|x, y| (x.due_ts, &x.andon_id).cmp(&(y.due_ts, &y.andon_id)));
+        self.status.board.lock().unwrap_or_else(|e| e.into_inner()).andons = andons;
         self.metrics.open_andons.set(open as i64);
         self.metrics.delisted_subjects.set(delisted as i64);
         self.metrics.state_keys.set(keys as i64);
     }
+}
 
-    fn flush(&self) -> Result<(), RunError> {
-        // Not `Producer::flush`: rdkafka's BaseProducer polls in slices of
-        // 100 ms that it always sits out, which made every batch at least
-        // 200 ms long (found by the throughput benchmark).
-        let deadline = Instant::now() + TXN_TIMEOUT;
-        while self.producer.in_flight_count() > 0 {
-            if Instant::now() > deadline {
-                return Err(RunError::Batch(format!(
-                    "{} records not acknowledged within {TXN_TIMEOUT:?}",
-                    self.producer.in_flight_count()
-                )));
-            }
-            self.producer.poll(Duration::from_millis(1));
-        }
-        if let Some(e) = self.deliveries.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            return Err(RunError::Batch(e));
-        }
-        Ok(())
-    }
+fn restoring(why: Why, since: Instant, backoff: Backoff) -> Slot {
+    Slot::Restoring { why, since, not_before: Instant::now(), requested: false, backoff }
+}
 
-    /// After a failed batch: abort it, restore every partition from the
-    /// changelog and go back to the checkpointed positions.
-    fn recover(&mut self) -> Result<(), RunError> {
-        // What is still queued belongs to the failed batch: drop it, and
-        // serve the delivery reports that says so (a BaseProducer's abort
-        // waits for them but does not poll for them).
-        self.producer.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
-            self.producer.poll(Duration::from_millis(1));
+/// Hands what a partition queue holds to the task (at most [`DRAIN`]).
+fn drain<C: rdkafka::consumer::ConsumerContext>(task: &mut Task, side: Side, q: &PartitionQueue<C>) {
+    for _ in 0..DRAIN {
+        match q.poll(Duration::ZERO) {
+            Some(Ok(m)) => task.push(incoming(side, &m)),
+            Some(Err(KafkaError::PartitionEOF(_))) => task.at_end(side),
+            Some(Err(e)) => tracing::warn!(?side, partition = task.partition, error = %e, "consumer error"),
+            None => return,
         }
-        if self.eos {
-            if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
-                if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fenced) {
-                    return Err(e.into());
-                }
-                // A producer in a fatal state (or stuck mid-abort) is
-                // replaced; the checkpoints make that safe.
-                tracing::warn!(error = %e, fatal = is_fatal(&e), "abort failed: starting a new producer");
-                self.producer = new_producer(&self.settings, &self.deliveries, self.eos)?;
-            }
-        }
-        let _ = self.deliveries.error.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let partitions: Vec<i32> = self.slots.keys().copied().collect();
-        let mut seek = TopicPartitionList::new();
-        let mut updates = TopicPartitionList::new();
-        for p in partitions {
-            let task = self.restorer.restore(p)?;
-            let known = task.seq > 0;
-            let c = if known { Offset::Offset(task.positions.complaints) } else { Offset::Beginning };
-            let u = if known { Offset::Offset(task.positions.updates) } else { Offset::Beginning };
-            seek.add_partition_offset(&self.settings.topics.complaints, p, c)?;
-            updates.add_partition_offset(&self.settings.topics.work_order_updates, p, u)?;
-            self.slots.insert(p, Slot { task, pending: Vec::new() });
-        }
-        if seek.count() > 0 {
-            self.group.seek_partitions(seek, Duration::from_secs(10))?;
-            // Reassigning restarts the updates fetch at the positions.
-            self.updates.incremental_unassign(&updates)?;
-            self.updates.incremental_assign(&updates)?;
-        }
-        Ok(())
     }
 }
 
-/// Applies what the rebalance callback did: restored tasks start (with
-/// their updates partition at its checkpointed position), revoked ones go.
-fn handle_events(
-    group: &BaseConsumer<GroupContext>,
-    updates: &BaseConsumer<client::Quiet>,
-    slots: &mut BTreeMap<i32, Slot>,
-    settings: &Settings,
-    status: &Status,
-) -> Result<(), RunError> {
-    let events = std::mem::take(&mut *group.context().events.lock().unwrap_or_else(|e| e.into_inner()));
-    if events.is_empty() {
-        return Ok(());
+fn incoming<'a>(side: Side, m: &'a BorrowedMessage<'a>) -> Incoming<'a> {
+    Incoming {
+        side,
+        offset: m.offset(),
+        key: m.key(),
+        value: m.payload(),
+        timestamp: m.timestamp().to_millis().map(Ts::from_millis),
     }
-    for e in events {
-        match e {
-            Event::Assigned(p, task) => {
-                let task = task?;
-                let mut tpl = TopicPartitionList::new();
-                let offset = if task.seq > 0 { Offset::Offset(task.positions.updates) } else { Offset::Beginning };
-                tpl.add_partition_offset(&settings.topics.work_order_updates, p, offset)?;
-                updates.incremental_assign(&tpl)?;
-                slots.insert(p, Slot { task: *task, pending: Vec::new() });
-            }
-            Event::Revoked(p) => {
-                if let Some(slot) = slots.remove(&p) {
-                    tracing::info!(partition = p, dropped_unprocessed = slot.task.waiting(), "partition revoked");
-                    let mut tpl = TopicPartitionList::new();
-                    tpl.add_partition(&settings.topics.work_order_updates, p);
-                    let _ = updates.incremental_unassign(&tpl);
-                }
-            }
-        }
-    }
-    status.assigned.store(slots.len(), Ordering::Relaxed);
-    status.ready.store(true, Ordering::Relaxed);
-    Ok(())
 }
 
-fn new_producer(
-    settings: &Settings,
-    deliveries: &Arc<Deliveries>,
-    eos: bool,
-) -> Result<BaseProducer<ProduceContext>, KafkaError> {
-    let mut pc: ClientConfig = client::producer(settings);
-    if eos {
-        pc.set("transactional.id", client::transactional_id(settings));
-    }
-    let producer: BaseProducer<ProduceContext> = pc.create_with_context(ProduceContext(deliveries.clone()))?;
-    if eos {
-        producer.init_transactions(TXN_TIMEOUT)?;
-    }
-    Ok(producer)
+/// Starts the restorer thread.
+fn restorer(
+    settings: Arc<Settings>,
+    reader: KafkaReader,
+    partitions: u32,
+    limits: Limits,
+) -> Result<(mpsc::Sender<Job>, mpsc::Receiver<Reply>), RunError> {
+    let (jobs, rx) = mpsc::channel::<Job>();
+    let (tx, replies) = mpsc::channel::<Reply>();
+    std::thread::Builder::new()
+        .name("restorer".into())
+        .spawn(move || {
+            for job in rx {
+                let reply = match job {
+                    Job::Restore(ps) => {
+                        let started = Instant::now();
+                        let r = restore::restore(&reader, &settings, &ps, partitions, &limits);
+                        Reply::Restored(r, started.elapsed())
+                    }
+                    Job::CheckTopics => Reply::Topics(client::check_topics(&settings).map_err(|e| e.to_string())),
+                };
+                if tx.send(reply).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(RunError::Thread)?;
+    Ok((jobs, replies))
 }
 
 /// One structured line per pull, delist, relist and escalation.
@@ -727,12 +766,12 @@ fn log_output(partition: i32, o: &Output) {
             subject = %c.subject_key,
             "subject {}", if matches!(c.action, crate::event::Action::Delist) { "delisted" } else { "relisted" }
         ),
-        Output::WorkOrder(WorkOrderEvent::Opened { andon_id, issue, trigger, evidence, .. }) => tracing::info!(
+        Output::WorkOrder(WorkOrderEvent::Opened { andon_id, issue, trigger, evidence_total, .. }) => tracing::info!(
             partition,
             andon_id = %andon_id,
             issue = %issue,
             trigger = trigger.as_str(),
-            evidence = evidence.len(),
+            evidence = evidence_total,
             "andon pulled"
         ),
         Output::WorkOrder(WorkOrderEvent::Escalated { andon_id, step, owner, .. }) => {
@@ -743,84 +782,4 @@ fn log_output(partition: i32, o: &Output) {
         }
         Output::WorkOrder(WorkOrderEvent::StepCompleted { .. }) => {}
     }
-}
-
-fn is_fatal(e: &KafkaError) -> bool {
-    matches!(e, KafkaError::Transaction(r) if r.is_fatal())
-}
-
-fn batch_err(e: serde_json::Error) -> RunError {
-    RunError::Batch(e.to_string())
-}
-
-fn send_state(
-    producer: &BaseProducer<ProduceContext>,
-    topic: &str,
-    partition: i32,
-    records: &[StateRecord],
-) -> Result<(), RunError> {
-    for r in records {
-        let rec = BaseRecord::to(topic).partition(partition).key(r.key.as_bytes());
-        send(
-            producer,
-            match &r.value {
-                Some(v) => rec.payload(&v[..]),
-                None => rec,
-            },
-        )?;
-    }
-    Ok(())
-}
-
-/// Sends without waiting for the delivery; a full local queue is drained
-/// by serving delivery reports, not by dropping.
-fn send(producer: &BaseProducer<ProduceContext>, mut rec: BaseRecord<'_, [u8], [u8]>) -> Result<(), RunError> {
-    loop {
-        match producer.send(rec) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                rec = r;
-                producer.poll(Duration::from_millis(10));
-            }
-            Err((e, _)) => return Err(e.into()),
-        }
-    }
-}
-
-/// Hands a polled record to its partition's task (or notes that the
-/// partition is at its end); returns how many records it buffered.
-fn route(slots: &mut BTreeMap<i32, Slot>, source: Source, msg: Result<BorrowedMessage<'_>, KafkaError>) -> usize {
-    match msg {
-        Ok(m) => match slots.get_mut(&m.partition()) {
-            Some(slot) => {
-                slot.task.push(incoming(source, &m));
-                1
-            }
-            None => 0,
-        },
-        Err(KafkaError::PartitionEOF(p)) => {
-            if let Some(slot) = slots.get_mut(&p) {
-                slot.task.at_end(source);
-            }
-            0
-        }
-        Err(e) => {
-            tracing::warn!(?source, error = %e, "consumer error");
-            0
-        }
-    }
-}
-
-fn incoming<'a>(source: Source, m: &'a rdkafka::message::BorrowedMessage<'a>) -> Incoming<'a> {
-    Incoming {
-        source,
-        offset: m.offset(),
-        key: m.key(),
-        value: m.payload(),
-        timestamp: m.timestamp().to_millis().map(Ts::from_millis),
-    }
-}
-
-pub fn wall_clock() -> Ts {
-    chrono::Utc::now().timestamp_nanos_opt().map_or(Ts::MAX, Ts::from_nanos)
 }

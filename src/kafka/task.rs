@@ -1,23 +1,21 @@
-//! One input partition number: its engine, the decoded records of its two
-//! input partitions waiting to be merged by event time (spec, Semantics 0),
-//! and the outputs a restored writer must not write again.
+//! One input partition number: its engine, the records of its two input
+//! partitions waiting to be merged by event time ([`crate::merge`]), the
+//! outputs a restored writer must not write again, and its changelog chain.
 //!
 //! The task does no I/O: the processor hands it records and takes back
-//! [`Produce`] records, so its merge and suppression rules are plain code.
+//! [`Produce`] records and changelog operations, so its rules are plain code.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::EngineConfig;
-use crate::engine::{Engine, EscalationClock, RecordMeta};
-use crate::event::{decode_complaint, decode_update, Complaint, Output, Reject, RejectReason, Ts, Update};
-use crate::kafka::changelog::{dlq_id, Positions, Restored};
-
-/// How long to wait for records of an input partition that is not known to
-/// be at its end (the first fetch after an assignment, say) before merging
-/// on without it.
-const FETCH_WAIT: Duration = Duration::from_secs(10);
+use crate::engine::{changes, Engine, EscalationClock, RecordMeta, State};
+use crate::event::{decode_complaint, decode_update, Complaint, Output, Reject, RejectReason, Update};
+use crate::kafka::checkpoint::{Chain, Kind};
+use crate::kafka::io::{Out, RECORD_OVERHEAD};
+use crate::merge::{Merge, Next, Side, Timed};
+use crate::time::Ts;
 
 /// Which output topic a record goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,30 +25,23 @@ pub enum OutTopic {
     Dlq,
 }
 
-/// A record to produce to partition `partition` of `topic`.
-#[derive(Debug)]
+/// A record to produce to the task's partition of `topic`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Produce {
     pub topic: OutTopic,
     pub key: Option<Vec<u8>>,
     pub value: Vec<u8>,
-    /// DLQ headers (reason, message, source coordinates).
+    /// DLQ headers (reason, message, source coordinates, ...).
     pub headers: Vec<(&'static str, String)>,
-}
-
-/// Where an input record came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Complaints,
-    Updates,
 }
 
 /// A record as polled.
 pub struct Incoming<'a> {
-    pub source: Source,
+    pub side: Side,
     pub offset: i64,
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
-    /// The record timestamp, nanoseconds.
+    /// The record timestamp.
     pub timestamp: Option<Ts>,
 }
 
@@ -60,10 +51,22 @@ pub struct Incoming<'a> {
 /// always describe the same point (see `input_positions`).
 struct Pending<T> {
     offset: i64,
-    key: Option<Vec<u8>>,
-    value: Vec<u8>,
+    key: Option<Box<[u8]>>,
+    value: Box<[u8]>,
     timestamp: Option<Ts>,
     record: Result<T, Reject>,
+}
+
+impl Timed for Pending<Complaint> {
+    fn event_time(&self) -> Option<Ts> {
+        self.record.as_ref().ok().map(|c| c.occurred_at)
+    }
+}
+
+impl Timed for Pending<Update> {
+    fn event_time(&self) -> Option<Ts> {
+        self.record.as_ref().ok().map(|u| u.at)
+    }
 }
 
 /// What a batch did, for the metrics: applied when the batch commits,
@@ -86,7 +89,7 @@ impl Stats {
     }
 }
 
-/// What a task did in one `process` call, for logs and the demo.
+/// What a task did in one `process` call.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Tally {
     /// Records that went through the engine (accepted or rejected by it).
@@ -95,68 +98,77 @@ pub struct Tally {
     pub undecodable: u64,
 }
 
+/// Limits of what the task writes.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Input records larger than this are rejected (`too_large`).
+    pub max_event_bytes: usize,
+    /// The producer's `message.max.bytes`: a DLQ record that would not fit
+    /// is written with its value omitted.
+    pub max_message_bytes: usize,
+}
+
 pub struct Task {
     pub partition: i32,
     engine: Engine,
-    complaints: VecDeque<Pending<Complaint>>,
-    updates: VecDeque<Pending<Update>>,
-    /// Offset after the last record polled from each input.
-    fetched_complaints: i64,
-    fetched_updates: i64,
-    /// Since when each input's queue has been empty (indexed by [`Source`]):
-    /// the merge waits for an empty input only until it has been empty for
-    /// `max_task_idle`, so a topic that stays quiet costs one wait, not one
-    /// per batch.
+    merge: Merge<Pending<Complaint>, Pending<Update>>,
+    /// Offset after the last record polled from each input ([`Side`]).
+    fetched: [i64; 2],
+    /// Since when each input's queue has been empty: the merge waits for an
+    /// empty input only until it has been empty for `max_task_idle`, so a
+    /// topic that stays quiet costs one wait, not one per batch.
     empty_since: [Option<Instant>; 2],
     /// Whether the consumer has reported reaching the end of each input
-    /// partition (and nothing arrived since), indexed by [`Source`].
+    /// partition (and nothing arrived since).
     at_end: [bool; 2],
     /// Ids of outputs already in the output partitions past the checkpoint.
     suppress: HashSet<String>,
-    pub seq: u64,
-    pub positions: Positions,
-    pub since_snapshot: Vec<(u64, u32)>,
-    pub bytes_since_snapshot: usize,
-    pub snapshot_parts: u32,
+    /// The changelog chain this task continues.
+    pub chain: Chain,
+    /// The era its checkpoints are stamped with (see `checkpoint::Stamp`).
+    pub era: u32,
     topic_names: [Arc<str>; 2],
-    max_event_bytes: usize,
+    limits: Limits,
     out: Vec<Output>,
     stats: Stats,
     /// The record timestamp of the input being processed.
     last_timestamp: Option<Ts>,
+    /// The largest record timestamp processed: while catching up,
+    /// escalations go by it rather than by the wall clock, so a backlog of
+    /// updates that completed steps in time does not escalate them.
+    newest_record: Option<Ts>,
 }
 
 impl Task {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         partition: i32,
         cfg: Arc<EngineConfig>,
-        restored: Restored,
+        state: State,
+        chain: Chain,
+        era: u32,
         suppress: HashSet<String>,
         topic_names: [Arc<str>; 2],
-        max_event_bytes: usize,
+        limits: Limits,
     ) -> Self {
-        let mut engine = Engine::restore(cfg, EscalationClock::WallClock, restored.state);
+        let mut engine = Engine::restore(cfg, EscalationClock::WallClock, state);
         engine.track_changes();
         Self {
             partition,
             engine,
-            complaints: VecDeque::new(),
-            updates: VecDeque::new(),
-            fetched_complaints: restored.positions.complaints,
-            fetched_updates: restored.positions.updates,
+            merge: Merge::default(),
+            fetched: [chain.positions.complaints, chain.positions.updates],
             empty_since: [None, None],
             at_end: [false, false],
             suppress,
-            seq: restored.seq,
-            positions: restored.positions,
-            since_snapshot: restored.since_snapshot,
-            bytes_since_snapshot: restored.bytes_since_snapshot,
-            snapshot_parts: restored.snapshot_parts,
+            chain,
+            era,
             topic_names,
-            max_event_bytes,
+            limits,
             out: Vec::new(),
             stats: Stats::default(),
             last_timestamp: None,
+            newest_record: None,
         }
     }
 
@@ -167,109 +179,117 @@ impl Task {
     /// Takes a polled record into its queue, decoded (or with the reason
     /// it does not decode: such records take no part in the merge).
     pub fn push(&mut self, m: Incoming<'_>) {
-        self.at_end[m.source as usize] = false;
-        self.empty_since[m.source as usize] = None;
+        let side = m.side as usize;
+        // Offsets only grow within a partition: anything below the next
+        // expected one was fetched before a seek (a restore's) took effect.
+        if m.offset < self.fetched[side] {
+            return;
+        }
+        self.at_end[side] = false;
+        self.empty_since[side] = None;
+        self.fetched[side] = m.offset + 1;
         let value = m.value.unwrap_or_default();
-        let (offset, key, timestamp) = (m.offset, m.key.map(<[u8]>::to_vec), m.timestamp);
-        match m.source {
-            Source::Complaints => {
-                self.fetched_complaints = m.offset + 1;
-                let record = decode_complaint(value, self.max_event_bytes);
-                self.complaints.push_back(Pending { offset, key, value: value.to_vec(), timestamp, record });
+        let (offset, key, timestamp) = (m.offset, m.key.map(Box::from), m.timestamp);
+        match m.side {
+            Side::Complaints => {
+                let record = decode_complaint(value, self.limits.max_event_bytes);
+                self.merge.push_complaint(Pending { offset, key, value: value.into(), timestamp, record });
             }
-            Source::Updates => {
-                self.fetched_updates = m.offset + 1;
-                let record = decode_update(value, self.max_event_bytes);
-                self.updates.push_back(Pending { offset, key, value: value.to_vec(), timestamp, record });
+            Side::Updates => {
+                let record = decode_update(value, self.limits.max_event_bytes);
+                self.merge.push_update(Pending { offset, key, value: value.into(), timestamp, record });
             }
         }
     }
 
-    /// Sends the undecodable records at the front of the queues to the DLQ.
-    fn reject_undecodable(&mut self, out: &mut Vec<Produce>) -> u64 {
-        let mut n = 0;
-        while let Some(p) = self.complaints.front() {
-            let Err(r) = &p.record else { break };
-            let (r, p) = (r.clone(), self.complaints.pop_front().expect("front exists"));
-            self.dlq(Source::Complaints, p.offset, p.key.as_deref(), &p.value, &r, out);
-            n += 1;
-        }
-        while let Some(p) = self.updates.front() {
-            let Err(r) = &p.record else { break };
-            let (r, p) = (r.clone(), self.updates.pop_front().expect("front exists"));
-            self.dlq(Source::Updates, p.offset, p.key.as_deref(), &p.value, &r, out);
-            n += 1;
-        }
-        n
-    }
-
-    /// Runs the engine over what the merge allows now, and the wall clock's
-    /// escalations; outputs (less those already written) go to `out`.
+    /// Runs the engine over what the merge allows now, and escalations by
+    /// the wall clock; outputs (less those already written) go to `out`.
     pub fn process(&mut self, now: Instant, wall: Ts, max_task_idle: Duration, out: &mut Vec<Produce>) -> Tally {
         let mut tally = Tally::default();
         loop {
-            tally.undecodable += self.reject_undecodable(out);
-            let take_complaint = match (self.complaints.front(), self.updates.front()) {
-                (Some(Pending { record: Ok(c), .. }), Some(Pending { record: Ok(u), .. })) => c.occurred_at <= u.at,
-                (None, None) => {
-                    self.empty_since[0].get_or_insert(now);
-                    self.empty_since[1].get_or_insert(now);
-                    break;
-                }
-                (c, _) => {
-                    // One side has nothing fetched. If its partition is known
-                    // to be at its end, wait `max_task_idle` for new records
-                    // (Kafka Streams' rule); if not, records are on their way
-                    // (a fetch in flight): wait for them, within reason.
-                    let empty = if c.is_some() { Source::Updates } else { Source::Complaints };
-                    let limit = if self.at_end[empty as usize] { max_task_idle } else { max_task_idle.max(FETCH_WAIT) };
-                    let since = *self.empty_since[empty as usize].get_or_insert(now);
-                    if now.duration_since(since) < limit {
-                        break;
-                    }
-                    c.is_some()
-                }
-            };
-            tally.processed += 1;
-            let rejected = if take_complaint {
-                let Some(p) = self.complaints.pop_front() else { break };
-                let Ok(record) = &p.record else { continue };
-                self.last_timestamp = p.timestamp;
-                let meta = RecordMeta { key: Some(p.key.as_deref().unwrap_or_default()), timestamp: p.timestamp };
-                match self.engine.on_complaint(record, meta, &mut self.out) {
-                    Ok(outcome) => {
-                        self.stats.complaint(outcome.class.as_str());
-                        None
-                    }
-                    Err(r) => Some((Source::Complaints, p.offset, p.key, p.value, r)),
-                }
-            } else {
-                let Some(p) = self.updates.pop_front() else { break };
-                let Ok(record) = &p.record else { continue };
-                self.last_timestamp = p.timestamp;
-                let meta = RecordMeta { key: Some(p.key.as_deref().unwrap_or_default()), timestamp: p.timestamp };
-                match self.engine.on_update(record, meta, &mut self.out) {
-                    Ok(_) => None,
-                    Err(r) => Some((Source::Updates, p.offset, p.key, p.value, r)),
-                }
-            };
-            if !self.out.is_empty() {
-                if let Some(ts) = self.last_timestamp {
-                    self.stats.latencies.push(ts);
+            // One side has nothing queued: if its partition is known to be
+            // at its end, wait `max_task_idle` for new records (Kafka
+            // Streams' rule); if not, records are on their way: wait for
+            // them (a partition that never delivers is a stall, watched).
+            for side in [Side::Complaints, Side::Updates] {
+                if self.merge.len(side) == 0 {
+                    self.empty_since[side as usize].get_or_insert(now);
                 }
             }
+            let (at_end, empty_since) = (self.at_end, self.empty_since);
+            let may_skip = |side: Side| {
+                at_end[side as usize]
+                    && empty_since[side as usize].is_some_and(|s| now.duration_since(s) >= max_task_idle)
+            };
+            let (side, offset, key, value, rejected) = match self.merge.next(may_skip) {
+                Next::Wait(_) | Next::Empty => break,
+                Next::Complaint(p) => {
+                    let rejected = match &p.record {
+                        Err(r) => {
+                            tally.undecodable += 1;
+                            Some(r.clone())
+                        }
+                        Ok(c) => {
+                            tally.processed += 1;
+                            self.seen_record(p.timestamp);
+                            let meta =
+                                RecordMeta { key: Some(p.key.as_deref().unwrap_or_default()), timestamp: p.timestamp };
+                            match self.engine.on_complaint(c, meta, &mut self.out) {
+                                Ok(outcome) => {
+                                    self.stats.complaint(outcome.class.as_str());
+                                    None
+                                }
+                                Err(r) => Some(r),
+                            }
+                        }
+                    };
+                    (Side::Complaints, p.offset, p.key, p.value, rejected)
+                }
+                Next::Update(p) => {
+                    let rejected = match &p.record {
+                        Err(r) => {
+                            tally.undecodable += 1;
+                            Some(r.clone())
+                        }
+                        Ok(u) => {
+                            tally.processed += 1;
+                            self.seen_record(p.timestamp);
+                            let meta =
+                                RecordMeta { key: Some(p.key.as_deref().unwrap_or_default()), timestamp: p.timestamp };
+                            self.engine.on_update(u, meta, &mut self.out).err()
+                        }
+                    };
+                    (Side::Updates, p.offset, p.key, p.value, rejected)
+                }
+            };
             self.drain_outputs(out);
-            if let Some((source, offset, key, value, r)) = rejected {
-                self.dlq(source, offset, key.as_deref(), &value, &r, out);
+            if let Some(r) = rejected {
+                self.dlq(side, offset, key.as_deref(), &value, &r, out);
             }
         }
-        self.engine.tick(wall, &mut self.out);
+        let caught_up = self.merge.is_empty() && self.at_end == [true, true];
+        let escalate_at = if caught_up { Some(wall) } else { self.newest_record.map(|t| t.min(wall)) };
+        if let Some(t) = escalate_at {
+            self.engine.tick(t, &mut self.out);
+        }
         self.drain_outputs(out);
         self.last_timestamp = None;
         tally
     }
 
+    fn seen_record(&mut self, timestamp: Option<Ts>) {
+        self.last_timestamp = timestamp;
+        if timestamp > self.newest_record {
+            self.newest_record = timestamp;
+        }
+    }
+
     fn drain_outputs(&mut self, out: &mut Vec<Produce>) {
+        if !self.out.is_empty() {
+            if let Some(ts) = self.last_timestamp {
+                self.stats.latencies.push(ts);
+            }
+        }
         for o in self.out.drain(..) {
             if !self.suppress.is_empty() && self.suppress.remove(&o.id()) {
                 continue; // already in its partition from before the restart
@@ -287,23 +307,15 @@ impl Task {
         }
     }
 
-    fn dlq(
-        &mut self,
-        source: Source,
-        offset: i64,
-        key: Option<&[u8]>,
-        value: &[u8],
-        r: &Reject,
-        out: &mut Vec<Produce>,
-    ) {
-        let topic = &self.topic_names[source as usize];
+    fn dlq(&mut self, side: Side, offset: i64, key: Option<&[u8]>, value: &[u8], r: &Reject, out: &mut Vec<Produce>) {
+        let topic = &self.topic_names[side as usize];
         let partition = self.partition.to_string();
         let offset = offset.to_string();
         if !self.suppress.is_empty() && self.suppress.remove(&dlq_id(topic, &partition, &offset)) {
             return;
         }
         self.stats.dlq.push(r.reason);
-        if source == Source::Complaints {
+        if side == Side::Complaints {
             self.stats.complaint("invalid");
         }
         tracing::warn!(
@@ -314,43 +326,85 @@ impl Task {
             message = %r.message,
             "rejected record to the DLQ"
         );
-        out.push(Produce {
-            topic: OutTopic::Dlq,
-            key: key.map(<[u8]>::to_vec),
-            value: value.to_vec(),
-            headers: vec![
-                ("andon.error.reason", r.reason.as_str().to_owned()),
-                ("andon.error.message", r.message.clone()),
-                ("andon.source.topic", topic.to_string()),
-                ("andon.source.partition", partition),
-                ("andon.source.offset", offset),
-            ],
-        });
+        let mut headers = vec![
+            ("andon.error.reason", r.reason.as_str().to_owned()),
+            ("andon.error.message", r.message.clone()),
+            ("andon.source.topic", topic.to_string()),
+            ("andon.source.partition", partition),
+            ("andon.source.offset", offset),
+        ];
+        // A copy that would not fit the producer's limit would fail its
+        // batch again and again: write it without the value, which the
+        // source coordinates find.
+        let header_bytes: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        let size = Out { topic: "", partition: 0, key, value: Some(value), headers: &header_bytes }.size();
+        let value = if size + RECORD_OVERHEAD > self.limits.max_message_bytes {
+            headers.push(("andon.error.value_omitted", value.len().to_string()));
+            Vec::new()
+        } else {
+            value.to_vec()
+        };
+        out.push(Produce { topic: OutTopic::Dlq, key: key.map(<[u8]>::to_vec), value, headers });
     }
 
     /// The input positions a checkpoint taken now may claim: the first
     /// record still waiting in each queue, else the next to fetch.
     pub fn input_positions(&self) -> (i64, i64) {
         (
-            self.complaints.front().map_or(self.fetched_complaints, |p| p.offset),
-            self.updates.front().map_or(self.fetched_updates, |p| p.offset),
+            self.merge.front_complaint().map_or(self.fetched[0], |p| p.offset),
+            self.merge.front_update().map_or(self.fetched[1], |p| p.offset),
         )
     }
 
     /// The consumer reached the end of this input partition.
-    pub fn at_end(&mut self, source: Source) {
-        self.at_end[source as usize] = true;
+    pub fn at_end(&mut self, side: Side) {
+        self.at_end[side as usize] = true;
+    }
+
+    /// Whether both inputs are known to be read to their end and nothing waits.
+    pub fn caught_up(&self) -> bool {
+        self.merge.is_empty() && self.at_end == [true, true]
     }
 
     pub fn take_stats(&mut self) -> Stats {
         std::mem::take(&mut self.stats)
     }
 
-    pub fn take_delta(&mut self) -> crate::engine::Delta {
-        self.engine.take_delta()
+    /// Appends the engine's changes since the last call, as changelog operations.
+    pub fn take_changes(&mut self, out: &mut Vec<u8>) {
+        self.engine.take_changes(out);
     }
 
+    pub fn has_changes(&self) -> bool {
+        self.engine.has_changes()
+    }
+
+    /// The body of this partition's next checkpoint: the engine's changes
+    /// since the last, or, when the chain is due one, a snapshot of the
+    /// whole state (which covers the changes).
+    pub fn checkpoint_body(&mut self, snapshot_after_bytes: usize) -> (Kind, Vec<u8>) {
+        let mut body = Vec::new();
+        if self.chain.snapshot_due(snapshot_after_bytes) {
+            self.engine.take_changes(&mut Vec::new());
+            // Encoding into a Vec only fails on types serde cannot describe.
+            let _ = changes::encode_state(self.engine.state(), &mut body);
+            (Kind::Snapshot, body)
+        } else {
+            self.engine.take_changes(&mut body);
+            (Kind::Checkpoint, body)
+        }
+    }
+
+    /// Records polled and not yet processed.
     pub fn waiting(&self) -> usize {
-        self.complaints.len() + self.updates.len()
+        self.merge.len(Side::Complaints) + self.merge.len(Side::Updates)
     }
 }
+
+/// The id of a DLQ record: its source coordinates.
+pub fn dlq_id(topic: &str, partition: &str, offset: &str) -> String {
+    format!("dlq|{topic}|{partition}|{offset}")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,349 @@
+//! The engine's state changes as a stream of small operations, encoded as
+//! they happen: what the Kafka changelog carries (`kafka::checkpoint`
+//! frames it into records), and what a restore applies.
+//!
+//! Writing every touched subject whole each batch made the changelog grow
+//! with the size of the keys touched, not with the input: a key holding a
+//! thousand counted complaints was written out again for each new one. An
+//! operation per change keeps it proportional to the input: a counted
+//! complaint is one [`Op::Count`], an id remembered one [`Op::Seen`]; the
+//! rarer changes to a subject's andons (pull, step, close, escalation,
+//! attached complaint) mark it dirty, and one [`Op::Subject`] with its
+//! header (everything but the counted complaints) closes the batch.
+//!
+//! Applying the operations of a stretch of processing, in order, to the
+//! state it started from gives the state it ended at, as far as outputs can
+//! tell: evictions of old complaints and ids are not logged (they are
+//! functions of stream time and happen again after a restore; see
+//! `Engine::sweep`).
+//!
+//! The encoding is postcard (a compact, non-self-describing serde format):
+//! internal to andon, versioned by the record frame that carries it. Ops
+//! borrow their strings when decoded, so a restore allocates only what the
+//! state keeps.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use super::andon::OpenAndon;
+use super::window::Counted;
+use super::{IssueState, State, SubjectState};
+use crate::time::Ts;
+
+/// Counted complaints per [`Op::Counts`] in a snapshot: keeps every op far
+/// below a changelog record's size.
+const COUNTS_PER_OP: usize = 256;
+/// Ids per [`Op::SeenMany`] in a snapshot.
+const SEEN_PER_OP: usize = 4096;
+
+/// One change. The variants' order and fields are the wire format: append
+/// new variants at the end, never reorder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op<'a> {
+    /// Stream time after the stretch of processing.
+    StreamTime(Ts),
+    /// An id remembered: (hash, event time).
+    Seen([u8; 16], Ts),
+    /// A complaint counted on a key.
+    Count {
+        #[serde(borrow)]
+        subject: Cow<'a, str>,
+        #[serde(borrow)]
+        issue: Cow<'a, str>,
+        at: Ts,
+        #[serde(borrow)]
+        customer: Cow<'a, str>,
+        #[serde(borrow)]
+        event_id: Cow<'a, str>,
+    },
+    /// A key's counted complaints cleared (a pull, a close).
+    Clear {
+        #[serde(borrow)]
+        subject: Cow<'a, str>,
+        #[serde(borrow)]
+        issue: Cow<'a, str>,
+    },
+    /// A subject's header: everything but the counted complaints.
+    Subject {
+        #[serde(borrow)]
+        subject: Cow<'a, str>,
+        delists: u32,
+        open_delisting: u32,
+        #[serde(borrow)]
+        issues: Vec<IssueHead<'a>>,
+    },
+    /// Snapshots: many counted complaints of one key, in order.
+    Counts {
+        #[serde(borrow)]
+        subject: Cow<'a, str>,
+        #[serde(borrow)]
+        issue: Cow<'a, str>,
+        #[serde(borrow)]
+        items: Vec<(Ts, Cow<'a, str>, Cow<'a, str>)>,
+    },
+    /// Snapshots: many ids.
+    SeenMany(Vec<([u8; 16], Ts)>),
+}
+
+/// One issue of a subject header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueHead<'a> {
+    #[serde(borrow)]
+    pub issue: Cow<'a, str>,
+    pub andons: u32,
+    pub stale_until: Option<Ts>,
+    pub open: Option<Cow<'a, OpenAndon>>,
+}
+
+/// A changelog encoding or decoding failed.
+#[derive(Debug, thiserror::Error)]
+#[error("changelog operations: {0}")]
+pub struct OpsError(#[from] postcard::Error);
+
+/// Appends `op` to `buf`.
+pub fn encode(op: &Op<'_>, buf: &mut Vec<u8>) -> Result<(), OpsError> {
+    let taken = std::mem::take(buf);
+    *buf = postcard::to_extend(op, taken)?;
+    Ok(())
+}
+
+/// The operations in `bytes`, one after another.
+pub fn decode(mut bytes: &[u8]) -> impl Iterator<Item = Result<Op<'_>, OpsError>> {
+    std::iter::from_fn(move || {
+        if bytes.is_empty() {
+            return None;
+        }
+        match postcard::take_from_bytes::<Op<'_>>(bytes) {
+            Ok((op, rest)) => {
+                bytes = rest;
+                Some(Ok(op))
+            }
+            Err(e) => {
+                bytes = &[];
+                Some(Err(e.into()))
+            }
+        }
+    })
+}
+
+/// Splits encoded operations into runs of at most `max` bytes, each a
+/// whole number of operations (an operation larger than `max` alone).
+pub fn split(bytes: &[u8], max: usize) -> Result<Vec<&[u8]>, OpsError> {
+    if bytes.len() <= max {
+        return Ok(vec![bytes]);
+    }
+    let mut runs = Vec::new();
+    let (mut start, mut at, mut rest) = (0, 0, bytes);
+    while !rest.is_empty() {
+        let (_, next) = postcard::take_from_bytes::<Op<'_>>(rest)?;
+        let end = bytes.len() - next.len();
+        if end - start > max && at > start {
+            runs.push(&bytes[start..at]);
+            start = at;
+        }
+        at = end;
+        rest = next;
+    }
+    runs.push(&bytes[start..]);
+    Ok(runs)
+}
+
+/// Applies one operation to `state`.
+pub fn apply(state: &mut State, op: Op<'_>) {
+    match op {
+        Op::StreamTime(t) => {
+            if state.stream_time.is_none_or(|st| t > st) {
+                state.stream_time = Some(t);
+            }
+        }
+        Op::Seen(h, at) => {
+            state.seen.insert(u128::from_le_bytes(h), at);
+        }
+        Op::SeenMany(v) => {
+            for (h, at) in v {
+                state.seen.insert(u128::from_le_bytes(h), at);
+            }
+        }
+        Op::Count { subject, issue, at, customer, event_id } => {
+            let is = issue_mut(state, &subject, &issue);
+            is.counted.push_back(Counted { at, customer: customer.into(), event_id: event_id.into() });
+        }
+        Op::Counts { subject, issue, items } => {
+            let is = issue_mut(state, &subject, &issue);
+            for (at, customer, event_id) in items {
+                is.counted.push_back(Counted { at, customer: customer.into(), event_id: event_id.into() });
+            }
+        }
+        Op::Clear { subject, issue } => {
+            issue_mut(state, &subject, &issue).counted.clear();
+        }
+        Op::Subject { subject, delists, open_delisting, issues } => {
+            let s = subject_mut(state, &subject);
+            s.delists = delists;
+            s.open_delisting = open_delisting;
+            for head in issues {
+                let is = match s.issues.iter().position(|x| *x.issue == *head.issue) {
+                    Some(i) => &mut s.issues[i],
+                    None => {
+                        s.issues.push(IssueState::new(&head.issue));
+                        s.issues.last_mut().expect("just pushed")
+                    }
+                };
+                is.andons = head.andons;
+                is.stale_until = head.stale_until;
+                is.open = head.open.map(|o| Box::new(o.into_owned()));
+            }
+        }
+    }
+}
+
+fn subject_mut<'s>(state: &'s mut State, key: &str) -> &'s mut SubjectState {
+    let (_, s) = state.subjects.raw_entry_mut().from_key(key).or_insert_with(|| (key.into(), SubjectState::default()));
+    s
+}
+
+fn issue_mut<'s>(state: &'s mut State, subject: &str, issue: &str) -> &'s mut IssueState {
+    let s = subject_mut(state, subject);
+    match s.issues.iter().position(|x| *x.issue == *issue) {
+        Some(i) => &mut s.issues[i],
+        None => {
+            s.issues.push(IssueState::new(issue));
+            s.issues.last_mut().expect("just pushed")
+        }
+    }
+}
+
+/// A subject's header op.
+pub fn subject_op<'a>(key: &'a str, s: &'a SubjectState) -> Op<'a> {
+    Op::Subject {
+        subject: Cow::Borrowed(key),
+        delists: s.delists,
+        open_delisting: s.open_delisting,
+        issues: s
+            .issues
+            .iter()
+            .map(|is| IssueHead {
+                issue: Cow::Borrowed(&is.issue),
+                andons: is.andons,
+                stale_until: is.stale_until,
+                open: is.open.as_deref().map(Cow::Borrowed),
+            })
+            .collect(),
+    }
+}
+
+/// The whole of `state` as operations that rebuild it from nothing.
+pub fn encode_state(state: &State, buf: &mut Vec<u8>) -> Result<(), OpsError> {
+    if let Some(t) = state.stream_time {
+        encode(&Op::StreamTime(t), buf)?;
+    }
+    // In key order: the same state always gives the same bytes.
+    let mut keys: Vec<&Box<str>> = state.subjects.keys().collect();
+    keys.sort_unstable();
+    for key in keys {
+        let s = &state.subjects[key];
+        encode(&subject_op(key, s), buf)?;
+        for is in &s.issues {
+            let items: Vec<Counted> = is.counted.iter().collect();
+            for chunk in items.chunks(COUNTS_PER_OP) {
+                let items =
+                    chunk.iter().map(|c| (c.at, Cow::Borrowed(&*c.customer), Cow::Borrowed(&*c.event_id))).collect();
+                encode(&Op::Counts { subject: Cow::Borrowed(key), issue: Cow::Borrowed(&is.issue), items }, buf)?;
+            }
+        }
+    }
+    let mut seen: Vec<([u8; 16], Ts)> = state.seen.iter().map(|(h, at)| (h.to_le_bytes(), *at)).collect();
+    seen.sort_unstable();
+    for chunk in seen.chunks(SEEN_PER_OP) {
+        encode(&Op::SeenMany(chunk.to_vec()), buf)?;
+    }
+    Ok(())
+}
+
+/// What the engine logs while it works (see the module documentation).
+#[derive(Debug, Default)]
+pub struct ChangeLog {
+    /// Operations encoded so far in this stretch.
+    ops: Vec<u8>,
+    /// Subjects whose header changed.
+    dirty: rustc_hash::FxHashSet<Box<str>>,
+}
+
+impl ChangeLog {
+    pub fn seen(&mut self, h: u128, at: Ts) {
+        // Encoding into a Vec cannot fail: postcard errors only on full
+        // fixed buffers and on types serde cannot describe.
+        let _ = encode(&Op::Seen(h.to_le_bytes(), at), &mut self.ops);
+    }
+
+    pub fn count(&mut self, subject: &str, issue: &str, c: &Counted) {
+        let op = Op::Count {
+            subject: Cow::Borrowed(subject),
+            issue: Cow::Borrowed(issue),
+            at: c.at,
+            customer: Cow::Borrowed(&c.customer),
+            event_id: Cow::Borrowed(&c.event_id),
+        };
+        let _ = encode(&op, &mut self.ops);
+    }
+
+    pub fn clear(&mut self, subject: &str, issue: &str) {
+        let _ = encode(&Op::Clear { subject: Cow::Borrowed(subject), issue: Cow::Borrowed(issue) }, &mut self.ops);
+    }
+
+    pub fn dirty(&mut self, subject: &str) {
+        if !self.dirty.contains(subject) {
+            self.dirty.insert(subject.into());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.dirty.is_empty()
+    }
+
+    /// Ends the stretch: appends its operations, then the headers of the
+    /// dirty subjects and stream time, to `out`, and starts a new stretch.
+    pub fn take(&mut self, state: &State, out: &mut Vec<u8>) {
+        out.append(&mut self.ops);
+        let mut dirty: Vec<Box<str>> = self.dirty.drain().collect();
+        dirty.sort_unstable();
+        for key in dirty {
+            // A subject swept away since is simply not written: the sweep
+            // happens again after a restore.
+            if let Some(s) = state.subjects.get(&key) {
+                let _ = encode(&subject_op(&key, s), out);
+            }
+        }
+        if let Some(t) = state.stream_time {
+            let _ = encode(&Op::StreamTime(t), out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_operations_whole() {
+        let mut buf = Vec::new();
+        for i in 0..200 {
+            let op = Op::Clear { subject: format!("sku:{i}").into(), issue: "x".into() };
+            encode(&op, &mut buf).expect("encode");
+        }
+        let runs = split(&buf, 100).expect("split");
+        assert!(runs.len() > 1);
+        assert_eq!(runs.concat(), buf, "nothing lost or repeated");
+        for r in &runs {
+            assert!(r.len() <= 100);
+            assert_eq!(decode(r).filter(|op| op.is_ok()).count(), decode(r).count(), "each run decodes alone");
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let errors = decode(&[0xff, 0xff, 0xff, 0x01]).filter(|op| op.is_err()).count();
+        assert_eq!(errors, 1);
+    }
+}

@@ -1,0 +1,135 @@
+//! Writing one batch through the seam: every partition's outputs, then —
+//! once they are acknowledged, so that a visible checkpoint never claims
+//! outputs that are not in their topics — each partition's checkpoint (or
+//! snapshot) and head, then the commit with the input positions. One
+//! transaction with `exactly_once`
+//! (docs/guarantees.md#how-it-is-kept-without-trusting-the-broker).
+//!
+//! On failure nothing here is undone: the caller aborts the batch and
+//! restores the partitions it touched, and their outputs that reached
+//! their partitions anyway are recognised by id and not written again.
+
+use crate::config::Topics;
+use crate::kafka::checkpoint::{Chain, Kind, Positions, Stamp, Writing, Written};
+use crate::kafka::errors::FailureKind;
+use crate::kafka::io::{Acks, BatchSink, IoError, Out};
+use crate::kafka::task::{OutTopic, Produce};
+
+/// One partition's share of a batch.
+pub struct Share<'a> {
+    pub partition: i32,
+    pub outputs: &'a [Produce],
+    /// Input positions after the batch (complaints, updates).
+    pub inputs: (i64, i64),
+    pub kind: Kind,
+    /// The changelog operations: the batch's changes, or the whole state.
+    pub body: &'a [u8],
+    pub chain: &'a Chain,
+    pub era: u32,
+}
+
+/// What a partition's share became once committed.
+#[derive(Debug)]
+pub struct Done {
+    pub partition: i32,
+    pub written: Written,
+    pub stamp: Stamp,
+    pub positions: Positions,
+    /// End of the state partition after the batch.
+    pub state_end: i64,
+}
+
+/// A batch that failed, and at which step.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{step}: {error}")]
+pub struct BatchError {
+    pub step: &'static str,
+    pub error: IoError,
+}
+
+impl BatchError {
+    pub fn kind(&self) -> FailureKind {
+        self.error.kind
+    }
+}
+
+/// Who writes: the group generation now, the attempt (unique per try), and
+/// the partition count of andon's topics.
+#[derive(Debug, Clone, Copy)]
+pub struct Writer {
+    pub generation: i32,
+    pub attempt: u64,
+    pub partitions: u32,
+}
+
+pub fn topic_name(topics: &Topics, t: OutTopic) -> &str {
+    match t {
+        OutTopic::DelistCommands => &topics.delist_commands,
+        OutTopic::WorkOrders => &topics.work_orders,
+        OutTopic::Dlq => &topics.dlq,
+    }
+}
+
+/// Writes `shares` as one batch (see the module documentation).
+pub fn write(
+    sink: &mut dyn BatchSink,
+    topics: &Topics,
+    shares: &[Share<'_>],
+    w: Writer,
+) -> Result<Vec<Done>, BatchError> {
+    let step = |step| move |error| BatchError { step, error };
+    sink.begin().map_err(step("beginning the batch"))?;
+    let mut any_output = false;
+    for s in shares {
+        for r in s.outputs {
+            let headers: Vec<(&str, &[u8])> = r.headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+            let out = Out {
+                topic: topic_name(topics, r.topic),
+                partition: s.partition,
+                key: r.key.as_deref(),
+                value: Some(&r.value),
+                headers: &headers,
+            };
+            sink.send(&out).map_err(step("writing outputs"))?;
+            any_output = true;
+        }
+    }
+    let acks =
+        if any_output { sink.flush().map_err(step("waiting for the outputs' acknowledgements"))? } else { Acks::new() };
+    let end = |topic: &str, p: i32, prev: i64| acks.get(&(topic.to_owned(), p)).map_or(prev, |(_, e)| (*e).max(prev));
+    let mut pending = Vec::with_capacity(shares.len());
+    for s in shares {
+        let prev = s.chain.positions;
+        let positions = Positions {
+            complaints: s.inputs.0,
+            updates: s.inputs.1,
+            delist_commands: end(&topics.delist_commands, s.partition, prev.delist_commands),
+            work_orders: end(&topics.work_orders, s.partition, prev.work_orders),
+            dlq: end(&topics.dlq, s.partition, prev.dlq),
+        };
+        let stamp = Stamp { era: s.era, generation: w.generation };
+        let writing = Writing { stamp, attempt: w.attempt, partitions: w.partitions };
+        let written = s.chain.write(writing, s.kind, positions, s.body);
+        for r in &written.records {
+            let out = Out {
+                topic: &topics.state,
+                partition: s.partition,
+                key: Some(r.key.as_bytes()),
+                value: r.value.as_deref(),
+                headers: &[],
+            };
+            sink.send(&out).map_err(step("writing checkpoints"))?;
+        }
+        pending.push((s.partition, written, stamp, positions));
+    }
+    let acks = sink.flush().map_err(step("waiting for the checkpoints' acknowledgements"))?;
+    let inputs: Vec<(i32, i64)> = shares.iter().map(|s| (s.partition, s.inputs.0)).collect();
+    sink.commit(&inputs).map_err(step("committing"))?;
+    Ok(pending
+        .into_iter()
+        .map(|(partition, written, stamp, positions)| {
+            let state_end = acks.get(&(topics.state.clone(), partition)).map_or(-1, |(_, e)| *e);
+            Done { partition, written, stamp, positions, state_end }
+        })
+        .collect())
+}

@@ -1,0 +1,480 @@
+//! The `andon.state` changelog: its record format and the rules of its
+//! chains. Pure: no I/O; `restore` reads, `batch` writes.
+//!
+//! Partition p of the state topic belongs to input partition p. After each
+//! batch whose outputs were acknowledged, the partition's writer appends:
+//!
+//! - a **checkpoint** `seq` (the engine's changes in the batch as
+//!   [`crate::engine::changes`] operations, and the positions after it), or
+//!   now and then instead a **snapshot** `seq` (the whole state as
+//!   operations), followed by tombstones for what the snapshot makes
+//!   redundant (the previous snapshot, the checkpoints since);
+//! - a small **head** record: the newest `seq`, and an offset at or before
+//!   which the chain's snapshot starts, so that a restore reads the tail of
+//!   the partition, then from there on, not the whole partition.
+//!
+//! Every record carries a [`Frame`]: its kind, `seq`, part number (a body
+//! is split into parts of at most [`MAX_RECORD_BYTES`]), the writer's
+//! [`Stamp`] (consumer-group generation, and an era that only moves when
+//! the group was reset), the attempt (a retried batch's parts never mix
+//! with a failed attempt's), the positions, and the partition count.
+//!
+//! A restore ([`resolve`]) is exact or fails: the chain is followed back
+//! from the newest unit of the newest writer, through consecutive `seq`s,
+//! to a snapshot, or to `seq` 1 when no snapshot was ever written. A gap, a
+//! chain with no start, a record that does not decode, or a partition
+//! count that changed is an error, never a partial state. A zombie (a
+//! member that lost the partition without noticing, then wrote) has an
+//! older stamp: where both wrote the same `seq`, the newer writer's wins,
+//! and what the zombie wrote after the newer writer began is ignored.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{changes, State};
+
+/// Changelog records carry bodies of at most this size: well under
+/// Kafka's (and the MockCluster's) default `message.max.bytes` of 1 MB.
+pub const MAX_RECORD_BYTES: usize = 256 << 10;
+
+/// Checkpoint bytes since the last snapshot after which a snapshot is
+/// written instead of a checkpoint (or the snapshot's own size, whichever
+/// is larger, so that snapshots cost at most as much as the checkpoints).
+/// On the MockCluster, which keeps 5 MiB a partition and never compacts,
+/// the latest snapshot and what follows it must fit in that.
+pub const SNAPSHOT_AFTER_BYTES: usize = 1 << 20;
+
+/// Checkpoints after which a snapshot is written whatever their size:
+/// bounds the chain a restore applies.
+pub const SNAPSHOT_AFTER_CHECKPOINTS: usize = 4096;
+
+/// The format version this code writes and reads.
+pub const FORMAT: u8 = 2;
+
+/// Where a partition stands: input positions (the next offset to process)
+/// and the end offsets of its output partitions when the checkpoint was
+/// taken (everything before them is accounted for by the state).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Positions {
+    pub complaints: i64,
+    pub updates: i64,
+    pub delist_commands: i64,
+    pub work_orders: i64,
+    pub dlq: i64,
+}
+
+/// Who wrote a record: compared as (era, generation). The generation is
+/// the consumer group's; the era moves on only when a member restoring a
+/// newly assigned partition finds a newer generation in the chain than its
+/// own, which means the group was deleted and started again from 1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Stamp {
+    pub era: u32,
+    pub generation: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    Checkpoint,
+    Snapshot,
+    Head,
+}
+
+/// The header of every changelog value; the body (changelog operations)
+/// follows it in the same value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    pub format: u8,
+    pub kind: Kind,
+    pub seq: u64,
+    pub stamp: Stamp,
+    pub attempt: u64,
+    pub part: u32,
+    pub parts: u32,
+    pub positions: Positions,
+    /// Partition count of andon's topics when written.
+    pub partitions: u32,
+    /// Heads: an offset at or before the first record of the chain's base
+    /// (its snapshot, or its first checkpoint).
+    pub base: i64,
+}
+
+/// A record for the state partition (`value: None` is a tombstone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateRecord {
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+fn unit_key(kind: Kind, seq: u64, stamp: Stamp, part: u32) -> String {
+    let name = match kind {
+        Kind::Checkpoint => "checkpoint",
+        Kind::Snapshot => "snapshot",
+        Kind::Head => "head",
+    };
+    format!("{name}/{seq:020}/{:010}/{:010}/{part:05}", stamp.era, stamp.generation)
+}
+
+fn head_key(stamp: Stamp) -> String {
+    format!("head/{:010}/{:010}", stamp.era, stamp.generation)
+}
+
+/// A record that is not a changelog record of this format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Undecodable(String);
+
+/// Splits a changelog value into its frame and body.
+pub fn decode_value(value: &[u8]) -> Result<(Frame, &[u8]), Undecodable> {
+    if value.first() == Some(&b'{') {
+        return Err(Undecodable(
+            "a JSON changelog record of andon before 0.2: this partition's chain must be rebuilt (README, \"A corrupt or broken checkpoint chain\")".into(),
+        ));
+    }
+    let (frame, body) =
+        postcard::take_from_bytes::<Frame>(value).map_err(|e| Undecodable(format!("no valid frame: {e}")))?;
+    if frame.format != FORMAT {
+        return Err(Undecodable(format!("format {} (this andon reads format {FORMAT})", frame.format)));
+    }
+    if frame.parts == 0 || frame.part >= frame.parts {
+        return Err(Undecodable(format!("part {} of {}", frame.part, frame.parts)));
+    }
+    Ok((frame, body))
+}
+
+fn encode_value(frame: &Frame, body: &[u8]) -> Vec<u8> {
+    // Serialising a frame into a Vec cannot fail (see changes::encode).
+    let mut v = postcard::to_allocvec(frame).unwrap_or_default();
+    v.extend_from_slice(body);
+    v
+}
+
+/// A partition's chain as its writer tracks it between batches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chain {
+    /// The last `seq` written (0: nothing yet).
+    pub seq: u64,
+    pub positions: Positions,
+    /// An offset at or before the chain's base (see [`Frame::base`]).
+    pub base: i64,
+    /// End offset of the state partition after the last write.
+    pub state_end: i64,
+    /// The base snapshot: (seq, stamp, parts).
+    pub snapshot: Option<(u64, Stamp, u32)>,
+    pub snapshot_bytes: usize,
+    /// Checkpoints since the snapshot: (seq, stamp, parts).
+    pub since_snapshot: Vec<(u64, Stamp, u32)>,
+    pub bytes_since_snapshot: usize,
+    /// Keys of complete units a restore found off the chain (a zombie's,
+    /// a failed attempt's): tombstoned with the next snapshot.
+    pub orphans: Vec<String>,
+}
+
+/// What one batch writes to a partition's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub records: Vec<StateRecord>,
+    pub kind: Kind,
+    pub seq: u64,
+    pub parts: u32,
+    pub bytes: usize,
+}
+
+/// Who writes, and how, for [`Chain::write`].
+#[derive(Debug, Clone, Copy)]
+pub struct Writing {
+    pub stamp: Stamp,
+    pub attempt: u64,
+    pub partitions: u32,
+}
+
+impl Chain {
+    /// Whether the next write should be a snapshot (`after_bytes`: usually
+    /// [`SNAPSHOT_AFTER_BYTES`]).
+    pub fn snapshot_due(&self, after_bytes: usize) -> bool {
+        self.bytes_since_snapshot > after_bytes.max(self.snapshot_bytes)
+            || self.since_snapshot.len() >= SNAPSHOT_AFTER_CHECKPOINTS
+    }
+
+    /// The records of the next checkpoint (`body`: the batch's changes) or
+    /// snapshot (`body`: the whole state), then tombstones, then the head.
+    pub fn write(&self, w: Writing, kind: Kind, positions: Positions, body: &[u8]) -> Written {
+        let seq = self.seq + 1;
+        let room = MAX_RECORD_BYTES - 128; // the frame's own bytes
+                                           // Splitting whole operations cannot fail on operations the engine
+                                           // encoded; should it, the body goes as one part and the broker says.
+        let runs = changes::split(body, room).unwrap_or_else(|_| vec![body]);
+        let parts = runs.len() as u32;
+        let mut records = Vec::with_capacity(runs.len() + 1);
+        let mut bytes = 0;
+        for (i, run) in runs.iter().enumerate() {
+            let frame = Frame {
+                format: FORMAT,
+                kind,
+                seq,
+                stamp: w.stamp,
+                attempt: w.attempt,
+                part: i as u32,
+                parts,
+                positions,
+                partitions: w.partitions,
+                base: -1,
+            };
+            let value = encode_value(&frame, run);
+            bytes += value.len();
+            records.push(StateRecord { key: unit_key(kind, seq, w.stamp, i as u32), value: Some(value) });
+        }
+        let mut base = self.base;
+        if kind == Kind::Snapshot {
+            // Everything the new snapshot makes redundant; written after
+            // it, so a batch cut short leaves the old chain whole.
+            let tomb = |key| StateRecord { key, value: None };
+            if let Some((s, stamp, n)) = self.snapshot {
+                records.extend((0..n).map(|p| tomb(unit_key(Kind::Snapshot, s, stamp, p))));
+            }
+            for (s, stamp, n) in &self.since_snapshot {
+                records.extend((0..*n).map(|p| tomb(unit_key(Kind::Checkpoint, *s, *stamp, p))));
+            }
+            records.extend(self.orphans.iter().cloned().map(tomb));
+            base = self.state_end;
+        } else if self.seq == 0 {
+            // The first checkpoint of a chain: its base is where it starts.
+            base = self.state_end;
+        }
+        let head = Frame {
+            format: FORMAT,
+            kind: Kind::Head,
+            seq,
+            stamp: w.stamp,
+            attempt: w.attempt,
+            part: 0,
+            parts: 1,
+            positions,
+            partitions: w.partitions,
+            base,
+        };
+        records.push(StateRecord { key: head_key(w.stamp), value: Some(encode_value(&head, &[])) });
+        Written { records, kind, seq, parts, bytes }
+    }
+
+    /// The chain after `written` was acknowledged; `state_end` is the
+    /// state partition's end offset after it.
+    pub fn advance(&mut self, written: &Written, stamp: Stamp, positions: Positions, state_end: i64) {
+        let before = self.state_end;
+        match written.kind {
+            Kind::Snapshot => {
+                self.snapshot = Some((written.seq, stamp, written.parts));
+                self.snapshot_bytes = written.bytes;
+                self.since_snapshot.clear();
+                self.bytes_since_snapshot = 0;
+                self.orphans.clear();
+                self.base = before;
+            }
+            _ => {
+                if self.seq == 0 {
+                    self.base = before;
+                }
+                self.since_snapshot.push((written.seq, stamp, written.parts));
+                self.bytes_since_snapshot += written.bytes;
+            }
+        }
+        self.seq = written.seq;
+        self.positions = positions;
+        self.state_end = state_end;
+    }
+}
+
+/// A record as read from the state partition.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Why a chain cannot be restored. Each is loud: the partition is not
+/// processed until an operator acts or a retry finds it whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error("offset {offset}: record does not decode: {why}")]
+    Corrupt { offset: i64, why: String },
+    #[error("checkpoint {missing} is missing: the chain from {from} back does not reach a snapshot or checkpoint 1")]
+    Gap { missing: u64, from: u64 },
+    #[error("the newest head says the chain reaches seq {seq}, but that checkpoint or snapshot is not complete")]
+    Lost { seq: u64 },
+    #[error("written when andon's topics had {written} partitions, now {now}: keys would have moved (README, \"Partition counts are fixed\")")]
+    Partitions { written: u32, now: u32 },
+}
+
+/// One checkpoint or snapshot, all its parts read.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    pub kind: Kind,
+    pub seq: u64,
+    pub stamp: Stamp,
+    pub attempt: u64,
+    pub positions: Positions,
+    pub partitions: u32,
+    pub parts: u32,
+    /// Offset of the unit's last part: among equals, the later wins.
+    pub last_offset: i64,
+    pub bytes: usize,
+    bodies: BTreeMap<u32, Vec<u8>>,
+}
+
+impl Unit {
+    fn key(&self, part: u32) -> String {
+        unit_key(self.kind, self.seq, self.stamp, part)
+    }
+}
+
+/// What a chain restores to.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    pub state: State,
+    /// The chain as its next writer continues it.
+    pub chain: Chain,
+    /// The newest writer on the chain.
+    pub stamp: Stamp,
+    pub records_read: usize,
+}
+
+/// The newest head among `records` (by stamp, then seq): the offset from
+/// which a restore must read, and the seq it promises.
+pub fn newest_head(records: &[Read]) -> Option<(i64, u64)> {
+    records
+        .iter()
+        .filter_map(|r| decode_value(r.value.as_deref()?).ok().map(|(f, _)| f))
+        .filter(|f| f.kind == Kind::Head)
+        .max_by_key(|f| (f.stamp, f.seq))
+        .map(|f| (f.base, f.seq))
+}
+
+/// Follows the chain in `records` (a state partition read in offset order
+/// from an offset at or before its base) and rebuilds the state it ends
+/// at. `partitions` is the partition count now; `end` the partition's end
+/// offset as read (where the next write will land).
+pub fn resolve(records: &[Read], partitions: u32, end: i64) -> Result<Resolved, ChainError> {
+    // Assemble units; parts of an attempt that a later attempt replaced,
+    // or never completed, are dropped.
+    type Id = (Kind, u64, Stamp, u64);
+    let mut open: BTreeMap<Id, Unit> = BTreeMap::new();
+    let mut complete: Vec<Unit> = Vec::new();
+    // The newest head: its units were written before it, so they must be here.
+    let mut promised: Option<(Stamp, u64)> = None;
+    for r in records {
+        let Some(value) = r.value.as_deref() else { continue };
+        let (frame, body) = decode_value(value).map_err(|e| ChainError::Corrupt { offset: r.offset, why: e.0 })?;
+        if frame.kind == Kind::Head {
+            promised = promised.max(Some((frame.stamp, frame.seq)));
+            continue;
+        }
+        if frame.partitions != partitions {
+            return Err(ChainError::Partitions { written: frame.partitions, now: partitions });
+        }
+        let id = (frame.kind, frame.seq, frame.stamp, frame.attempt);
+        let unit = open.entry(id).or_insert_with(|| Unit {
+            kind: frame.kind,
+            seq: frame.seq,
+            stamp: frame.stamp,
+            attempt: frame.attempt,
+            positions: frame.positions,
+            partitions: frame.partitions,
+            parts: frame.parts,
+            last_offset: r.offset,
+            bytes: 0,
+            bodies: BTreeMap::new(),
+        });
+        unit.bodies.insert(frame.part, body.to_vec());
+        unit.bytes += value.len();
+        unit.last_offset = r.offset;
+        if unit.bodies.len() as u32 == unit.parts {
+            if let Some(u) = open.remove(&id) {
+                complete.push(u);
+            }
+        }
+    }
+    // The best unit per (seq, stamp): the latest complete attempt.
+    let mut best: BTreeMap<(u64, Stamp), Unit> = BTreeMap::new();
+    for u in complete {
+        match best.get(&(u.seq, u.stamp)) {
+            Some(b) if b.last_offset > u.last_offset => {}
+            _ => {
+                best.insert((u.seq, u.stamp), u);
+            }
+        }
+    }
+    let Some(head) = best.values().max_by_key(|u| (u.stamp, u.seq, u.last_offset)).cloned() else {
+        if let Some((_, seq)) = promised {
+            return Err(ChainError::Lost { seq });
+        }
+        return Ok(Resolved {
+            chain: Chain { state_end: end, base: end, ..Chain::default() },
+            records_read: records.len(),
+            ..Resolved::default()
+        });
+    };
+    if let Some((stamp, seq)) = promised {
+        if (stamp, seq) > (head.stamp, head.seq) {
+            return Err(ChainError::Lost { seq });
+        }
+    }
+    // Back from the head to a snapshot or to seq 1, each step taking the
+    // newest writer not newer than its successor.
+    let mut chain = vec![head];
+    while chain.last().is_some_and(|u| u.kind == Kind::Checkpoint && u.seq > 1) {
+        let next = chain.last().expect("non-empty");
+        let (seq, stamp) = (next.seq - 1, next.stamp);
+        let found = best.range((seq, Stamp::default())..=(seq, stamp)).next_back().map(|(_, u)| u.clone());
+        match found {
+            Some(u) => chain.push(u),
+            None => return Err(ChainError::Gap { missing: seq, from: chain[0].seq }),
+        }
+    }
+    chain.reverse();
+    let on_chain: std::collections::HashSet<(u64, Stamp)> = chain.iter().map(|u| (u.seq, u.stamp)).collect();
+    let orphans: Vec<String> = best
+        .values()
+        .filter(|u| !on_chain.contains(&(u.seq, u.stamp)) && u.seq <= chain.last().map_or(0, |h| h.seq))
+        .flat_map(|u| (0..u.parts).map(|p| u.key(p)))
+        .collect();
+
+    let mut state = State::default();
+    for u in &chain {
+        for body in u.bodies.values() {
+            for op in changes::decode(body) {
+                let op = op.map_err(|e| ChainError::Corrupt { offset: u.last_offset, why: e.to_string() })?;
+                changes::apply(&mut state, op);
+            }
+        }
+    }
+    let last = chain.last().expect("non-empty");
+    let first = &chain[0];
+    let mut c = Chain {
+        seq: last.seq,
+        positions: last.positions,
+        base: -1,
+        state_end: end,
+        snapshot: None,
+        snapshot_bytes: 0,
+        since_snapshot: Vec::new(),
+        bytes_since_snapshot: 0,
+        orphans,
+    };
+    // The base offset only needs to be at or before the chain's first
+    // record; the first record read is, whatever was read.
+    c.base = records.first().map_or(end, |r| r.offset);
+    if first.kind == Kind::Snapshot {
+        c.snapshot = Some((first.seq, first.stamp, first.parts));
+        c.snapshot_bytes = first.bytes;
+    }
+    for u in chain.iter().filter(|u| u.kind == Kind::Checkpoint) {
+        c.since_snapshot.push((u.seq, u.stamp, u.parts));
+        c.bytes_since_snapshot += u.bytes;
+    }
+    Ok(Resolved { state, stamp: last.stamp, chain: c, records_read: records.len() })
+}
+
+#[cfg(test)]
+mod tests;

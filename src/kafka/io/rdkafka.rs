@@ -1,0 +1,371 @@
+//! The seam implemented with librdkafka: a (transactional) producer for
+//! batches, and plain consumers outside the group for reading partitions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::{Acks, BatchSink, IoError, LogReader, Out, Range, Rec, Watermarks};
+use crate::kafka::client::{self, Quiet};
+use crate::kafka::errors::{classify, FailureKind};
+
+/// How long a transaction operation or a flush may take.
+pub const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the batch sink needs of the consumer group.
+pub trait Group: Send + Sync {
+    /// For `send_offsets_to_transaction` (KIP-447 fencing).
+    fn metadata(&self) -> Option<ConsumerGroupMetadata>;
+    /// `at_least_once`: the group's offsets, for lag dashboards (progress
+    /// itself lives in the checkpoints).
+    fn commit_offsets(&self, tpl: &TopicPartitionList);
+    /// The input topic whose positions are committed.
+    fn topic(&self) -> &str;
+}
+
+/// Delivery reports of the current batch.
+#[derive(Default)]
+struct Deliveries {
+    acks: Mutex<HashMap<(String, i32), (i64, i64)>>,
+    error: Mutex<Option<IoError>>,
+}
+
+struct ProduceContext(Arc<Deliveries>);
+
+impl ClientContext for ProduceContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        client::log(level, fac, log_message);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        client::error(error, reason);
+    }
+}
+
+impl ProducerContext for ProduceContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        match r {
+            Ok(m) => {
+                let mut acks = self.0.acks.lock().unwrap_or_else(|e| e.into_inner());
+                let e = acks.entry((m.topic().to_owned(), m.partition())).or_insert((m.offset(), m.offset() + 1));
+                e.0 = e.0.min(m.offset());
+                e.1 = e.1.max(m.offset() + 1);
+            }
+            Err((e, m)) => {
+                let mut err = self.0.error.lock().unwrap_or_else(|e| e.into_inner());
+                if err.is_none() {
+                    let what = format!("writing to {}[{}]", m.topic(), m.partition());
+                    *err = Some(IoError::new(classify(e), what, e));
+                }
+            }
+        }
+    }
+}
+
+/// [`BatchSink`] over a librdkafka producer.
+pub struct KafkaSink {
+    config: ClientConfig,
+    eos: bool,
+    producer: BaseProducer<ProduceContext>,
+    deliveries: Arc<Deliveries>,
+    group: Arc<dyn Group>,
+}
+
+impl KafkaSink {
+    /// A producer from `config` (with `transactional.id` set when `eos`),
+    /// its transactions initialised.
+    pub fn new(config: ClientConfig, eos: bool, group: Arc<dyn Group>) -> Result<Self, KafkaError> {
+        let deliveries = Arc::new(Deliveries::default());
+        let producer = Self::producer(&config, &deliveries, eos)?;
+        Ok(Self { config, eos, producer, deliveries, group })
+    }
+
+    fn producer(
+        config: &ClientConfig,
+        deliveries: &Arc<Deliveries>,
+        eos: bool,
+    ) -> Result<BaseProducer<ProduceContext>, KafkaError> {
+        let producer: BaseProducer<ProduceContext> = config.create_with_context(ProduceContext(deliveries.clone()))?;
+        if eos {
+            // Also aborts what an earlier incarnation with this id left open.
+            producer.init_transactions(TXN_TIMEOUT)?;
+        }
+        Ok(producer)
+    }
+
+    /// A new producer in place of one that cannot go on (fatal, stuck).
+    /// With transactions, initialising it fences the old one.
+    fn replace(&mut self, why: &str) -> Result<(), IoError> {
+        tracing::warn!(why, "starting a new producer");
+        self.producer = Self::producer(&self.config, &self.deliveries, self.eos)
+            .map_err(|e| IoError::new(classify(&e), "starting a new producer", e))?;
+        Ok(())
+    }
+
+    fn txn(&self, what: &str, r: Result<(), KafkaError>) -> Result<(), IoError> {
+        r.map_err(|e| IoError::new(classify(&e), what, e))
+    }
+}
+
+impl BatchSink for KafkaSink {
+    fn begin(&mut self) -> Result<(), IoError> {
+        self.deliveries.acks.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        if self.eos {
+            return self.txn("beginning a transaction", self.producer.begin_transaction());
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, r: &Out<'_>) -> Result<(), IoError> {
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(r.topic).partition(r.partition);
+        if let Some(k) = r.key {
+            rec = rec.key(k);
+        }
+        if let Some(v) = r.value {
+            rec = rec.payload(v);
+        }
+        if !r.headers.is_empty() {
+            let mut h = OwnedHeaders::new_with_capacity(r.headers.len());
+            for (name, value) in r.headers {
+                h = h.insert(Header { key: name, value: Some(*value) });
+            }
+            rec = rec.headers(h);
+        }
+        // A full local queue is drained by serving delivery reports, not by
+        // dropping.
+        loop {
+            match self.producer.send(rec) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    rec = back;
+                    self.producer.poll(Duration::from_millis(5));
+                }
+                Err((e, _)) => {
+                    return Err(IoError::new(classify(&e), format!("writing to {}[{}]", r.topic, r.partition), e))
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<Acks, IoError> {
+        // Not `Producer::flush`: rdkafka's BaseProducer polls in slices of
+        // 100 ms that it always sits out, which made every batch at least
+        // 200 ms long.
+        let deadline = Instant::now() + TXN_TIMEOUT;
+        while self.producer.in_flight_count() > 0 {
+            if Instant::now() > deadline {
+                let n = self.producer.in_flight_count();
+                return Err(IoError::new(
+                    FailureKind::Transient,
+                    "waiting for acknowledgements",
+                    format!("{n} records not acknowledged within {TXN_TIMEOUT:?}"),
+                ));
+            }
+            self.producer.poll(Duration::from_millis(1));
+        }
+        if let Some(e) = self.deliveries.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(e);
+        }
+        let acks = std::mem::take(&mut *self.deliveries.acks.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(acks.into_iter().collect())
+    }
+
+    fn commit(&mut self, positions: &[(i32, i64)]) -> Result<(), IoError> {
+        let mut tpl = TopicPartitionList::new();
+        for (p, offset) in positions {
+            let what = "committing positions";
+            tpl.add_partition_offset(self.group.topic(), *p, Offset::Offset(*offset))
+                .map_err(|e| IoError::new(FailureKind::Permanent, what, e))?;
+        }
+        if !self.eos {
+            if tpl.count() > 0 {
+                self.group.commit_offsets(&tpl);
+            }
+            return Ok(());
+        }
+        if tpl.count() > 0 {
+            let meta = self.group.metadata().ok_or_else(|| {
+                IoError::new(FailureKind::Fenced, "sending offsets to the transaction", "no consumer group metadata")
+            })?;
+            let r = self.producer.send_offsets_to_transaction(&tpl, &meta, TXN_TIMEOUT);
+            self.txn("sending offsets to the transaction", r)?;
+        }
+        let r = self.producer.commit_transaction(TXN_TIMEOUT);
+        self.txn("committing the transaction", r)
+    }
+
+    fn abort(&mut self) -> Result<(), IoError> {
+        // Records never sent cannot land: drop them. Records in flight
+        // might: wait until each is acknowledged or has failed, so that
+        // nothing reaches a partition after the outputs are read back (a
+        // late acknowledgement would otherwise be written twice).
+        self.producer.purge(PurgeConfig::default().queue());
+        let settle = Instant::now() + TXN_TIMEOUT + Duration::from_secs(5);
+        while self.producer.in_flight_count() > 0 && Instant::now() < settle {
+            self.producer.poll(Duration::from_millis(5));
+        }
+        let stuck = self.producer.in_flight_count();
+        let _ = self.deliveries.error.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.deliveries.acks.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        if stuck > 0 {
+            return self.replace(&format!("{stuck} records neither acknowledged nor failed"));
+        }
+        if self.eos {
+            match self.producer.abort_transaction(TXN_TIMEOUT) {
+                Ok(()) => {}
+                Err(e) => return self.replace(&format!("aborting the transaction failed: {e}")),
+            }
+        }
+        if let Some((code, reason)) = self.producer.client().fatal_error() {
+            // An idempotent producer in a fatal state never recovers.
+            return self.replace(&format!("fatal producer error {code:?}: {reason}"));
+        }
+        Ok(())
+    }
+}
+
+/// [`LogReader`] with librdkafka consumers outside the group.
+pub struct KafkaReader {
+    config: ClientConfig,
+    /// read_committed: its high watermark is the last stable offset.
+    committed: BaseConsumer<Quiet>,
+    uncommitted: BaseConsumer<Quiet>,
+}
+
+/// A read that makes no progress for this long fails (transiently).
+const READ_STALL: Duration = Duration::from_secs(30);
+
+impl KafkaReader {
+    /// `config`: a plain consumer's (read_committed, partition EOF on).
+    pub fn new(config: ClientConfig) -> Result<Self, KafkaError> {
+        let committed = config.create_with_context(Quiet)?;
+        let mut u = config.clone();
+        u.set("isolation.level", "read_uncommitted");
+        let uncommitted = u.create_with_context(Quiet)?;
+        Ok(Self { config, committed, uncommitted })
+    }
+}
+
+impl LogReader for KafkaReader {
+    fn watermarks(&self, topic: &str, partition: i32) -> Result<Watermarks, IoError> {
+        let what = || format!("reading the offsets of {topic}[{partition}]");
+        let t = Duration::from_secs(10);
+        let (low, stable) =
+            self.committed.fetch_watermarks(topic, partition, t).map_err(|e| IoError::new(classify(&e), what(), e))?;
+        let (_, high) = self
+            .uncommitted
+            .fetch_watermarks(topic, partition, t)
+            .map_err(|e| IoError::new(classify(&e), what(), e))?;
+        Ok(Watermarks { low, high: high.max(stable), stable })
+    }
+
+    fn read(&self, ranges: &[Range], f: &mut dyn FnMut(usize, Rec<'_>)) -> Result<(), IoError> {
+        // An end-of-partition event names the partition but not its topic:
+        // each topic is read by a consumer of its own, all at once.
+        let mut topics: Vec<&str> = ranges.iter().map(|r| r.topic.as_str()).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        let results: Vec<Result<Vec<Owned>, IoError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = topics
+                .iter()
+                .map(|topic| {
+                    let mine: Vec<(usize, &Range)> =
+                        ranges.iter().enumerate().filter(|(_, r)| r.topic == *topic).collect();
+                    scope.spawn(move || self.read_topic(topic, &mine))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| Err(IoError::new(FailureKind::Transient, "reading", "reader panicked")))
+                })
+                .collect()
+        });
+        for records in results {
+            for r in records? {
+                let headers = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+                f(r.range, Rec { offset: r.offset, key: r.key.as_deref(), value: r.value.as_deref(), headers });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A record read, copied out of librdkafka's buffers.
+struct Owned {
+    range: usize,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl KafkaReader {
+    /// Reads the ranges of one topic to the end of each partition.
+    fn read_topic(&self, topic: &str, ranges: &[(usize, &Range)]) -> Result<Vec<Owned>, IoError> {
+        let mut todo: HashMap<i32, usize> = HashMap::new();
+        let mut tpl = TopicPartitionList::new();
+        for (i, r) in ranges {
+            let w = self.watermarks(topic, r.partition)?;
+            let from = r.from.max(w.low);
+            if from >= w.stable {
+                continue;
+            }
+            todo.insert(r.partition, *i);
+            tpl.add_partition_offset(topic, r.partition, Offset::Offset(from))
+                .map_err(|e| IoError::new(FailureKind::Permanent, format!("reading {topic}"), e))?;
+        }
+        let mut out = Vec::new();
+        if todo.is_empty() {
+            return Ok(out);
+        }
+        // A consumer of its own per read: no event of an earlier read (an
+        // end of partition, say) can be taken for one of this read.
+        let what = || format!("reading {topic}");
+        let consumer: BaseConsumer<Quiet> =
+            self.config.create_with_context(Quiet).map_err(|e| IoError::new(classify(&e), what(), e))?;
+        consumer.assign(&tpl).map_err(|e| IoError::new(classify(&e), what(), e))?;
+        let mut last_progress = Instant::now();
+        while !todo.is_empty() {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    last_progress = Instant::now();
+                    let Some(&range) = todo.get(&m.partition()) else { continue };
+                    let headers = m
+                        .headers()
+                        .map(|h| h.iter().map(|x| (x.key.to_owned(), x.value.unwrap_or_default().to_vec())).collect())
+                        .unwrap_or_default();
+                    out.push(Owned {
+                        range,
+                        offset: m.offset(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        value: m.payload().map(<[u8]>::to_vec),
+                        headers,
+                    });
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    last_progress = Instant::now();
+                    todo.remove(&p);
+                }
+                Some(Err(e)) => return Err(IoError::new(classify(&e), what(), e)),
+                None if last_progress.elapsed() > READ_STALL => {
+                    let left: Vec<String> = todo.keys().map(|p| format!("{topic}[{p}]")).collect();
+                    return Err(IoError::new(
+                        FailureKind::Transient,
+                        format!("reading {}", left.join(", ")),
+                        format!("no progress for {READ_STALL:?}"),
+                    ));
+                }
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+}

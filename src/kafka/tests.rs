@@ -1,0 +1,418 @@
+//! Recovery through the seam, in memory, in milliseconds: tasks restored
+//! from the changelog, batches written, faults injected between, and the
+//! outputs compared with `andon replay`'s. What the processing loop does
+//! around a failed batch (abort, restore what it touched, go on) is
+//! repeated here with the same pieces; the MockCluster tests (tests/)
+//! remain the proof end to end.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::batch::{self, Share, Writer};
+use super::checkpoint::{ChainError, SNAPSHOT_AFTER_BYTES};
+use super::errors::FailureKind;
+use super::io::memory::{Fault, Memory, MemoryReader, MemorySink};
+use super::io::BatchSink;
+use super::restore::{restore, RestoreError, Why};
+use super::task::{Incoming, Limits, Produce, Task};
+use crate::config::Settings;
+use crate::merge::Side;
+use crate::time::Ts;
+
+const PARTITIONS: usize = 2;
+
+fn settings() -> Arc<Settings> {
+    Arc::new(
+        Settings::from_toml(
+            "[rules.default]\nthreshold = 2\nwindow = \"1h\"\nroute = [\"product\", \"operations\"]\n[owners.product]\nsla = \"1h\"\n[owners.operations]\nsla = \"1h\"",
+        )
+        .expect("valid"),
+    )
+}
+
+fn topics(s: &Settings) -> Vec<&str> {
+    s.topics.all().to_vec()
+}
+
+/// Key and value of a complaint about `sku` from `customer` at minute `m`.
+fn complaint(i: usize, sku: &str, customer: &str, m: usize) -> (String, String) {
+    (
+        format!("sku:{sku}"),
+        format!(
+            r#"{{"event_id":"e{i}","occurred_at":"2026-11-01T{:02}:{:02}:00Z","subject":{{"kind":"sku","id":"{sku}"}},"issue":"print_defect","customer_id":"{customer}"}}"#,
+            10 + m / 60,
+            m % 60
+        ),
+    )
+}
+
+/// Which partition a subject key goes to, here: by a byte of it.
+fn partition_of(key: &str) -> i32 {
+    (key.bytes().map(u32::from).sum::<u32>() % PARTITIONS as u32) as i32
+}
+
+/// One member: its tasks, its sink, a cursor per input partition.
+struct Member {
+    broker: Memory,
+    settings: Arc<Settings>,
+    sink: MemorySink,
+    reader: MemoryReader,
+    generation: i32,
+    tasks: BTreeMap<i32, Task>,
+    pending: BTreeMap<i32, Vec<Produce>>,
+    attempt: u64,
+}
+
+impl Member {
+    fn new(broker: &Memory, generation: i32) -> Self {
+        Self {
+            broker: broker.clone(),
+            settings: settings(),
+            sink: broker.sink(true),
+            reader: broker.reader(),
+            generation,
+            tasks: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            attempt: 0,
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits { max_event_bytes: 65_536, max_message_bytes: 1_000_000 }
+    }
+
+    /// Restores `ps`; returns the failures.
+    fn restore(&mut self, ps: &[i32], why: Why) -> Vec<(i32, RestoreError)> {
+        let req: Vec<(i32, Why)> = ps.iter().map(|p| (*p, why)).collect();
+        let mut failed = Vec::new();
+        for (p, r) in restore(&self.reader, &self.settings, &req, PARTITIONS as u32, &Self::limits()) {
+            match r {
+                Ok(r) => {
+                    self.tasks.insert(p, r.task);
+                    self.pending.insert(p, Vec::new());
+                }
+                Err(e) => failed.push((p, e)),
+            }
+        }
+        failed
+    }
+
+    /// Feeds each task everything past its position and processes it.
+    fn process(&mut self) {
+        let t = &self.settings.topics;
+        for (p, task) in self.tasks.iter_mut() {
+            let (c, u) = task.input_positions();
+            for (side, topic, from) in [(Side::Complaints, &t.complaints, c), (Side::Updates, &t.work_order_updates, u)]
+            {
+                for (offset, r) in self.broker.visible(topic, *p).into_iter().filter(|(o, _)| *o >= from) {
+                    task.push(Incoming {
+                        side,
+                        offset,
+                        key: r.key.as_deref(),
+                        value: r.value.as_deref(),
+                        timestamp: None,
+                    });
+                }
+                task.at_end(side);
+            }
+            let now = Instant::now() + Duration::from_secs(3600);
+            task.process(now, Ts::EPOCH, Duration::ZERO, self.pending.get_mut(p).expect("pending"));
+        }
+    }
+
+    /// Writes a batch; on failure aborts it and restores what it touched,
+    /// as the processing loop does.
+    fn write(&mut self) -> Result<(), FailureKind> {
+        self.attempt += 1;
+        let mut bodies = BTreeMap::new();
+        for (p, task) in self.tasks.iter_mut() {
+            bodies.insert(*p, task.checkpoint_body(SNAPSHOT_AFTER_BYTES));
+        }
+        let shares: Vec<Share<'_>> = self
+            .tasks
+            .iter()
+            .map(|(p, task)| Share {
+                partition: *p,
+                outputs: &self.pending[p],
+                inputs: task.input_positions(),
+                kind: bodies[p].0,
+                body: &bodies[p].1,
+                chain: &task.chain,
+                era: task.era,
+            })
+            .collect();
+        let writer = Writer { generation: self.generation, attempt: self.attempt, partitions: PARTITIONS as u32 };
+        match batch::write(&mut self.sink, &self.settings.topics, &shares, writer) {
+            Ok(done) => {
+                for d in done {
+                    let task = self.tasks.get_mut(&d.partition).expect("task");
+                    task.chain.advance(&d.written, d.stamp, d.positions, d.state_end);
+                    self.pending.insert(d.partition, Vec::new());
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.sink.abort().expect("abort");
+                let touched: Vec<i32> = self.tasks.keys().copied().collect();
+                let eras: Vec<u32> = touched.iter().map(|p| self.tasks[p].era).collect();
+                self.tasks.clear();
+                for (p, era) in touched.iter().zip(eras) {
+                    let failed = self.restore(&[*p], Why::Recovery { era });
+                    assert!(failed.is_empty(), "recovery restores: {failed:?}");
+                }
+                Err(e.kind())
+            }
+        }
+    }
+}
+
+/// A broker with the test's topics; complaints appended to their partitions.
+fn broker(inputs: &[(String, String)]) -> Memory {
+    let s = settings();
+    let m = Memory::new(&topics(&s), PARTITIONS);
+    for (k, v) in inputs {
+        m.append(&s.topics.complaints, partition_of(k), Some(k.as_bytes()), Some(v.as_bytes()));
+    }
+    m
+}
+
+/// What `andon replay` gives for the same complaints, per output topic and key.
+fn replayed(inputs: &[(String, String)]) -> BTreeMap<(String, String), Vec<serde_json::Value>> {
+    let s = settings();
+    let lines: Vec<&str> = inputs.iter().map(|(_, v)| v.as_str()).collect();
+    let text = lines.join("\n");
+    let mut out = Vec::new();
+    let input = crate::replay::Input { name: "c".into(), reader: text.as_bytes() };
+    crate::replay::replay::<_, &[u8], _>(&s, input, None, &mut out, &mut |_| {}).expect("replay");
+    let mut m: BTreeMap<(String, String), Vec<serde_json::Value>> = BTreeMap::new();
+    for line in String::from_utf8(out).expect("utf-8").lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        if v["value"]["type"] == "escalated" {
+            continue;
+        }
+        let key =
+            (v["topic"].as_str().unwrap_or_default().to_owned(), v["key"].as_str().unwrap_or_default().to_owned());
+        m.entry(key).or_default().push(v["value"].clone());
+    }
+    m
+}
+
+/// The output topics as a read_committed consumer sees them, same shape.
+fn written(b: &Memory) -> BTreeMap<(String, String), Vec<serde_json::Value>> {
+    let s = settings();
+    let mut m: BTreeMap<(String, String), Vec<serde_json::Value>> = BTreeMap::new();
+    for topic in [&s.topics.delist_commands, &s.topics.work_orders] {
+        for p in 0..PARTITIONS as i32 {
+            for (_, r) in b.visible(topic, p) {
+                let v: serde_json::Value =
+                    serde_json::from_slice(r.value.as_deref().unwrap_or_default()).expect("json");
+                if v["type"] == "escalated" {
+                    continue;
+                }
+                let key = String::from_utf8(r.key.unwrap_or_default()).expect("key");
+                m.entry((topic.to_string(), key)).or_default().push(v);
+            }
+        }
+    }
+    m
+}
+
+/// Pairs of complaints on eight subjects, with repeats and noise.
+fn traffic(n: usize) -> Vec<(String, String)> {
+    (0..n).map(|i| complaint(i, &format!("S{}", i % 8), &format!("c{}", (i * 7) % 5), i)).collect()
+}
+
+fn run_in_slices(m: &mut Member, b: &Memory, inputs: &[(String, String)], slices: usize, faults: &[(usize, Fault)]) {
+    let s = settings();
+    let per = inputs.len().div_ceil(slices);
+    for (k, chunk) in inputs.chunks(per).enumerate() {
+        for (key, v) in chunk {
+            b.append(&s.topics.complaints, partition_of(key), Some(key.as_bytes()), Some(v.as_bytes()));
+        }
+        for (at, f) in faults {
+            if *at == k {
+                b.inject(f.clone());
+            }
+        }
+        m.process();
+        // A failed batch is retried (after the restore) until one succeeds.
+        let mut tries = 0;
+        while m.write().is_err() {
+            tries += 1;
+            assert!(tries < 10, "a transient fault passes");
+            m.process();
+        }
+    }
+}
+
+#[test]
+fn without_faults_the_outputs_equal_replay() {
+    let inputs = traffic(200);
+    let b = broker(&[]);
+    let mut m = Member::new(&b, 1);
+    assert!(m.restore(&[0, 1], Why::Assigned { generation: 1 }).is_empty());
+    run_in_slices(&mut m, &b, &inputs, 10, &[]);
+    assert_eq!(written(&b), replayed(&inputs));
+}
+
+#[test]
+fn a_flush_cut_short_after_some_outputs_landed_writes_each_once_like_kafka_and_like_the_mock_cluster() {
+    for mock in [false, true] {
+        let inputs = traffic(200);
+        let b = if mock { broker(&[]).like_mock_cluster() } else { broker(&[]) };
+        let mut m = Member::new(&b, 1);
+        assert!(m.restore(&[0, 1], Why::Assigned { generation: 1 }).is_empty());
+        let faults = [
+            (2, Fault::Flush { kind: FailureKind::Transient, land: 1 }),
+            (5, Fault::Flush { kind: FailureKind::Transient, land: 3 }),
+            (7, Fault::Commit(FailureKind::Transient)),
+            (8, Fault::Send(FailureKind::Permanent)),
+        ];
+        run_in_slices(&mut m, &b, &inputs, 10, &faults);
+        assert_eq!(b.faults_left(), 0, "every fault was met");
+        assert_eq!(written(&b), replayed(&inputs), "mock cluster: {mock}");
+    }
+}
+
+#[test]
+fn a_restart_at_any_batch_continues_exactly() {
+    let inputs = traffic(160);
+    for cut in 1..8 {
+        let b = broker(&[]).like_mock_cluster();
+        let mut m = Member::new(&b, 1);
+        m.restore(&[0, 1], Why::Assigned { generation: 1 });
+        run_in_slices(&mut m, &b, &inputs[..cut * 20], cut, &[]);
+        // The member dies with work processed and not written.
+        m.process();
+        drop(m);
+        let mut m = Member::new(&b, 2);
+        assert!(m.restore(&[0, 1], Why::Assigned { generation: 2 }).is_empty());
+        run_in_slices(&mut m, &b, &inputs[cut * 20..], 8 - cut, &[]);
+        assert_eq!(written(&b), replayed(&inputs), "restart after batch {cut}");
+    }
+}
+
+#[test]
+fn a_corrupt_state_record_fails_that_partition_alone() {
+    let inputs = traffic(40);
+    let b = broker(&[]);
+    let s = settings();
+    let mut m = Member::new(&b, 1);
+    m.restore(&[0, 1], Why::Assigned { generation: 1 });
+    run_in_slices(&mut m, &b, &inputs, 2, &[]);
+    let (offset, _) = b.visible(&s.topics.state, 0)[0].clone();
+    b.overwrite(&s.topics.state, 0, offset, Some(b"\x02 not a frame".to_vec()));
+    let mut again = Member::new(&b, 2);
+    let failed = again.restore(&[0, 1], Why::Assigned { generation: 2 });
+    assert_eq!(failed.len(), 1);
+    let (p, e) = &failed[0];
+    assert_eq!(*p, 0);
+    assert!(!e.is_transient(), "a corrupt chain needs an operator: {e}");
+    assert!(matches!(e, RestoreError::Chain { error: ChainError::Corrupt { .. }, .. }), "{e}");
+    assert!(again.tasks.contains_key(&1), "partition 1 restores and goes on");
+}
+
+#[test]
+fn a_chain_missing_its_first_checkpoint_is_refused_not_restored_partially() {
+    let inputs = traffic(60);
+    let b = broker(&[]);
+    let s = settings();
+    let mut m = Member::new(&b, 1);
+    m.restore(&[0, 1], Why::Assigned { generation: 1 });
+    run_in_slices(&mut m, &b, &inputs, 3, &[]);
+    b.delete_keys(&s.topics.state, 1, b"checkpoint/00000000000000000001/");
+    let failed = Member::new(&b, 2).restore(&[0, 1], Why::Assigned { generation: 2 });
+    assert_eq!(failed.len(), 1);
+    assert!(
+        matches!(&failed[0], (1, RestoreError::Chain { error: ChainError::Gap { missing: 1, .. }, .. })),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn a_transaction_left_open_on_the_state_partition_is_waited_for() {
+    let b = broker(&[]);
+    let s = settings();
+    let mut m = Member::new(&b, 1);
+    m.restore(&[0], Why::Assigned { generation: 1 });
+    // A member that began a batch and vanished: its records are beyond
+    // the last stable offset until the broker aborts its transaction.
+    let mut sink = b.sink(true);
+    sink.begin().expect("begin");
+    let out = super::io::Out { topic: &s.topics.state, partition: 0, key: Some(b"x"), value: Some(b"y"), headers: &[] };
+    sink.send(&out).expect("send");
+    sink.flush().expect("flush");
+    let failed = Member::new(&b, 2).restore(&[0], Why::Assigned { generation: 2 });
+    assert!(matches!(&failed[..], [(0, RestoreError::Open { .. })]), "{failed:?}");
+    assert!(failed[0].1.is_transient(), "retried until the transaction ends");
+    sink.abort().expect("abort");
+    assert!(Member::new(&b, 2).restore(&[0], Why::Assigned { generation: 2 }).is_empty());
+}
+
+#[test]
+fn a_zombie_resumed_after_a_takeover_does_not_fork_the_chain() {
+    let inputs = traffic(120);
+    let b = broker(&[]).like_mock_cluster();
+    let mut a = Member::new(&b, 5);
+    a.restore(&[0, 1], Why::Assigned { generation: 5 });
+    run_in_slices(&mut a, &b, &inputs[..40], 2, &[]);
+    // B takes over (generation 6); A, paused, has processed more and now
+    // writes its batch after B began.
+    let mut bm = Member::new(&b, 6);
+    assert!(bm.restore(&[0, 1], Why::Assigned { generation: 6 }).is_empty());
+    let s = settings();
+    for (k, v) in &inputs[40..80] {
+        b.append(&s.topics.complaints, partition_of(k), Some(k.as_bytes()), Some(v.as_bytes()));
+    }
+    bm.process();
+    bm.write().expect("B writes");
+    a.process();
+    a.write().expect("the zombie writes too (the MockCluster does not fence)");
+    run_in_slices(&mut bm, &b, &inputs[80..], 2, &[]);
+    // A restore now follows B's chain: it continues exactly as B does.
+    let mut c = Member::new(&b, 7);
+    assert!(c.restore(&[0, 1], Why::Assigned { generation: 7 }).is_empty());
+    for p in [0, 1] {
+        assert_eq!(c.tasks[&p].chain.positions, bm.tasks[&p].chain.positions);
+        assert_eq!(c.tasks[&p].engine().state(), bm.tasks[&p].engine().state());
+    }
+    // The zombie's batch repeated outputs with the same ids, nothing else:
+    // deduplicated by id, the outputs are replay's.
+    let mut deduped = written(&b);
+    for v in deduped.values_mut() {
+        let mut seen = std::collections::HashSet::new();
+        v.retain(|x| seen.insert(x.to_string()));
+    }
+    assert_eq!(deduped, replayed(&inputs));
+}
+
+#[test]
+fn a_key_flooded_by_a_hundred_thousand_complaints_is_checkpointed_in_parts_and_restored() {
+    let b = broker(&[]);
+    let s = settings();
+    let mut m = Member::new(&b, 1);
+    m.restore(&[0, 1], Why::Assigned { generation: 1 });
+    let p = partition_of("sku:F");
+    for i in 0..100_000 {
+        let (k, v) = complaint(i, "F", "flooder", i / 1000);
+        b.append(&s.topics.complaints, p, Some(k.as_bytes()), Some(v.as_bytes()));
+        if i % 20_000 == 19_999 {
+            m.process();
+            m.write().expect("batch");
+        }
+    }
+    let largest = b.visible(&s.topics.state, p).iter().map(|(_, r)| r.value.as_ref().map_or(0, Vec::len)).max();
+    assert!(largest.unwrap_or(0) <= super::checkpoint::MAX_RECORD_BYTES, "no record over the limit");
+    let mut again = Member::new(&b, 2);
+    assert!(again.restore(&[p], Why::Assigned { generation: 2 }).is_empty());
+    assert_eq!(again.tasks[&p].engine().state(), m.tasks[&p].engine().state());
+    // A second customer pulls at once.
+    let (k, v) = complaint(100_000, "F", "second", 99);
+    b.append(&s.topics.complaints, p, Some(k.as_bytes()), Some(v.as_bytes()));
+    again.process();
+    again.write().expect("batch");
+    let opened = written(&b).remove(&(s.topics.work_orders.clone(), "sku:F".into())).unwrap_or_default();
+    assert_eq!(opened.len(), 1);
+    assert_eq!(opened[0]["evidence_total"], 2);
+}
