@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::engine::{EngineConfig, RouteStep, Rule, RuleAction, Rules};
 use crate::event::is_valid_issue;
 use crate::time::Dur;
 
@@ -207,71 +208,6 @@ fn bool_or_str<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 pub enum Guarantee {
     ExactlyOnce,
     AtLeastOnce,
-}
-
-/// What a rule does when it pulls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RuleAction {
-    /// Take the subject off sale and open a work order.
-    Delist,
-    /// Open a work order only.
-    Notify,
-}
-
-/// One step of a route: who owns it and how long they have.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RouteStep {
-    pub owner: String,
-    /// Nanoseconds.
-    pub sla: Dur,
-}
-
-/// A counting rule for one or more issues.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
-    /// Distinct customers within `window` that pull the cord (≥ 1).
-    pub threshold: u32,
-    /// Nanoseconds (≥ 1 s).
-    pub window: Dur,
-    pub action: RuleAction,
-    /// At least one step.
-    pub route: Arc<[RouteStep]>,
-}
-
-/// The rules of `[rules]`: first matching `[[rules.issue]]`, else the default.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rules {
-    pub default: Rule,
-    /// In file order; the first whose `issues` names an issue wins.
-    pub by_issue: Vec<(Vec<String>, Rule)>,
-}
-
-impl Rules {
-    pub fn for_issue(&self, issue: &str) -> &Rule {
-        self.by_issue.iter().find(|(issues, _)| issues.iter().any(|i| i == issue)).map_or(&self.default, |(_, r)| r)
-    }
-
-    /// The longest window of all rules: it bounds how long duplicates are remembered.
-    pub fn longest_window(&self) -> Dur {
-        self.by_issue.iter().map(|(_, r)| r.window).fold(self.default.window, Dur::max)
-    }
-
-    /// Every issue some rule names, for bounded metric labels.
-    pub fn named_issues(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.by_issue.iter().flat_map(|(i, _)| i.iter().cloned()).collect();
-        v.sort();
-        v.dedup();
-        v
-    }
-}
-
-/// What the engine needs: rules and time bounds. Everything in nanoseconds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineConfig {
-    pub rules: Rules,
-    pub grace: Dur,
-    pub max_future_skew: Dur,
 }
 
 #[derive(Clone)]

@@ -260,8 +260,8 @@ fn rules_line(settings: &Settings, demo_rules: bool) -> String {
     );
     for (issues, r) in &rules.by_issue {
         let action = match r.action {
-            crate::config::RuleAction::Delist => "delist",
-            crate::config::RuleAction::Notify => "notify",
+            crate::engine::RuleAction::Delist => "delist",
+            crate::engine::RuleAction::Notify => "notify",
         };
         let _ = write!(s, "; {}: {} in {}, {action}", issues.join("/"), r.threshold, d(r.window));
     }

@@ -9,7 +9,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::EngineConfig;
+use crate::engine::EngineConfig;
 use crate::engine::{Engine, EscalationClock, RecordMeta};
 use crate::event::{decode_complaint, decode_update, Complaint, Output, Reject, RejectReason, Ts, Update};
 use crate::kafka::changelog::{dlq_id, Positions, Restored};
