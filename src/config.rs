@@ -1,11 +1,18 @@
 //! Configuration: a TOML file plus `ANDON__SECTION__KEY` environment
-//! overrides (the `config` crate's layering), read raw and converted once into
-//! typed, validated [`Settings`].
+//! overrides (the `config` crate's layering), read into typed, validated
+//! [`Settings`].
+//!
+//! [`Settings`] is the one description of the configuration. Each section's
+//! `Default` holds its defaults (and nothing else does); serde reads the
+//! sections (durations like `100ms`, `12h`, `7d`; numbers and booleans also as
+//! the strings the environment gives); [`Settings::load`] validates them and
+//! derives the engine's rules; and `andon check-config` serialises the result
+//! with [`Settings::to_toml`]: a file that loads back to the same settings.
 //!
 //! Every mistake stops start-up with a [`ConfigError`] that names the field
 //! (`rules.issue[1].threshold`, `owners.legal.sla`, ...). Secrets in
-//! `[kafka.properties]` never reach a log line or `check-config`: both go
-//! through [`Settings::redacted`] / the redacting `Debug`.
+//! `[kafka.properties]` never reach a log line or `check-config`: the
+//! serializer and `Debug` both redact them ([`is_secret_property`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{EngineConfig, RouteStep, Rule, RuleAction, Rules};
 use crate::event::is_valid_issue;
@@ -35,45 +42,40 @@ impl ConfigError {
 }
 
 // ---------------------------------------------------------------------------
-// Raw: exactly the keys of the spec, unknown keys refused.
+// The sections, each with its defaults.
 
-#[derive(Debug, Default, Deserialize)]
+/// `[kafka]`
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct RawSettings {
-    kafka: RawKafka,
-    topics: RawTopics,
-    processing: RawProcessing,
-    http: RawHttp,
-    rules: RawRules,
-    owners: BTreeMap<String, RawOwner>,
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub group_id: String,
+    /// `[kafka.properties]`, passed to librdkafka as they are. Nested
+    /// tables become dotted names; numbers and booleans become strings.
+    /// Serialised with secret values redacted.
+    #[serde(deserialize_with = "fields::properties", serialize_with = "fields::redacted")]
+    pub properties: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawKafka {
-    brokers: String,
-    group_id: String,
-    properties: BTreeMap<String, serde_json::Value>,
-}
-
-impl Default for RawKafka {
+impl Default for KafkaSettings {
     fn default() -> Self {
         Self { brokers: "127.0.0.1:9092".into(), group_id: "andon".into(), properties: BTreeMap::new() }
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// `[topics]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct RawTopics {
-    complaints: String,
-    work_order_updates: String,
-    delist_commands: String,
-    work_orders: String,
-    dlq: String,
-    state: String,
+pub struct Topics {
+    pub complaints: String,
+    pub work_order_updates: String,
+    pub delist_commands: String,
+    pub work_orders: String,
+    pub dlq: String,
+    pub state: String,
 }
 
-impl Default for RawTopics {
+impl Default for Topics {
     fn default() -> Self {
         Self {
             complaints: "andon.complaints".into(),
@@ -86,178 +88,6 @@ impl Default for RawTopics {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawProcessing {
-    guarantee: String,
-    commit_interval: String,
-    max_task_idle: String,
-    #[serde(deserialize_with = "bool_or_str")]
-    create_topics: bool,
-    grace: String,
-    max_future_skew: String,
-    #[serde(deserialize_with = "int_or_str")]
-    max_event_bytes: i64,
-}
-
-impl Default for RawProcessing {
-    fn default() -> Self {
-        Self {
-            guarantee: "exactly_once".into(),
-            commit_interval: "100ms".into(),
-            max_task_idle: "100ms".into(),
-            create_topics: false,
-            grace: "1d".into(),
-            max_future_skew: "1h".into(),
-            max_event_bytes: 65536,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawHttp {
-    listen: String,
-}
-
-impl Default for RawHttp {
-    fn default() -> Self {
-        Self { listen: "127.0.0.1:9898".into() }
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawRules {
-    default: RawRule,
-    issue: Vec<RawIssueRule>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawRule {
-    #[serde(deserialize_with = "opt_int_or_str")]
-    threshold: Option<i64>,
-    window: Option<String>,
-    action: Option<String>,
-    route: Option<Vec<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawIssueRule {
-    issues: Vec<String>,
-    #[serde(default, deserialize_with = "opt_int_or_str")]
-    threshold: Option<i64>,
-    #[serde(default)]
-    window: Option<String>,
-    #[serde(default)]
-    action: Option<String>,
-    #[serde(default)]
-    route: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawOwner {
-    sla: Option<String>,
-}
-
-/// Environment overrides arrive as strings; TOML gives real integers. Both are fine.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum IntOrStr {
-    Int(i64),
-    Str(String),
-}
-
-fn int_or_str<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    match IntOrStr::deserialize(d)? {
-        IntOrStr::Int(i) => Ok(i),
-        IntOrStr::Str(s) => s.trim().parse().map_err(|_| serde::de::Error::custom(format!("{s:?} is not an integer"))),
-    }
-}
-
-fn opt_int_or_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    int_or_str(d).map(Some)
-}
-
-fn bool_or_str<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum BoolOrStr {
-        Bool(bool),
-        Str(String),
-    }
-    match BoolOrStr::deserialize(d)? {
-        BoolOrStr::Bool(b) => Ok(b),
-        BoolOrStr::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(serde::de::Error::custom(format!("{s:?} is not true or false"))),
-        },
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Typed settings.
-
-/// Whether outputs go out in Kafka transactions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Guarantee {
-    ExactlyOnce,
-    AtLeastOnce,
-}
-
-#[derive(Clone)]
-pub struct KafkaSettings {
-    pub brokers: String,
-    pub group_id: String,
-    /// Passed to librdkafka as they are.
-    pub properties: BTreeMap<String, String>,
-}
-
-/// Property names whose values must never be printed.
-pub fn is_secret_property(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    ["password", "secret", "token", "sasl.jaas", "key.pem", "keystore", "credentials"].iter().any(|s| n.contains(s))
-        || n.ends_with(".key")
-}
-
-impl KafkaSettings {
-    /// The properties with secret values replaced.
-    pub fn redacted_properties(&self) -> BTreeMap<String, String> {
-        self.properties
-            .iter()
-            .map(|(k, v)| {
-                let v = if is_secret_property(k) { "***redacted***".to_owned() } else { v.clone() };
-                (k.clone(), v)
-            })
-            .collect()
-    }
-}
-
-impl fmt::Debug for KafkaSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KafkaSettings")
-            .field("brokers", &self.brokers)
-            .field("group_id", &self.group_id)
-            .field("properties", &self.redacted_properties())
-            .finish()
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Topics {
-    pub complaints: String,
-    pub work_order_updates: String,
-    pub delist_commands: String,
-    pub work_orders: String,
-    pub dlq: String,
-    pub state: String,
-}
-
 impl Topics {
     /// All six, inputs first.
     pub fn all(&self) -> [&str; 6] {
@@ -265,29 +95,172 @@ impl Topics {
     }
 }
 
-#[derive(Debug, Clone)]
+/// Whether outputs go out in Kafka transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Guarantee {
+    ExactlyOnce,
+    AtLeastOnce,
+}
+
+impl Guarantee {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ExactlyOnce => "exactly_once",
+            Self::AtLeastOnce => "at_least_once",
+        }
+    }
+}
+
+/// `[processing]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Processing {
     pub guarantee: Guarantee,
+    /// Longer than 0.
+    #[serde(with = "fields::duration")]
     pub commit_interval: Duration,
+    #[serde(with = "fields::duration")]
     pub max_task_idle: Duration,
+    #[serde(deserialize_with = "fields::boolean")]
     pub create_topics: bool,
+    /// Event time; the engine's copy is [`EngineConfig::grace`].
+    #[serde(with = "fields::span")]
+    pub grace: Dur,
+    /// Event time; the engine's copy is [`EngineConfig::max_future_skew`].
+    #[serde(with = "fields::span")]
+    pub max_future_skew: Dur,
+    /// 1 to 64 MiB.
+    #[serde(deserialize_with = "fields::integer")]
     pub max_event_bytes: usize,
 }
 
-#[derive(Debug, Clone)]
+impl Default for Processing {
+    fn default() -> Self {
+        Self {
+            guarantee: Guarantee::ExactlyOnce,
+            commit_interval: Duration::from_millis(100),
+            max_task_idle: Duration::from_millis(100),
+            create_topics: false,
+            grace: Dur::from_secs(86_400),
+            max_future_skew: Dur::from_secs(3600),
+            max_event_bytes: 65536,
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Http {
+    #[serde(deserialize_with = "fields::socket_addr")]
     pub listen: SocketAddr,
 }
 
-/// The validated configuration.
-#[derive(Debug, Clone)]
+impl Default for Http {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 9898)) }
+    }
+}
+
+/// `[rules]`: the file's form of the rules; the engine's is [`Settings::engine`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuleSet {
+    pub default: RuleSettings,
+    /// In file order; the first whose `issues` names an issue wins. Once
+    /// loaded, every field is set: what a rule leaves out it takes from
+    /// `default`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub issue: Vec<IssueRule>,
+}
+
+/// `[rules.default]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuleSettings {
+    /// Distinct customers, 1 to 1,000,000.
+    #[serde(deserialize_with = "fields::threshold")]
+    pub threshold: u32,
+    /// At least 1 s.
+    #[serde(with = "fields::span")]
+    pub window: Dur,
+    pub action: RuleAction,
+    /// Owners, each with an `sla` in `[owners]`; at least one.
+    #[serde(deserialize_with = "fields::names")]
+    pub route: Vec<String>,
+}
+
+impl Default for RuleSettings {
+    fn default() -> Self {
+        Self {
+            threshold: 2,
+            window: Dur::from_secs(7 * 86_400),
+            action: RuleAction::Delist,
+            route: vec!["product".into(), "operations".into(), "supply_chain".into()],
+        }
+    }
+}
+
+/// `[[rules.issue]]`: a rule for the issues it names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRule {
+    pub issues: Vec<String>,
+    #[serde(default, deserialize_with = "fields::opt_threshold", skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u32>,
+    #[serde(default, with = "fields::opt_span", skip_serializing_if = "Option::is_none")]
+    pub window: Option<Dur>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<RuleAction>,
+    #[serde(default, deserialize_with = "fields::opt_names", skip_serializing_if = "Option::is_none")]
+    pub route: Option<Vec<String>>,
+}
+
+/// `[owners.<name>]`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Owner {
+    /// How long a step of this owner may take before it is escalated.
+    #[serde(with = "fields::span")]
+    pub sla: Dur,
+}
+
+/// The owners there are without a file; `[owners]` overrides and adds.
+fn default_owners() -> BTreeMap<String, Owner> {
+    [("product", 24), ("operations", 12), ("supply_chain", 48)]
+        .into_iter()
+        .map(|(name, hours)| (name.to_owned(), Owner { sla: Dur::from_secs(hours * 3600) }))
+        .collect()
+}
+
+/// What a file (or the environment) may hold: the sections, each defaulted.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct File {
+    kafka: KafkaSettings,
+    topics: Topics,
+    processing: Processing,
+    http: Http,
+    rules: RuleSet,
+    owners: BTreeMap<String, Owner>,
+}
+
+/// The validated configuration: what `check-config` prints and everything
+/// else reads.
+#[derive(Debug, Clone, Serialize)]
 pub struct Settings {
     pub kafka: KafkaSettings,
     pub topics: Topics,
     pub processing: Processing,
     pub http: Http,
+    pub rules: RuleSet,
+    /// The default owners and those of `[owners]`.
+    pub owners: BTreeMap<String, Owner>,
+    /// The engine's form of `rules`, `owners` and the event-time bounds of
+    /// `processing`, derived from them at load.
+    #[serde(skip)]
     pub engine: Arc<EngineConfig>,
-    pub owners: BTreeMap<String, Dur>,
 }
 
 impl Settings {
@@ -333,77 +306,84 @@ impl Settings {
     }
 
     fn from_value(value: serde_json::Value) -> Result<Settings, ConfigError> {
-        let raw: RawSettings = serde_path_to_error::deserialize(value).map_err(|e| {
+        let file: File = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
-            // serde names an unknown key only in the message; point at its section.
+            // serde names a missing field only in the message: name it as a field.
+            if let Some(name) = inner.strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`')) {
+                let field = if path == "." { name.to_owned() } else { format!("{path}.{name}") };
+                return ConfigError::new(field, "is required");
+            }
+            // An unknown key is named in the message; the path is its section.
             ConfigError::new(if path == "." { "<root>".to_owned() } else { path }, inner)
         })?;
-        convert(raw)
+        Self::validate(file)
     }
 
     /// The effective settings as TOML, secrets redacted (`andon check-config`).
-    pub fn redacted_toml(&self) -> String {
-        let d = humantime_str;
-        let mut out = String::new();
-        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
-        out.push_str("[kafka]\n");
-        out.push_str(&format!("brokers = {}\ngroup_id = {}\n", q(&self.kafka.brokers), q(&self.kafka.group_id)));
-        out.push_str("\n[kafka.properties]\n");
-        for (k, v) in self.kafka.redacted_properties() {
-            out.push_str(&format!("{} = {}\n", q(&k), q(&v)));
+    /// Loading what it returns gives these settings again.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+
+    fn validate(file: File) -> Result<Settings, ConfigError> {
+        let File { kafka, topics, processing, http, mut rules, owners: given } = file;
+
+        if kafka.brokers.trim().is_empty() {
+            return Err(ConfigError::new("kafka.brokers", "must not be empty"));
         }
-        let t = &self.topics;
-        out.push_str(&format!(
-            "\n[topics]\ncomplaints = {}\nwork_order_updates = {}\ndelist_commands = {}\nwork_orders = {}\ndlq = {}\nstate = {}\n",
-            q(&t.complaints),
-            q(&t.work_order_updates),
-            q(&t.delist_commands),
-            q(&t.work_orders),
-            q(&t.dlq),
-            q(&t.state)
-        ));
-        let p = &self.processing;
-        let g = match p.guarantee {
-            Guarantee::ExactlyOnce => "exactly_once",
-            Guarantee::AtLeastOnce => "at_least_once",
-        };
-        out.push_str(&format!(
-            "\n[processing]\nguarantee = {}\ncommit_interval = {}\nmax_task_idle = {}\ncreate_topics = {}\ngrace = {}\nmax_future_skew = {}\nmax_event_bytes = {}\n",
-            q(g),
-            q(&humantime::format_duration(p.commit_interval).to_string()),
-            q(&humantime::format_duration(p.max_task_idle).to_string()),
-            p.create_topics,
-            q(&d(self.engine.grace)),
-            q(&d(self.engine.max_future_skew)),
-            p.max_event_bytes
-        ));
-        out.push_str(&format!("\n[http]\nlisten = {}\n", q(&self.http.listen.to_string())));
-        let rule = |out: &mut String, r: &Rule| {
-            let route: Vec<String> = r.route.iter().map(|s| q(&s.owner)).collect();
-            let action = match r.action {
-                RuleAction::Delist => "delist",
-                RuleAction::Notify => "notify",
+        if kafka.group_id.trim().is_empty() {
+            return Err(ConfigError::new("kafka.group_id", "must not be empty"));
+        }
+        check_topics(&topics)?;
+
+        let p = &processing;
+        if p.commit_interval.is_zero() {
+            return Err(ConfigError::new("processing.commit_interval", "must be longer than 0"));
+        }
+        if !(1..=64 * 1024 * 1024).contains(&p.max_event_bytes) {
+            return Err(ConfigError::new("processing.max_event_bytes", "must be between 1 and 67108864"));
+        }
+
+        let mut owners = default_owners();
+        for (name, owner) in given {
+            if owner.sla <= Dur::ZERO {
+                return Err(ConfigError::new(format!("owners.{name}.sla"), "must be longer than 0"));
+            }
+            owners.insert(name, owner);
+        }
+
+        let default = rule("rules.default", &rules.default, &owners)?;
+        let mut by_issue = Vec::new();
+        for (i, r) in rules.issue.iter_mut().enumerate() {
+            let field = format!("rules.issue[{i}]");
+            if r.issues.is_empty() {
+                return Err(ConfigError::new(format!("{field}.issues"), "must name at least one issue"));
+            }
+            if let Some(issue) = r.issues.iter().find(|i| !is_valid_issue(i)) {
+                return Err(ConfigError::new(
+                    format!("{field}.issues"),
+                    format!("{issue:?} does not match ^[a-z0-9][a-z0-9_.-]{{0,63}}$"),
+                ));
+            }
+            // What the rule leaves out comes from the default rule: fill it
+            // in, so that the effective settings show it.
+            let d = &rules.default;
+            let resolved = RuleSettings {
+                threshold: *r.threshold.get_or_insert(d.threshold),
+                window: *r.window.get_or_insert(d.window),
+                action: *r.action.get_or_insert(d.action),
+                route: r.route.get_or_insert_with(|| d.route.clone()).clone(),
             };
-            out.push_str(&format!(
-                "threshold = {}\nwindow = {}\naction = {}\nroute = [{}]\n",
-                r.threshold,
-                q(&d(r.window)),
-                q(action),
-                route.join(", ")
-            ));
+            by_issue.push((r.issues.clone(), rule(&field, &resolved, &owners)?));
+        }
+
+        let engine = EngineConfig {
+            rules: Rules { default, by_issue },
+            grace: processing.grace,
+            max_future_skew: processing.max_future_skew,
         };
-        out.push_str("\n[rules.default]\n");
-        rule(&mut out, &self.engine.rules.default);
-        for (issues, r) in &self.engine.rules.by_issue {
-            let issues: Vec<String> = issues.iter().map(|i| q(i)).collect();
-            out.push_str(&format!("\n[[rules.issue]]\nissues = [{}]\n", issues.join(", ")));
-            rule(&mut out, r);
-        }
-        for (name, sla) in &self.owners {
-            out.push_str(&format!("\n[owners.{}]\nsla = {}\n", q(name), q(&d(*sla))));
-        }
-        out
+        Ok(Settings { kafka, topics, processing, http, rules, owners, engine: Arc::new(engine) })
     }
 }
 
@@ -411,145 +391,7 @@ fn path_name(path: Option<&Path>) -> String {
     path.map_or_else(|| "<environment>".to_owned(), |p| p.display().to_string())
 }
 
-fn humantime_str(nanos: Dur) -> String {
-    humantime::format_duration(nanos.to_std()).to_string()
-}
-
-/// `100ms`, `12h`, `7d`, ... into a non-negative span.
-fn duration(field: &str, s: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(s.trim()).map_err(|e| {
-        ConfigError::new(field, format!("{s:?} is not a duration like \"100ms\", \"12h\" or \"7d\" ({e})"))
-    })
-}
-
-fn nanos(field: &str, s: &str) -> Result<Dur, ConfigError> {
-    let d = duration(field, s)?;
-    // Ten thousand years is far more than any window; beyond it i64 nanoseconds would overflow.
-    if d > Duration::from_secs(100 * 365 * 86_400) {
-        return Err(ConfigError::new(field, format!("{s:?} is longer than 100 years")));
-    }
-    Dur::from_std(d).ok_or_else(|| ConfigError::new(field, format!("{s:?} is longer than 100 years")))
-}
-
-fn flatten_properties(
-    prefix: &str,
-    map: &BTreeMap<String, serde_json::Value>,
-    out: &mut BTreeMap<String, String>,
-) -> Result<(), ConfigError> {
-    for (k, v) in map {
-        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-        match v {
-            serde_json::Value::String(s) => {
-                out.insert(key, s.clone());
-            }
-            serde_json::Value::Bool(b) => {
-                out.insert(key, b.to_string());
-            }
-            serde_json::Value::Number(n) => {
-                out.insert(key, n.to_string());
-            }
-            serde_json::Value::Object(m) => {
-                let m: BTreeMap<String, serde_json::Value> = m.clone().into_iter().collect();
-                flatten_properties(&key, &m, out)?;
-            }
-            _ => {
-                return Err(ConfigError::new(format!("kafka.properties.{key}"), "must be a string, number or boolean"))
-            }
-        }
-    }
-    Ok(())
-}
-
-fn convert(raw: RawSettings) -> Result<Settings, ConfigError> {
-    // Owners: the spec's three by default, each overridable, more addable.
-    let mut owners: BTreeMap<String, Dur> =
-        [("product", 24 * 3600), ("operations", 12 * 3600), ("supply_chain", 48 * 3600)]
-            .into_iter()
-            .map(|(k, s)| (k.to_owned(), Dur::from_secs(s)))
-            .collect();
-    for (name, owner) in &raw.owners {
-        let field = format!("owners.{name}.sla");
-        match &owner.sla {
-            Some(s) => {
-                let sla = nanos(&field, s)?;
-                if sla <= Dur::ZERO {
-                    return Err(ConfigError::new(field, "must be longer than 0"));
-                }
-                owners.insert(name.clone(), sla);
-            }
-            None => return Err(ConfigError::new(field, "every owner needs an sla")),
-        }
-    }
-
-    let default = rule(
-        "rules.default",
-        &raw.rules.default,
-        &Rule {
-            threshold: 2,
-            window: Dur::from_secs(7 * 86_400),
-            action: RuleAction::Delist,
-            route: Arc::from(Vec::new()),
-        },
-        Some(&["product", "operations", "supply_chain"]),
-        &owners,
-    )?;
-    let mut by_issue = Vec::new();
-    for (i, r) in raw.rules.issue.iter().enumerate() {
-        let field = format!("rules.issue[{i}]");
-        if r.issues.is_empty() {
-            return Err(ConfigError::new(format!("{field}.issues"), "must name at least one issue"));
-        }
-        for issue in &r.issues {
-            if !is_valid_issue(issue) {
-                return Err(ConfigError::new(
-                    format!("{field}.issues"),
-                    format!("{issue:?} does not match ^[a-z0-9][a-z0-9_.-]{{0,63}}$"),
-                ));
-            }
-        }
-        let as_rule = RawRule {
-            threshold: r.threshold,
-            window: r.window.clone(),
-            action: r.action.clone(),
-            route: r.route.clone(),
-        };
-        by_issue.push((r.issues.clone(), rule(&field, &as_rule, &default, None, &owners)?));
-    }
-
-    let p = &raw.processing;
-    let guarantee = match p.guarantee.as_str() {
-        "exactly_once" => Guarantee::ExactlyOnce,
-        "at_least_once" => Guarantee::AtLeastOnce,
-        other => {
-            return Err(ConfigError::new(
-                "processing.guarantee",
-                format!("{other:?} is not \"exactly_once\" or \"at_least_once\""),
-            ))
-        }
-    };
-    let commit_interval = duration("processing.commit_interval", &p.commit_interval)?;
-    if commit_interval.is_zero() {
-        return Err(ConfigError::new("processing.commit_interval", "must be longer than 0"));
-    }
-    let max_task_idle = duration("processing.max_task_idle", &p.max_task_idle)?;
-    let grace = nanos("processing.grace", &p.grace)?;
-    let max_future_skew = nanos("processing.max_future_skew", &p.max_future_skew)?;
-    if p.max_event_bytes < 1 || p.max_event_bytes > 64 * 1024 * 1024 {
-        return Err(ConfigError::new("processing.max_event_bytes", "must be between 1 and 67108864"));
-    }
-    let listen: SocketAddr = raw.http.listen.parse().map_err(|_| {
-        ConfigError::new("http.listen", format!("{:?} is not an address like 127.0.0.1:9898", raw.http.listen))
-    })?;
-
-    let mut properties = BTreeMap::new();
-    flatten_properties("", &raw.kafka.properties, &mut properties)?;
-    if raw.kafka.brokers.trim().is_empty() {
-        return Err(ConfigError::new("kafka.brokers", "must not be empty"));
-    }
-    if raw.kafka.group_id.trim().is_empty() {
-        return Err(ConfigError::new("kafka.group_id", "must not be empty"));
-    }
-    let t = raw.topics;
+fn check_topics(t: &Topics) -> Result<(), ConfigError> {
     let topics = [
         ("topics.complaints", &t.complaints),
         ("topics.work_order_updates", &t.work_order_updates),
@@ -569,92 +411,306 @@ fn convert(raw: RawSettings) -> Result<Settings, ConfigError> {
             return Err(ConfigError::new(*field, format!("{name:?} is already used by {other}")));
         }
     }
-
-    Ok(Settings {
-        kafka: KafkaSettings { brokers: raw.kafka.brokers, group_id: raw.kafka.group_id, properties },
-        topics: Topics {
-            complaints: t.complaints,
-            work_order_updates: t.work_order_updates,
-            delist_commands: t.delist_commands,
-            work_orders: t.work_orders,
-            dlq: t.dlq,
-            state: t.state,
-        },
-        processing: Processing {
-            guarantee,
-            commit_interval,
-            max_task_idle,
-            create_topics: p.create_topics,
-            max_event_bytes: p.max_event_bytes as usize,
-        },
-        http: Http { listen },
-        engine: Arc::new(EngineConfig { rules: Rules { default, by_issue }, grace, max_future_skew }),
-        owners,
-    })
+    Ok(())
 }
 
-/// Validates one rule, filling what it leaves out from `base`.
-fn rule(
-    field: &str,
-    raw: &RawRule,
-    base: &Rule,
-    default_route: Option<&[&str]>,
-    owners: &BTreeMap<String, Dur>,
-) -> Result<Rule, ConfigError> {
-    let threshold = match raw.threshold {
-        None => base.threshold,
-        Some(t) if (1..=1_000_000).contains(&t) => t as u32,
-        Some(t) => {
-            return Err(ConfigError::new(format!("{field}.threshold"), format!("{t} is not between 1 and 1000000")))
-        }
-    };
-    let window = match &raw.window {
-        None => base.window,
-        Some(s) => {
-            let w = nanos(&format!("{field}.window"), s)?;
-            if w < Dur::SECOND {
-                return Err(ConfigError::new(format!("{field}.window"), format!("{s:?} is shorter than 1s")));
-            }
-            w
-        }
-    };
-    let action = match raw.action.as_deref() {
-        None => base.action,
-        Some("delist") => RuleAction::Delist,
-        Some("notify") => RuleAction::Notify,
-        Some(other) => {
-            return Err(ConfigError::new(
-                format!("{field}.action"),
-                format!("{other:?} is not \"delist\" or \"notify\""),
-            ))
-        }
-    };
-    let route = match (&raw.route, default_route) {
-        (Some(r), _) => {
-            if r.is_empty() {
-                return Err(ConfigError::new(format!("{field}.route"), "must name at least one owner"));
-            }
-            route_steps(&format!("{field}.route"), r.iter().map(String::as_str), owners)?
-        }
-        (None, Some(d)) => route_steps(&format!("{field}.route"), d.iter().copied(), owners)?,
-        (None, None) => base.route.clone(),
-    };
-    Ok(Rule { threshold, window, action, route })
-}
-
-fn route_steps<'a>(
-    field: &str,
-    names: impl Iterator<Item = &'a str>,
-    owners: &BTreeMap<String, Dur>,
-) -> Result<Arc<[RouteStep]>, ConfigError> {
-    names
+/// The engine's form of one rule, its route's owners looked up.
+fn rule(field: &str, r: &RuleSettings, owners: &BTreeMap<String, Owner>) -> Result<Rule, ConfigError> {
+    if r.window < Dur::SECOND {
+        return Err(ConfigError::new(format!("{field}.window"), "must be at least 1s"));
+    }
+    if r.route.is_empty() {
+        return Err(ConfigError::new(format!("{field}.route"), "must name at least one owner"));
+    }
+    let route = r
+        .route
+        .iter()
         .map(|name| match owners.get(name) {
-            Some(sla) => Ok(RouteStep { owner: name.to_owned(), sla: *sla }),
-            None => {
-                Err(ConfigError::new(field, format!("owner {name:?} has no sla (add [owners.{name}] sla = \"24h\")")))
-            }
+            Some(o) => Ok(RouteStep { owner: name.clone(), sla: o.sla }),
+            None => Err(ConfigError::new(
+                format!("{field}.route"),
+                format!("owner {name:?} has no sla (add [owners.{name}] sla = \"24h\")"),
+            )),
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(Rule { threshold: r.threshold, window: r.window, action: r.action, route })
+}
+
+/// Property names whose values must never be printed.
+pub fn is_secret_property(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["password", "secret", "token", "sasl.jaas", "key.pem", "keystore", "credentials"].iter().any(|s| n.contains(s))
+        || n.ends_with(".key")
+}
+
+impl KafkaSettings {
+    /// The properties with secret values replaced.
+    pub fn redacted_properties(&self) -> BTreeMap<String, String> {
+        fields::redact(&self.properties)
+    }
+}
+
+impl fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaSettings")
+            .field("brokers", &self.brokers)
+            .field("group_id", &self.group_id)
+            .field("properties", &self.redacted_properties())
+            .finish()
+    }
+}
+
+/// How fields are read and written: durations as `100ms`/`12h`/`7d`,
+/// numbers and booleans also from the strings the environment gives, and
+/// the values of secret properties never written.
+mod fields {
+    use std::collections::BTreeMap;
+    use std::fmt;
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::{Deserialize, Serialize, Serializer};
+
+    use super::is_secret_property;
+    use crate::time::Dur;
+
+    /// Longer than any window or SLA needs; `i64` nanoseconds reach 292 years.
+    const MAX_SPAN: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+    const REDACTED: &str = "***redacted***";
+
+    fn parse_duration(s: &str) -> Result<Duration, String> {
+        humantime::parse_duration(s.trim())
+            .map_err(|e| format!("{s:?} is not a duration like \"100ms\", \"12h\" or \"7d\" ({e})"))
+    }
+
+    /// The largest unit that says it exactly: `7d`, `36h`, `100ms`, `0s`.
+    pub fn format_duration(d: Duration) -> String {
+        const UNITS: [(&str, u128); 7] = [
+            ("d", 86_400_000_000_000),
+            ("h", 3_600_000_000_000),
+            ("m", 60_000_000_000),
+            ("s", 1_000_000_000),
+            ("ms", 1_000_000),
+            ("us", 1_000),
+            ("ns", 1),
+        ];
+        let n = d.as_nanos();
+        if n == 0 {
+            return "0s".to_owned();
+        }
+        let (unit, size) = UNITS.iter().find(|(_, size)| n % size == 0).copied().unwrap_or(("ns", 1));
+        format!("{}{unit}", n / size)
+    }
+
+    /// The text of a duration, with an error that says what is expected.
+    fn duration_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = String;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration like \"100ms\", \"12h\" or \"7d\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<String, E> {
+                Ok(s.to_owned())
+            }
+        }
+        d.deserialize_str(V)
+    }
+
+    /// A wall-clock duration (`std::time::Duration`).
+    pub mod duration {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&format_duration(*d))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+            parse_duration(&duration_text(d)?).map_err(de::Error::custom)
+        }
+    }
+
+    /// A span of event time, at most 100 years.
+    pub mod span {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(d: &Dur, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&format_duration(d.to_std()))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+            let text = duration_text(d)?;
+            let std = parse_duration(&text).map_err(de::Error::custom)?;
+            match Dur::from_std(std) {
+                Some(span) if std <= MAX_SPAN => Ok(span),
+                _ => Err(de::Error::custom(format!("{text:?} is longer than 100 years"))),
+            }
+        }
+    }
+
+    pub mod opt_span {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(d: &Option<Dur>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => span::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur>, D::Error> {
+            span::deserialize(d).map(Some)
+        }
+    }
+
+    struct IntVisitor;
+
+    impl Visitor<'_> for IntVisitor {
+        type Value = i64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<i64, E> {
+            s.trim().parse().map_err(|_| E::custom(format!("{s:?} is not an integer")))
+        }
+    }
+
+    /// An integer, or a string holding one (the environment's form).
+    pub fn integer<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<T, D::Error> {
+        let v = d.deserialize_any(IntVisitor)?;
+        T::try_from(v).map_err(|_| de::Error::custom(format!("{v} is out of range")))
+    }
+
+    /// Distinct customers: 1 to 1,000,000.
+    pub fn threshold<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let t: i64 = integer(d)?;
+        match u32::try_from(t) {
+            Ok(t) if (1..=1_000_000).contains(&t) => Ok(t),
+            _ => Err(de::Error::custom(format!("{t} is not between 1 and 1000000"))),
+        }
+    }
+
+    pub fn opt_threshold<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        threshold(d).map(Some)
+    }
+
+    struct BoolVisitor;
+
+    impl Visitor<'_> for BoolVisitor {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("true or false")
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<bool, E> {
+            match s.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(E::custom(format!("{s:?} is not true or false"))),
+            }
+        }
+    }
+
+    /// `true`/`false`, or a string holding one.
+    pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(BoolVisitor)
+    }
+
+    /// A list of names.
+    pub fn names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Vec::<String>::deserialize(d)
+    }
+
+    pub fn opt_names<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+        names(d).map(Some)
+    }
+
+    /// `host:port`, an IP address and a port.
+    pub fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+        let s = String::deserialize(d)?;
+        s.trim().parse().map_err(|_| de::Error::custom(format!("{s:?} is not an address like 127.0.0.1:9898")))
+    }
+
+    /// One value of `[kafka.properties]`: a scalar, or a table of more
+    /// (`ssl.key.location = ...` unquoted is a nested table in TOML).
+    enum Property {
+        Value(String),
+        Table(BTreeMap<String, Property>),
+    }
+
+    impl<'de> Deserialize<'de> for Property {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Property;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a string, number or boolean")
+                }
+                fn visit_str<E: de::Error>(self, s: &str) -> Result<Property, E> {
+                    Ok(Property::Value(s.to_owned()))
+                }
+                fn visit_bool<E: de::Error>(self, v: bool) -> Result<Property, E> {
+                    Ok(Property::Value(v.to_string()))
+                }
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Property, E> {
+                    Ok(Property::Value(v.to_string()))
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Property, E> {
+                    Ok(Property::Value(v.to_string()))
+                }
+                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Property, E> {
+                    Ok(Property::Value(v.to_string()))
+                }
+                fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Property, A::Error> {
+                    let mut table = BTreeMap::new();
+                    while let Some((k, v)) = map.next_entry::<String, Property>()? {
+                        table.insert(k, v);
+                    }
+                    Ok(Property::Table(table))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    fn flatten(prefix: &str, table: BTreeMap<String, Property>, out: &mut BTreeMap<String, String>) {
+        for (k, v) in table {
+            let name = if prefix.is_empty() { k } else { format!("{prefix}.{k}") };
+            match v {
+                Property::Value(v) => {
+                    out.insert(name, v);
+                }
+                Property::Table(t) => flatten(&name, t, out),
+            }
+        }
+    }
+
+    pub fn properties<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+        let mut out = BTreeMap::new();
+        flatten("", BTreeMap::<String, Property>::deserialize(d)?, &mut out);
+        Ok(out)
+    }
+
+    pub fn redact(properties: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        properties
+            .iter()
+            .map(|(k, v)| (k.clone(), if is_secret_property(k) { REDACTED.to_owned() } else { v.clone() }))
+            .collect()
+    }
+
+    pub fn redacted<S: Serializer>(properties: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+        redact(properties).serialize(s)
+    }
 }
 
 #[cfg(test)]
@@ -759,12 +815,82 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(s.kafka.properties.get("sasl.password").map(String::as_str), Some("hunter2"));
-        let shown = s.redacted_toml();
+        let shown = s.to_toml().expect("prints");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("SASL_SSL"));
         assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(!serde_json::to_string(&s).expect("serialises").contains("hunter2"));
         // The printed form is itself a valid configuration.
         let again = Settings::from_toml(&shown.replace("***redacted***", "x")).expect("round trip");
         assert_eq!(again.engine, s.engine);
+    }
+
+    #[test]
+    fn the_printed_settings_load_back_to_the_same_settings() {
+        let s = Settings::from_toml(
+            r#"
+            [kafka]
+            brokers = "k1:9093,k2:9093"
+            [kafka.properties]
+            "security.protocol" = "SASL_SSL"
+            ssl.ca.location = "/etc/ca.pem"
+            "linger.ms" = 5
+            [processing]
+            guarantee = "at_least_once"
+            commit_interval = "1500ms"
+            grace = "36h"
+            max_event_bytes = 1000
+            [http]
+            listen = "0.0.0.0:9000"
+            [rules.default]
+            window = "2d"
+            [[rules.issue]]
+            issues = ["safety_hazard", "fire"]
+            threshold = 1
+            [[rules.issue]]
+            issues = ["promo_price_mismatch"]
+            action = "notify"
+            route = ["legal"]
+            [owners.legal]
+            sla = "90m"
+            "#,
+        )
+        .expect("valid");
+        let shown = s.to_toml().expect("prints");
+        let again = Settings::from_toml(&shown).expect("loads back");
+        assert_eq!(again.to_toml().expect("prints"), shown);
+        assert_eq!(again.engine, s.engine);
+        assert_eq!((&again.kafka, &again.topics, &again.processing), (&s.kafka, &s.topics, &s.processing));
+        assert_eq!((&again.http, &again.rules, &again.owners), (&s.http, &s.rules, &s.owners));
+        // Durations as a user writes them; nested properties as librdkafka names them.
+        for line in ["commit_interval = \"1500ms\"", "grace = \"36h\"", "window = \"2d\"", "sla = \"90m\""] {
+            assert!(shown.contains(line), "{line} in\n{shown}");
+        }
+        assert_eq!(s.kafka.properties.get("ssl.ca.location").map(String::as_str), Some("/etc/ca.pem"));
+        assert_eq!(s.kafka.properties.get("linger.ms").map(String::as_str), Some("5"));
+        // An issue rule shows what it inherits.
+        assert_eq!(s.rules.issue[0].window, Some(Dur::from_secs(2 * 86_400)));
+        assert_eq!(s.rules.issue[1].threshold, Some(2));
+    }
+
+    #[test]
+    fn defaults_print_as_the_documented_file() {
+        let shown = Settings::from_toml("").expect("defaults").to_toml().expect("prints");
+        for line in [
+            "brokers = \"127.0.0.1:9092\"",
+            "group_id = \"andon\"",
+            "guarantee = \"exactly_once\"",
+            "commit_interval = \"100ms\"",
+            "max_task_idle = \"100ms\"",
+            "grace = \"1d\"",
+            "max_future_skew = \"1h\"",
+            "max_event_bytes = 65536",
+            "listen = \"127.0.0.1:9898\"",
+            "window = \"7d\"",
+            "route = [\"product\", \"operations\", \"supply_chain\"]",
+            "sla = \"2d\"",
+        ] {
+            assert!(shown.contains(line), "{line} in\n{shown}");
+        }
     }
 }
