@@ -280,13 +280,14 @@ impl Settings {
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
         }
         let source: std::collections::HashMap<String, String> = env.into_iter().collect();
+        // Every environment value stays a string: guessing types would turn a
+        // group id or password "0123" into the number 123. The fields that
+        // are numbers, booleans or lists read them from strings themselves.
         builder = builder.add_source(
             config::Environment::with_prefix("ANDON")
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("rules.default.route")
+                .try_parsing(false)
                 .source(Some(source)),
         );
         let cfg = builder.build().map_err(|e| ConfigError::new(path_name(path), e.to_string()))?;
@@ -626,9 +627,22 @@ mod fields {
         d.deserialize_any(BoolVisitor)
     }
 
-    /// A list of names.
+    /// A list of names, or a string of them separated by commas (the
+    /// environment's form: `ANDON__RULES__DEFAULT__ROUTE=product,operations`).
     pub fn names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-        Vec::<String>::deserialize(d)
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Names {
+            List(Vec<String>),
+            Text(String),
+        }
+        match Names::deserialize(d) {
+            Ok(Names::List(names)) => Ok(names),
+            Ok(Names::Text(text)) => {
+                Ok(text.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect())
+            }
+            Err(_) => Err(de::Error::custom("expected a list of names like [\"product\", \"operations\"]")),
+        }
     }
 
     pub fn opt_names<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
@@ -806,6 +820,34 @@ mod tests {
         let e = Settings::load_with_env(Some(&path), vec![("ANDON__PROCESSING__GRACE".into(), "x".into())])
             .expect_err("bad env");
         assert!(e.to_string().contains("processing.grace"), "{e}");
+    }
+
+    #[test]
+    fn environment_values_stay_strings_unless_the_field_is_a_number() {
+        let s = Settings::load_with_env(
+            None,
+            vec![
+                ("ANDON__KAFKA__GROUP_ID".into(), "0123".into()),
+                ("ANDON__KAFKA__BROKERS".into(), "true".into()),
+                ("ANDON__KAFKA__PROPERTIES__SASL.PASSWORD".into(), "007".into()),
+                ("ANDON__KAFKA__PROPERTIES__SASL.USERNAME".into(), "1e3".into()),
+                ("ANDON__PROCESSING__MAX_EVENT_BYTES".into(), "4096".into()),
+                ("ANDON__RULES__DEFAULT__THRESHOLD".into(), " 4 ".into()),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(s.kafka.group_id, "0123");
+        assert_eq!(s.kafka.brokers, "true");
+        assert_eq!(s.kafka.properties.get("sasl.password").map(String::as_str), Some("007"));
+        assert_eq!(s.kafka.properties.get("sasl.username").map(String::as_str), Some("1e3"));
+        assert_eq!(s.processing.max_event_bytes, 4096);
+        assert_eq!(s.engine.rules.default.threshold, 4);
+        let e = Settings::load_with_env(None, vec![("ANDON__PROCESSING__MAX_EVENT_BYTES".into(), "lots".into())])
+            .expect_err("not a number");
+        assert!(e.to_string().contains("processing.max_event_bytes"), "{e}");
+        let e = Settings::load_with_env(None, vec![("ANDON__PROCESSING__CREATE_TOPICS".into(), "yes".into())])
+            .expect_err("not a boolean");
+        assert!(e.to_string().contains("processing.create_topics"), "{e}");
     }
 
     #[test]
