@@ -437,11 +437,40 @@ fn rule(field: &str, r: &RuleSettings, owners: &BTreeMap<String, Owner>) -> Resu
     Ok(Rule { threshold: r.threshold, window: r.window, action: r.action, route })
 }
 
-/// Property names whose values must never be printed.
+/// The properties librdkafka itself treats as sensitive (flagged
+/// `_RK_SENSITIVE` in its `rdkafka_conf.c`, librdkafka 2.12): it never
+/// prints their values, nor do we.
+pub const SENSITIVE_PROPERTIES: [&str; 13] = [
+    "sasl.username",
+    "sasl.password",
+    "sasl.oauthbearer.config",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.assertion.private.key.file",
+    "sasl.oauthbearer.assertion.private.key.passphrase",
+    "sasl.oauthbearer.assertion.private.key.pem",
+    "ssl.ca.pem",
+    "ssl.key.location",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl.keystore.password",
+    "ssl_key",
+];
+
+/// Parts of a name that mark a value as secret whatever the property (later
+/// librdkafka versions, plugins, Java-style names): when in doubt, redact.
+const SECRET_PARTS: [&str; 9] =
+    ["password", "passphrase", "secret", "token", "credential", "private", "jaas", "keystore", "keytab"];
+
+/// Property names whose values must never be printed: librdkafka's own
+/// [`SENSITIVE_PROPERTIES`], and any name with a [`SECRET_PARTS`] part, a
+/// key (`ssl.key.*`, `*.key`) or PEM material (`*.pem`).
 pub fn is_secret_property(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    ["password", "secret", "token", "sasl.jaas", "key.pem", "keystore", "credentials"].iter().any(|s| n.contains(s))
+    let n = name.trim().to_ascii_lowercase();
+    SENSITIVE_PROPERTIES.contains(&n.as_str())
+        || SECRET_PARTS.iter().any(|part| n.contains(part))
+        || n.starts_with("ssl.key.")
         || n.ends_with(".key")
+        || n.ends_with(".pem")
 }
 
 impl KafkaSettings {
@@ -865,6 +894,57 @@ mod tests {
         // The printed form is itself a valid configuration.
         let again = Settings::from_toml(&shown.replace("***redacted***", "x")).expect("round trip");
         assert_eq!(again.engine, s.engine);
+    }
+
+    #[test]
+    fn every_sensitive_property_is_redacted() {
+        let secret = [
+            // librdkafka's own list.
+            "sasl.username",
+            "sasl.password",
+            "sasl.oauthbearer.config",
+            "sasl.oauthbearer.client.secret",
+            "sasl.oauthbearer.assertion.private.key.file",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "sasl.oauthbearer.assertion.private.key.pem",
+            "ssl.ca.pem",
+            "ssl.key.location",
+            "ssl.key.password",
+            "ssl.key.pem",
+            "ssl.keystore.password",
+            "ssl_key",
+            // The patterns.
+            "ssl.keystore.location",
+            "ssl.certificate.pem",
+            "sasl.kerberos.keytab",
+            "sasl.jaas.config",
+            "sasl.oauthbearer.client.credentials.client.secret",
+            "some.plugin.api.token",
+            "plugin.passphrase.file",
+            "plugin.signing.key",
+            "SASL.PASSWORD",
+        ];
+        for name in SENSITIVE_PROPERTIES.iter().chain(&secret) {
+            assert!(is_secret_property(name), "{name} must be redacted");
+            let s = Settings::from_toml(&format!("[kafka.properties]\n{name:?} = \"s3cr3t-0123\"\n")).expect(name);
+            let shown = s.to_toml().expect("prints");
+            assert!(!shown.contains("s3cr3t") && shown.contains("***redacted***"), "{name}:\n{shown}");
+            assert!(!format!("{s:?}").contains("s3cr3t"), "{name} in Debug");
+        }
+        for name in [
+            "security.protocol",
+            "sasl.mechanism",
+            "ssl.ca.location",
+            "ssl.endpoint.identification.algorithm",
+            "sasl.oauthbearer.method",
+            "linger.ms",
+        ] {
+            assert!(!is_secret_property(name), "{name} is shown");
+        }
+        // Nested tables are dotted names too.
+        let s =
+            Settings::from_toml("[kafka.properties]\nsasl.oauthbearer.client.secret = \"s3cr3t\"\n").expect("nested");
+        assert!(!s.to_toml().expect("prints").contains("s3cr3t"));
     }
 
     #[test]
