@@ -133,6 +133,14 @@ pub struct Processing {
     /// 1 to 64 MiB.
     #[serde(deserialize_with = "fields::integer")]
     pub max_event_bytes: usize,
+    /// A partition with input waiting and no progress for this long is
+    /// stalled (not ready). Longer than 0.
+    #[serde(with = "fields::duration")]
+    pub stall_after: Duration,
+    /// Partition-processing threads; 0 is one per core (see
+    /// [`Processing::effective_threads`]).
+    #[serde(deserialize_with = "fields::integer")]
+    pub threads: usize,
 }
 
 impl Default for Processing {
@@ -145,6 +153,19 @@ impl Default for Processing {
             grace: Dur::from_secs(86_400),
             max_future_skew: Dur::from_secs(3600),
             max_event_bytes: 65536,
+            stall_after: Duration::from_secs(60),
+            threads: 0,
+        }
+    }
+}
+
+impl Processing {
+    /// `threads`, with 0 meaning one per core (1 where the platform cannot
+    /// say how many there are).
+    pub fn effective_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
         }
     }
 }
@@ -155,11 +176,26 @@ impl Default for Processing {
 pub struct Http {
     #[serde(deserialize_with = "fields::socket_addr")]
     pub listen: SocketAddr,
+    /// The URL other members use to reach this one (`http://host:port`);
+    /// empty: derived from `listen` ([`Http::advertise_url`]).
+    pub advertise: String,
 }
 
 impl Default for Http {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 9898)) }
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 9898)), advertise: String::new() }
+    }
+}
+
+impl Http {
+    /// `advertise`, or `http://<listen>` when it is empty. A wildcard
+    /// `listen` (`0.0.0.0:9898`) derives a URL no other machine can use:
+    /// set `advertise` there.
+    pub fn advertise_url(&self) -> String {
+        match self.advertise.trim() {
+            "" => format!("http://{}", self.listen),
+            url => url.trim_end_matches('/').to_owned(),
+        }
     }
 }
 
@@ -336,6 +372,13 @@ impl Settings {
         if kafka.group_id.trim().is_empty() {
             return Err(ConfigError::new("kafka.group_id", "must not be empty"));
         }
+        if kafka.properties.contains_key("transactional.id") {
+            return Err(ConfigError::new(
+                "kafka.properties.transactional.id",
+                "andon derives its own transactional id, distinct per instance (one id shared by replicas \
+                 would fence them against each other); remove it, and set group.instance.id for a stable one",
+            ));
+        }
         check_topics(&topics)?;
 
         let p = &processing;
@@ -344,6 +387,12 @@ impl Settings {
         }
         if !(1..=64 * 1024 * 1024).contains(&p.max_event_bytes) {
             return Err(ConfigError::new("processing.max_event_bytes", "must be between 1 and 67108864"));
+        }
+        if p.stall_after.is_zero() {
+            return Err(ConfigError::new("processing.stall_after", "must be longer than 0"));
+        }
+        if !http.advertise.trim().is_empty() {
+            check_url(http.advertise.trim()).map_err(|m| ConfigError::new("http.advertise", m))?;
         }
 
         let mut owners = default_owners();
@@ -410,6 +459,50 @@ fn check_topics(t: &Topics) -> Result<(), ConfigError> {
         }
         if let Some((other, _)) = topics[..i].iter().find(|(_, n)| n == name) {
             return Err(ConfigError::new(*field, format!("{name:?} is already used by {other}")));
+        }
+    }
+    Ok(())
+}
+
+/// An `http://` or `https://` URL naming a host (and perhaps a port and a path).
+fn check_url(url: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("{url:?} is not an http(s) URL like http://andon-0.andon:9898 ({why})"));
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) =
+        ["http://", "https://"].iter().find_map(|scheme| lower.starts_with(scheme).then(|| &url[scheme.len()..]))
+    else {
+        return bad("it must start with http:// or https://");
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return bad("no user information");
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        // [IPv6]:port
+        Some(v6) => match v6.split_once(']') {
+            Some((ip, port)) if ip.parse::<std::net::Ipv6Addr>().is_ok() => (ip, port.strip_prefix(':')),
+            _ => return bad("a bracketed host must be an IPv6 address"),
+        },
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let host_ok = authority.starts_with('[')
+        || (!host.is_empty()
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            }));
+    if !host_ok {
+        return bad("no valid host");
+    }
+    if let Some(port) = port {
+        if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
+            return bad("the port must be a number from 1 to 65535");
         }
     }
     Ok(())
@@ -822,6 +915,65 @@ mod tests {
     }
 
     #[test]
+    fn new_keys_have_their_defaults_and_limits() {
+        let s = Settings::from_toml("").expect("defaults");
+        assert_eq!(s.processing.stall_after, Duration::from_secs(60));
+        assert_eq!(s.processing.threads, 0);
+        assert!(s.processing.effective_threads() >= 1);
+        assert_eq!(s.http.advertise, "");
+        assert_eq!(s.http.advertise_url(), "http://127.0.0.1:9898");
+
+        let s = Settings::load_with_env(
+            None,
+            vec![
+                ("ANDON__PROCESSING__STALL_AFTER".into(), "5m".into()),
+                ("ANDON__PROCESSING__THREADS".into(), "3".into()),
+                ("ANDON__HTTP__ADVERTISE".into(), "http://andon-1.andon.prod.svc:9898/".into()),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(s.processing.stall_after, Duration::from_secs(300));
+        assert_eq!(s.processing.effective_threads(), 3);
+        assert_eq!(s.http.advertise_url(), "http://andon-1.andon.prod.svc:9898");
+
+        for url in ["http://10.0.0.7:9898", "https://andon.example.com", "http://[::1]:9898/x", "HTTP://Host-1:1"] {
+            let s = Settings::from_toml(&format!("[http]\nadvertise = {url:?}")).expect(url);
+            assert_eq!(s.http.advertise, url);
+        }
+        let cases = [
+            ("[processing]\nstall_after = \"0s\"", "processing.stall_after"),
+            ("[processing]\nstall_after = \"soon\"", "processing.stall_after"),
+            ("[processing]\nthreads = -1", "processing.threads"),
+            ("[processing]\nthreads = \"many\"", "processing.threads"),
+            ("[http]\nadvertise = \"andon-1:9898\"", "http.advertise"),
+            ("[http]\nadvertise = \"ftp://andon-1:9898\"", "http.advertise"),
+            ("[http]\nadvertise = \"http://\"", "http.advertise"),
+            ("[http]\nadvertise = \"http://:9898\"", "http.advertise"),
+            ("[http]\nadvertise = \"http://andon 1:9898\"", "http.advertise"),
+            ("[http]\nadvertise = \"http://andon-1:0\"", "http.advertise"),
+            ("[http]\nadvertise = \"http://andon-1:99999\"", "http.advertise"),
+            ("[http]\nadvertise = \"http://user@andon-1\"", "http.advertise"),
+            ("[http]\nadvertise = \"http://[nope]:1\"", "http.advertise"),
+        ];
+        for (toml, field) in cases {
+            let e = err(toml);
+            assert!(e.to_string().contains(field), "{toml:?}: {e} should name {field}");
+        }
+    }
+
+    #[test]
+    fn a_user_set_transactional_id_is_refused() {
+        let e = err("[kafka.properties]\n\"transactional.id\" = \"andon-1\"");
+        assert_eq!(e.field, "kafka.properties.transactional.id");
+        assert!(e.message.contains("derives its own"), "{e}");
+        let e = Settings::load_with_env(None, vec![("ANDON__KAFKA__PROPERTIES__TRANSACTIONAL.ID".into(), "x".into())])
+            .expect_err("from the environment too");
+        assert_eq!(e.field, "kafka.properties.transactional.id");
+        // Static membership is how an instance keeps a stable identity.
+        assert!(Settings::from_toml("[kafka.properties]\n\"group.instance.id\" = \"andon-0\"").is_ok());
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = err("[processing]\ncomit_interval = \"1s\"");
         assert!(e.to_string().contains("comit_interval"), "{e}");
@@ -1007,7 +1159,10 @@ mod tests {
             "grace = \"1d\"",
             "max_future_skew = \"1h\"",
             "max_event_bytes = 65536",
+            "stall_after = \"1m\"",
+            "threads = 0",
             "listen = \"127.0.0.1:9898\"",
+            "advertise = \"\"",
             "window = \"7d\"",
             "route = [\"product\", \"operations\", \"supply_chain\"]",
             "sla = \"2d\"",
