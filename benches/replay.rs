@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use andon::config::{EngineConfig, Settings};
-use andon::engine::{Engine, EscalationClock, RecordMeta};
+use andon::config::Settings;
+use andon::engine::{Engine, EngineConfig, EscalationClock, RecordMeta};
 use andon::event::{decode_complaint, Complaint, Output};
 
 struct Counting;

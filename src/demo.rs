@@ -242,7 +242,9 @@ fn demo_settings(mut settings: Settings, bootstrap: &str) -> anyhow::Result<(Set
     }
     let demo = Settings::from_toml(DEMO_RULES).context("demo rules")?;
     settings.engine = demo.engine;
+    settings.rules = demo.rules;
     settings.owners = demo.owners;
+    settings.processing.grace = demo.processing.grace;
     if settings.processing.commit_interval == defaults.processing.commit_interval {
         settings.processing.commit_interval = demo.processing.commit_interval;
     }
@@ -260,12 +262,12 @@ fn rules_line(settings: &Settings, demo_rules: bool) -> String {
     );
     for (issues, r) in &rules.by_issue {
         let action = match r.action {
-            crate::config::RuleAction::Delist => "delist",
-            crate::config::RuleAction::Notify => "notify",
+            crate::engine::RuleAction::Delist => "delist",
+            crate::engine::RuleAction::Notify => "notify",
         };
         let _ = write!(s, "; {}: {} in {}, {action}", issues.join("/"), r.threshold, d(r.window));
     }
-    let slas: Vec<String> = settings.owners.iter().map(|(o, sla)| format!("{o} {}", d(*sla))).collect();
+    let slas: Vec<String> = settings.owners.iter().map(|(o, owner)| format!("{o} {}", d(owner.sla))).collect();
     let _ = write!(s, "; SLAs {}", slas.join(", "));
     s
 }

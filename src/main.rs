@@ -87,10 +87,16 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::CheckConfig { config } => match load(config.as_deref()) {
-            Ok(s) => {
-                print!("{}", s.redacted_toml());
-                ExitCode::SUCCESS
-            }
+            Ok(s) => match s.to_toml() {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("andon: cannot print the settings: {e}");
+                    ExitCode::FAILURE
+                }
+            },
             Err(code) => code,
         },
         Command::Run { config } => {

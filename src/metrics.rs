@@ -13,7 +13,7 @@ use prometheus::{
     Opts, Registry,
 };
 
-use crate::config::EngineConfig;
+use crate::engine::EngineConfig;
 use crate::event::{Action, Output, RejectReason, WorkOrderEvent};
 use crate::time::Dur;
 

@@ -27,8 +27,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use andon::config::{EngineConfig, Settings};
-use andon::engine::{Engine, EscalationClock, RecordMeta, State, UpdateOutcome};
+use andon::config::Settings;
+use andon::engine::{Engine, EngineConfig, EscalationClock, RecordMeta, State, UpdateOutcome};
 use andon::event::{Complaint, Output, Subject, SubjectKind, Update, Verdict};
 use andon::time::{Dur, Ts};
 use proptest::prelude::*;

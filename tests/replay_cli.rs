@@ -205,14 +205,19 @@ fn check_config_prints_effective_settings_with_secrets_redacted() {
     let path = dir.path().join("andon.toml");
     std::fs::write(
         &path,
-        "[kafka]\nbrokers = \"k1:9093\"\n[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n\"sasl.username\" = \"ann\"\n",
+        "[kafka]\nbrokers = \"k1:9093\"\n[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n\"sasl.mechanism\" = \"SCRAM-SHA-512\"\n",
     )
     .expect("write");
-    let out = run(andon().arg("check-config").arg("--config").arg(&path).env("ANDON__KAFKA__GROUP_ID", "fulfilment"));
+    let out = run(andon()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .env("ANDON__KAFKA__GROUP_ID", "fulfilment")
+        .env("ANDON__KAFKA__PROPERTIES__SASL.OAUTHBEARER.CLIENT.SECRET", "0123"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!text.contains("hunter2"), "secret leaked:\n{text}");
-    assert!(text.contains("ann"), "non-secret properties are shown:\n{text}");
+    assert!(!text.contains("hunter2") && !text.contains("0123"), "secret leaked:\n{text}");
+    assert!(text.contains("SCRAM-SHA-512"), "non-secret properties are shown:\n{text}");
     assert!(text.contains("k1:9093") && text.contains("fulfilment"), "{text}");
     // Defaults are part of the effective settings.
     assert!(text.contains("andon.work-order-updates") && text.contains("exactly_once"), "{text}");

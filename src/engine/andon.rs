@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RouteStep;
+use super::rules::RouteStep;
 use crate::event::{Output, StepPlan, Trigger, Verdict, WorkOrderEvent};
 use crate::time::{Dur, Ts};
 

@@ -5,7 +5,8 @@
 //!
 //! One engine serves one input partition number (in `replay`, the whole
 //! input): stream time is the partition's. Its [`State`] is plain data that
-//! serialises and restores to an engine that behaves identically.
+//! serialises and restores to an engine that behaves identically. The rules
+//! it applies are its own types ([`rules`]); `config` converts into them.
 //!
 //! Spec map: Semantics 1 (duplicates) in [`Engine::is_seen`]; 2 and 3
 //! (counting, stream time, lateness) in [`Engine::on_complaint`] and
@@ -15,6 +16,7 @@
 pub mod andon;
 pub mod changes;
 mod coverage;
+pub mod rules;
 pub mod window;
 
 use std::collections::BTreeSet;
@@ -28,7 +30,6 @@ pub type FxHashMap<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::config::{EngineConfig, RuleAction};
 use crate::event::{
     format_timestamp, parse_andon_id, Action, Complaint, DelistCommand, DelistReason, Output, Reject, RejectReason,
     Trigger, Update, WorkOrderEvent,
@@ -36,6 +37,7 @@ use crate::event::{
 use crate::time::{Dur, Ts};
 use andon::OpenAndon;
 use changes::ChangeLog;
+pub use rules::{EngineConfig, RouteStep, Rule, RuleAction, Rules};
 use window::{Counted, Evidence, Window};
 
 /// What drives escalations.

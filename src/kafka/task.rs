@@ -9,8 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::EngineConfig;
-use crate::engine::{changes, Engine, EscalationClock, RecordMeta, State};
+use crate::engine::{changes, Engine, EngineConfig, EscalationClock, RecordMeta, State};
 use crate::event::{decode_complaint, decode_update, Complaint, Output, Reject, RejectReason, Update};
 use crate::kafka::checkpoint::{Chain, Kind};
 use crate::kafka::io::{Out, RECORD_OVERHEAD};

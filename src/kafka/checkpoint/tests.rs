@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::config::{EngineConfig, Settings};
+use crate::config::Settings;
+use crate::engine::EngineConfig;
 use crate::engine::{Engine, EscalationClock, RecordMeta};
 use crate::event::{decode_complaint, Output};
 
