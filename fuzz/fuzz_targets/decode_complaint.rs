@@ -1,0 +1,11 @@
+//! `andon::event::decode_complaint` on arbitrary bytes: never panics, and
+//! every answer keeps the promises checked in `andon_fuzz` (src/lib.rs).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|bytes: &[u8]| {
+    if let Ok(c) = andon_fuzz::decode_at_limits(bytes, andon::event::decode_complaint) {
+        andon_fuzz::check_complaint(bytes, &c);
+    }
+});
