@@ -114,11 +114,13 @@ async fn readyz(State(app): State<App>) -> Response {
 }
 
 async fn andons(State(app): State<App>) -> Response {
+    app.status.want_board();
     let board = app.status.board.lock().unwrap_or_else(|e| e.into_inner());
     Json(&board.andons).into_response()
 }
 
 async fn andon(State(app): State<App>, Path(id): Path<String>) -> Response {
+    app.status.want_board();
     let board = app.status.board.lock().unwrap_or_else(|e| e.into_inner());
     match board.andons.iter().find(|a| a.andon_id == id) {
         Some(a) => Json(a).into_response(),

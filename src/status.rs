@@ -29,6 +29,9 @@ pub struct Status {
     pub partitions: Mutex<Vec<PartitionHealth>>,
     /// A problem that stops all processing (a partition count changed).
     pub problem: Mutex<Option<String>>,
+    /// Wall clock (ms) until which someone is looking at the open andons
+    /// (`/andons`, the status page): only then is a large board rebuilt.
+    pub board_wanted_until_ms: AtomicI64,
     /// Set by whoever serves metrics; the processor counts into it.
     pub metrics: Mutex<Option<Metrics>>,
 }
@@ -46,6 +49,16 @@ impl std::fmt::Debug for Status {
 impl Status {
     pub fn touch(&self) {
         self.last_loop_ms.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// Someone looks at the board: keep it fresh for a while.
+    pub fn want_board(&self) {
+        let until = chrono::Utc::now().timestamp_millis() + 30_000;
+        self.board_wanted_until_ms.store(until, Ordering::Relaxed);
+    }
+
+    pub fn board_wanted(&self) -> bool {
+        chrono::Utc::now().timestamp_millis() < self.board_wanted_until_ms.load(Ordering::Relaxed)
     }
 
     pub fn metrics(&self) -> Option<Metrics> {

@@ -84,6 +84,15 @@ pub enum Op<'a> {
     },
     /// Snapshots: many ids.
     SeenMany(Vec<([u8; 16], Ts)>),
+    /// Complaints attached to a key's open andon, now `attached` in all
+    /// (the common change to an open andon: a header would repeat it whole).
+    Attached {
+        #[serde(borrow)]
+        subject: Cow<'a, str>,
+        #[serde(borrow)]
+        issue: Cow<'a, str>,
+        attached: u64,
+    },
 }
 
 /// One issue of a subject header.
@@ -177,6 +186,11 @@ pub fn apply(state: &mut State, op: Op<'_>) {
         }
         Op::Clear { subject, issue } => {
             issue_mut(state, &subject, &issue).counted.clear();
+        }
+        Op::Attached { subject, issue, attached } => {
+            if let Some(open) = issue_mut(state, &subject, &issue).open.as_mut() {
+                open.attached = attached;
+            }
         }
         Op::Subject { subject, delists, open_delisting, issues } => {
             let s = subject_mut(state, &subject);
@@ -290,6 +304,13 @@ impl ChangeLog {
 
     pub fn clear(&mut self, subject: &str, issue: &str) {
         let _ = encode(&Op::Clear { subject: Cow::Borrowed(subject), issue: Cow::Borrowed(issue) }, &mut self.ops);
+    }
+
+    pub fn attached(&mut self, subject: &str, issue: &str, attached: u64) {
+        // A header written this stretch carries the count too; either way
+        // the last word on it is the newest.
+        let op = Op::Attached { subject: Cow::Borrowed(subject), issue: Cow::Borrowed(issue), attached };
+        let _ = encode(&op, &mut self.ops);
     }
 
     pub fn dirty(&mut self, subject: &str) {

@@ -319,7 +319,7 @@ impl Engine {
         if let Some(open) = is.open.as_mut() {
             open.attached += 1;
             if let Some(log) = self.changes.as_mut() {
-                log.dirty(key);
+                log.attached(key, &c.issue, open.attached);
             }
             return Ok(ComplaintOutcome { class: ComplaintClass::Attached, pulled: None });
         }

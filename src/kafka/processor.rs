@@ -50,6 +50,10 @@ const MAX_BATCH: u64 = 50_000;
 /// short enough for every partition to get its turn.
 const DRAIN: usize = 5_000;
 
+/// Open andons up to which the board is rebuilt every second whether or
+/// not anyone looks.
+const BOARD_ALWAYS: usize = 1_000;
+
 /// How often the topics' partition counts are checked while running.
 const TOPOLOGY_EVERY: Duration = Duration::from_secs(30);
 
@@ -568,6 +572,7 @@ impl Processor {
                     let Some(Slot::Active(a)) = self.slots.get_mut(&d.partition) else { continue };
                     a.task.chain.advance(&d.written, d.stamp, d.positions, d.state_end);
                     a.pending.clear();
+                    self.status.records.fetch_add(a.processed, Ordering::Relaxed);
                     a.processed = 0;
                     a.progress = now;
                     a.backoff.succeed();
@@ -682,17 +687,24 @@ impl Processor {
         }
         self.last_board = Instant::now();
         let (mut open, mut delisted, mut keys) = (0, 0, 0);
-        let mut andons = Vec::new();
         for slot in self.slots.values() {
             let Slot::Active(a) = slot else { continue };
             let e = a.task.engine();
             open += e.open_andon_count();
             delisted += e.delisted_subject_count();
             keys += e.key_count();
-            andons.extend(e.open_andons().filter_map(|v| AndonInfo::new(a.task.partition, &v)));
         }
-        andons.sort_by(|x, y| (x.due_ts, &x.andon_id).cmp(&(y.due_ts, &y.andon_id)));
-        self.status.board.lock().unwrap_or_else(|e| e.into_inner()).andons = andons;
+        // The board copies every open andon: done when someone looks, or
+        // when there are few (a busy instance may hold tens of thousands).
+        if open <= BOARD_ALWAYS || self.status.board_wanted() {
+            let mut andons = Vec::with_capacity(open);
+            for slot in self.slots.values() {
+                let Slot::Active(a) = slot else { continue };
+                andons.extend(a.task.engine().open_andons().filter_map(|v| AndonInfo::new(a.task.partition, &v)));
+            }
+            andons.sort_by(|x, y| (x.due_ts, &x.andon_id).cmp(&(y.due_ts, &y.andon_id)));
+            self.status.board.lock().unwrap_or_else(|e| e.into_inner()).andons = andons;
+        }
         self.metrics.open_andons.set(open as i64);
         self.metrics.delisted_subjects.set(delisted as i64);
         self.metrics.state_keys.set(keys as i64);
