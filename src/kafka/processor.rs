@@ -308,7 +308,7 @@ impl Processor {
         let eos = settings.processing.guarantee == Guarantee::ExactlyOnce;
         let producer = new_producer(&settings, &deliveries, eos)?;
         group.subscribe(&[t.complaints.as_str()])?;
-        tracing::info!(group = %settings.kafka.group_id, guarantee = settings.processing.guarantee.as_str(), "joined the consumer group");
+        tracing::info!(group = %settings.kafka.group_id, guarantee = if eos { "exactly_once" } else { "at_least_once" }, "joined the consumer group");
         Ok(Self {
             settings,
             group,
