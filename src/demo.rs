@@ -261,11 +261,7 @@ fn rules_line(settings: &Settings, demo_rules: bool) -> String {
         d(rules.default.window)
     );
     for (issues, r) in &rules.by_issue {
-        let action = match r.action {
-            crate::engine::RuleAction::Delist => "delist",
-            crate::engine::RuleAction::Notify => "notify",
-        };
-        let _ = write!(s, "; {}: {} in {}, {action}", issues.join("/"), r.threshold, d(r.window));
+        let _ = write!(s, "; {}: {} in {}, {}", issues.join("/"), r.threshold, d(r.window), r.action.as_str());
     }
     let slas: Vec<String> = settings.owners.iter().map(|(o, owner)| format!("{o} {}", d(owner.sla))).collect();
     let _ = write!(s, "; SLAs {}", slas.join(", "));

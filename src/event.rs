@@ -132,6 +132,8 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    pub const ALL: [Verdict; 2] = [Self::DefectConfirmed, Self::NoDefect];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::DefectConfirmed => "defect_confirmed",
@@ -148,6 +150,8 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    pub const ALL: [Trigger; 2] = [Self::Threshold, Self::Manual];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Threshold => "threshold",
@@ -474,6 +478,8 @@ pub enum Action {
 }
 
 impl Action {
+    pub const ALL: [Action; 2] = [Self::Delist, Self::Relist];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Delist => "delist",

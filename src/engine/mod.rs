@@ -71,6 +71,8 @@ pub enum ComplaintClass {
 }
 
 impl ComplaintClass {
+    pub const ALL: [ComplaintClass; 5] = [Self::Counted, Self::Duplicate, Self::Late, Self::Stale, Self::Attached];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Counted => "counted",
@@ -361,7 +363,13 @@ impl Engine {
     }
 
     /// Processes one work-order update, appending what it emits to `out`.
-    /// `Err` means the record belongs in the DLQ; it changed nothing.
+    /// `Err` means the record belongs in the DLQ. Every check that can reject
+    /// an update runs before anything changes, so a rejected update changes
+    /// nothing and emits nothing. Once accepted, its id is remembered and
+    /// stream time moves (which may emit escalations) before the andon is
+    /// looked up again to apply it; that second lookup cannot fail, since
+    /// moving stream time neither closes nor sweeps an open andon, and is
+    /// written as an `Err` only so that it cannot panic.
     pub fn on_update(
         &mut self,
         u: &Update,
