@@ -150,7 +150,8 @@ pub struct Processor {
     status: Arc<Status>,
     metrics: Metrics,
     partitions: u32,
-    threads: usize,
+    /// Workers for the partitions (none with one thread).
+    pool: Option<rayon::ThreadPool>,
     ends: Arc<Ends>,
     waker: Arc<Waker>,
     attempt: u64,
@@ -227,6 +228,16 @@ impl Processor {
         let (jobs, replies) = restorer(settings.clone(), reader, partitions as u32, limits)?;
         group.subscribe(&[t.complaints.as_str()])?;
         let threads = settings.processing.effective_threads();
+        let pool = if threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("partitions-{i}"))
+                .build()
+                .map_err(|e| RunError::Thread(std::io::Error::other(e)))?;
+            Some(pool)
+        } else {
+            None
+        };
         tracing::info!(
             group = %settings.kafka.group_id,
             guarantee = settings.processing.guarantee.as_str(),
@@ -250,7 +261,7 @@ impl Processor {
             status,
             metrics,
             partitions: partitions as u32,
-            threads,
+            pool,
             ends,
             waker,
             attempt: 0,
@@ -497,25 +508,20 @@ impl Processor {
         }
         let work = |a: &mut Active| {
             let p = a.task.partition as usize;
-            drain(&mut a.task, Side::Complaints, &cq[p]);
-            drain(&mut a.task, Side::Updates, &uq[p]);
+            let mut n = drain(a, Side::Complaints, &cq[p], now, idle);
+            n += drain(a, Side::Updates, &uq[p], now, idle);
             let tally = a.task.process(now, wall, idle, &mut a.pending);
-            let n = tally.processed + tally.undecodable;
+            n += tally.processed + tally.undecodable;
             a.processed += n;
             n
         };
-        let threads = self.threads.min(actives.len());
-        if threads <= 1 {
-            return actives.into_iter().map(work).sum();
+        match &self.pool {
+            Some(pool) if actives.len() > 1 => {
+                use rayon::prelude::*;
+                pool.install(|| actives.par_iter_mut().map(|a| work(a)).sum())
+            }
+            _ => actives.into_iter().map(work).sum(),
         }
-        let per = actives.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = actives
-                .chunks_mut(per)
-                .map(|chunk| s.spawn(move || chunk.iter_mut().map(|a| work(a)).sum::<u64>()))
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
-        })
     }
 
     /// Writes what the active partitions processed since the last batch.
@@ -715,16 +721,28 @@ fn restoring(why: Why, since: Instant, backoff: Backoff) -> Slot {
     Slot::Restoring { why, since, not_before: Instant::now(), requested: false, backoff }
 }
 
-/// Hands what a partition queue holds to the task (at most [`DRAIN`]).
-fn drain<C: rdkafka::consumer::ConsumerContext>(task: &mut Task, side: Side, q: &PartitionQueue<C>) {
+/// Hands what a partition queue holds to the task (at most [`DRAIN`]);
+/// returns how many records it processed on the way.
+fn drain<C: rdkafka::consumer::ConsumerContext>(
+    a: &mut Active,
+    side: Side,
+    q: &PartitionQueue<C>,
+    now: Instant,
+    idle: Duration,
+) -> u64 {
+    let mut n = 0;
     for _ in 0..DRAIN {
         match q.poll(Duration::ZERO) {
-            Some(Ok(m)) => task.push(incoming(side, &m)),
-            Some(Err(KafkaError::PartitionEOF(_))) => task.at_end(side),
-            Some(Err(e)) => tracing::warn!(?side, partition = task.partition, error = %e, "consumer error"),
-            None => return,
+            Some(Ok(m)) => {
+                let t = a.task.offer(incoming(side, &m), now, idle, &mut a.pending);
+                n += t.processed + t.undecodable;
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => a.task.at_end(side),
+            Some(Err(e)) => tracing::warn!(?side, partition = a.task.partition, error = %e, "consumer error"),
+            None => break,
         }
     }
+    n
 }
 
 fn incoming<'a>(side: Side, m: &'a BorrowedMessage<'a>) -> Incoming<'a> {
