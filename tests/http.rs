@@ -42,11 +42,7 @@ fn metrics_health_readiness_andons_and_the_page_over_http() {
     let rules = format!("[rules.default]{}", rules.split("[rules.default]").nth(1).expect("rules"));
     let settings = settings(&bootstrap, &rules);
 
-    let registry = prometheus::Registry::new();
-    let metrics = andon::metrics::Metrics::new(&registry, &settings.engine).expect("metrics");
-    let status = Arc::new(andon::status::Status::default());
-    *status.metrics.lock().expect("lock") = Some(metrics);
-    let addr = andon::http::serve("127.0.0.1:0".parse().expect("addr"), status.clone(), registry).expect("serve");
+    let (status, addr) = andon::ops::serve(&settings).expect("serve");
 
     // Before the processor has joined: alive, not ready.
     assert_eq!(get(addr, "/healthz").0, 200);

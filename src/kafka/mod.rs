@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::config::Settings;
-pub use crate::status::Status;
+pub use crate::ops::Status;
 pub use processor::RunError;
 
 /// Knobs that are not part of the configuration contract: tests turn them

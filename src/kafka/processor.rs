@@ -37,8 +37,8 @@ use crate::event::{Output, Ts, WorkOrderEvent};
 use crate::kafka::changelog::{self, Positions, RestoreError, StateRecord};
 use crate::kafka::client;
 use crate::kafka::task::{Incoming, OutTopic, Produce, Source, Task};
-use crate::metrics::Metrics;
-use crate::status::{AndonInfo, Recent, Status};
+use crate::ops::metrics::Metrics;
+use crate::ops::status::{AndonInfo, Recent, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

@@ -21,7 +21,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use prometheus::{Encoder, Registry, TextEncoder};
 
-use crate::status::Status;
+use crate::ops::status::Status;
 
 /// How long the processing loop may go without a turn before `/healthz`
 /// fails: longer than a batch can legitimately take (a transaction timeout

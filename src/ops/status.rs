@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::engine::AndonView;
 use crate::event::{format_timestamp, Output, Subject, Ts, WorkOrderEvent};
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 
 #[derive(Default)]
 pub struct Status {

@@ -1,0 +1,42 @@
+//! The operators' side of a running andon: what `andon run` and
+//! `andon demo` show the outside, started from one place ([`serve`]).
+//!
+//! - [`metrics`]: the Prometheus metrics (names and bounded labels).
+//! - [`status`]: readiness, liveness, the open andons and recent outputs,
+//!   written by the processor and read by HTTP and the demo.
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/andons`, `/recent` and
+//!   the status page (`status_page.html`, compiled into the binary).
+
+pub mod http;
+pub mod metrics;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::Settings;
+pub use metrics::Metrics;
+pub use status::Status;
+
+/// Why the operators' side could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("http.listen {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Creates the metrics (on a registry of their own, with the issue labels
+/// of `settings`' rules) and the shared [`Status`], and serves HTTP on
+/// `http.listen`. Returns the status the processor writes into and the
+/// address actually bound (`http.listen` may ask for port 0).
+pub fn serve(settings: &Settings) -> Result<(Arc<Status>, SocketAddr), ServeError> {
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::new(&registry, &settings.engine)?;
+    let status = Arc::new(Status::default());
+    *status.metrics.lock().unwrap_or_else(|e| e.into_inner()) = Some(metrics);
+    let addr = http::serve(settings.http.listen, status.clone(), registry)
+        .map_err(|source| ServeError::Listen { addr: settings.http.listen, source })?;
+    Ok((status, addr))
+}
