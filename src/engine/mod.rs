@@ -13,6 +13,7 @@
 //! close, relist) in [`Engine::on_update`], [`Engine::tick`] and [`andon`].
 
 pub mod andon;
+pub mod query;
 pub mod window;
 
 use std::collections::BTreeSet;
@@ -28,7 +29,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::config::{EngineConfig, RuleAction};
 use crate::event::{
-    format_timestamp, parse_andon_id, Action, Complaint, DelistCommand, DelistReason, Dur, Output, Reject,
+    format_timestamp, parse_andon_id, Action, Channel, Complaint, DelistCommand, DelistReason, Dur, Output, Reject,
     RejectReason, Trigger, Ts, Update, WorkOrderEvent, NANOS_PER_SEC,
 };
 use andon::OpenAndon;
@@ -375,7 +376,7 @@ impl Engine {
         if c.pull {
             // The agent's own call: pulls whatever the count, late or stale.
             let evidence = vec![c.event_id.as_str().into()];
-            self.pull(&c.subject_key, idx, Trigger::Manual, c.occurred_at, evidence, out);
+            self.pull(&c.subject_key, idx, Trigger::Manual, c.occurred_at, c.channel, evidence, out);
             return Ok(ComplaintOutcome { class, pulled: Some(Trigger::Manual) });
         }
         if class != ComplaintClass::Counted {
@@ -394,7 +395,7 @@ impl Engine {
         match window::threshold_evidence(&is.counted, i, rule.window, rule.threshold) {
             Some(picked) => {
                 let evidence = picked.into_iter().map(|k| is.counted[k].event_id.clone()).collect();
-                self.pull(&c.subject_key, idx, Trigger::Threshold, c.occurred_at, evidence, out);
+                self.pull(&c.subject_key, idx, Trigger::Threshold, c.occurred_at, c.channel, evidence, out);
                 Ok(ComplaintOutcome { class, pulled: Some(Trigger::Threshold) })
             }
             None => Ok(ComplaintOutcome { class, pulled: None }),
@@ -579,13 +580,16 @@ impl Engine {
     }
 
     /// Opens an andon on the key `issues[idx]` of `subject_key`: delist if it
-    /// is the subject's first open delisting andon, then `opened`.
+    /// is the subject's first open delisting andon, then `opened`. `channel`
+    /// is the pulling complaint's.
+    #[allow(clippy::too_many_arguments)]
     fn pull(
         &mut self,
         subject_key: &str,
         idx: usize,
         trigger: Trigger,
         opened_at: Ts,
+        channel: Option<Channel>,
         evidence: Vec<Box<str>>,
         out: &mut Vec<Output>,
     ) {
@@ -632,6 +636,8 @@ impl Engine {
             escalated: false,
             attached: 0,
             evidence,
+            channel,
+            done: Vec::new(),
         };
         out.push(Output::WorkOrder(WorkOrderEvent::Opened {
             andon_id: id.clone(),
