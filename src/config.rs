@@ -69,6 +69,7 @@ struct RawTopics {
     work_orders: String,
     dlq: String,
     state: String,
+    view: String,
 }
 
 impl Default for RawTopics {
@@ -80,6 +81,7 @@ impl Default for RawTopics {
             work_orders: "andon.work-orders".into(),
             dlq: "andon.dlq".into(),
             state: "andon.state".into(),
+            view: "andon.view".into(),
         }
     }
 }
@@ -319,12 +321,22 @@ pub struct Topics {
     pub work_orders: String,
     pub dlq: String,
     pub state: String,
+    /// The cluster-wide read model (compacted table topic, see `view`).
+    pub view: String,
 }
 
 impl Topics {
-    /// All six, inputs first.
-    pub fn all(&self) -> [&str; 6] {
-        [&self.complaints, &self.work_order_updates, &self.delist_commands, &self.work_orders, &self.dlq, &self.state]
+    /// All seven, inputs first.
+    pub fn all(&self) -> [&str; 7] {
+        [
+            &self.complaints,
+            &self.work_order_updates,
+            &self.delist_commands,
+            &self.work_orders,
+            &self.dlq,
+            &self.state,
+            &self.view,
+        ]
     }
 }
 
@@ -418,13 +430,14 @@ impl Settings {
         }
         let t = &self.topics;
         out.push_str(&format!(
-            "\n[topics]\ncomplaints = {}\nwork_order_updates = {}\ndelist_commands = {}\nwork_orders = {}\ndlq = {}\nstate = {}\n",
+            "\n[topics]\ncomplaints = {}\nwork_order_updates = {}\ndelist_commands = {}\nwork_orders = {}\ndlq = {}\nstate = {}\nview = {}\n",
             q(&t.complaints),
             q(&t.work_order_updates),
             q(&t.delist_commands),
             q(&t.work_orders),
             q(&t.dlq),
-            q(&t.state)
+            q(&t.state),
+            q(&t.view)
         ));
         let p = &self.processing;
         let g = match p.guarantee {
@@ -620,6 +633,7 @@ fn convert(raw: RawSettings) -> Result<Settings, ConfigError> {
         ("topics.work_orders", &t.work_orders),
         ("topics.dlq", &t.dlq),
         ("topics.state", &t.state),
+        ("topics.view", &t.view),
     ];
     for (i, (field, name)) in topics.iter().enumerate() {
         let legal = !name.is_empty()
@@ -642,6 +656,7 @@ fn convert(raw: RawSettings) -> Result<Settings, ConfigError> {
             work_orders: t.work_orders,
             dlq: t.dlq,
             state: t.state,
+            view: t.view,
         },
         processing: Processing {
             guarantee,
@@ -773,6 +788,7 @@ mod tests {
             ("[owners.legal]\n", "owners.legal.sla"),
             ("[processing]\nguarantee = \"maybe\"", "processing.guarantee"),
             ("[http]\nlisten = \"nowhere\"", "http.listen"),
+            ("[topics]\nview = \"andon.state\"", "topics.view"),
             ("[topics]\ndlq = \"andon.complaints\"", "topics.dlq"),
             ("[rules.default]\nwindow = \"10ms\"", "rules.default.window"),
             ("[[rules.issue]]\nissues = [\"Bad Issue\"]", "rules.issue[0].issues"),

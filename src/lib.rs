@@ -12,6 +12,7 @@
 //! - [`dev_cluster`]: librdkafka's MockCluster with andon's topics.
 //! - [`demo`]: everything in one process with generated traffic.
 //! - [`shutdown`]: signals into a flag.
+//! - [`view`]: the cluster-wide read model (all open andons, history).
 //! - [`ops`]: metrics, status and HTTP (the status page), started by
 //!   [`ops::serve`] for `run` and `demo` alike.
 //!
@@ -26,3 +27,4 @@ pub mod kafka;
 pub mod ops;
 pub mod replay;
 pub mod shutdown;
+pub mod view;
