@@ -118,11 +118,12 @@ impl Default for RawProcessing {
 #[serde(deny_unknown_fields, default)]
 struct RawHttp {
     listen: String,
+    advertise: String,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9898".into() }
+        Self { listen: "127.0.0.1:9898".into(), advertise: String::new() }
     }
 }
 
@@ -352,6 +353,9 @@ pub struct Processing {
 #[derive(Debug, Clone)]
 pub struct Http {
     pub listen: SocketAddr,
+    /// The base URL other members reach this one at (`http://host:port`);
+    /// empty: derived from the address actually bound (see `ops::serve`).
+    pub advertise: String,
 }
 
 /// The validated configuration.
@@ -454,7 +458,11 @@ impl Settings {
             q(&d(self.engine.max_future_skew)),
             p.max_event_bytes
         ));
-        out.push_str(&format!("\n[http]\nlisten = {}\n", q(&self.http.listen.to_string())));
+        out.push_str(&format!(
+            "\n[http]\nlisten = {}\nadvertise = {}\n",
+            q(&self.http.listen.to_string()),
+            q(&self.http.advertise)
+        ));
         let rule = |out: &mut String, r: &Rule| {
             let route: Vec<String> = r.route.iter().map(|s| q(&s.owner)).collect();
             let action = match r.action {
@@ -616,6 +624,16 @@ fn convert(raw: RawSettings) -> Result<Settings, ConfigError> {
     let listen: SocketAddr = raw.http.listen.parse().map_err(|_| {
         ConfigError::new("http.listen", format!("{:?} is not an address like 127.0.0.1:9898", raw.http.listen))
     })?;
+    let advertise = raw.http.advertise.trim().trim_end_matches('/').to_owned();
+    if !advertise.is_empty() {
+        let hostport = advertise.strip_prefix("http://").unwrap_or_default();
+        if hostport.is_empty() || hostport.contains('/') || !hostport.contains(':') {
+            return Err(ConfigError::new(
+                "http.advertise",
+                format!("{:?} is not a URL like http://andon-0.andon:9898 (or empty)", raw.http.advertise),
+            ));
+        }
+    }
 
     let mut properties = BTreeMap::new();
     flatten_properties("", &raw.kafka.properties, &mut properties)?;
@@ -665,7 +683,7 @@ fn convert(raw: RawSettings) -> Result<Settings, ConfigError> {
             create_topics: p.create_topics,
             max_event_bytes: p.max_event_bytes as usize,
         },
-        http: Http { listen },
+        http: Http { listen, advertise },
         engine: Arc::new(EngineConfig { rules: Rules { default, by_issue }, grace, max_future_skew }),
         owners,
     })
@@ -788,6 +806,8 @@ mod tests {
             ("[owners.legal]\n", "owners.legal.sla"),
             ("[processing]\nguarantee = \"maybe\"", "processing.guarantee"),
             ("[http]\nlisten = \"nowhere\"", "http.listen"),
+            ("[http]\nadvertise = \"andon-0:9898\"", "http.advertise"),
+            ("[http]\nadvertise = \"https://andon-0:9898\"", "http.advertise"),
             ("[topics]\nview = \"andon.state\"", "topics.view"),
             ("[topics]\ndlq = \"andon.complaints\"", "topics.dlq"),
             ("[rules.default]\nwindow = \"10ms\"", "rules.default.window"),
