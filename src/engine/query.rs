@@ -2,13 +2,13 @@
 //! "how close is this subject to a pull?" (`GET /subjects/{kind}/{id}`).
 //! Nothing here changes state or emits anything.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::Engine;
-use crate::event::NANOS_PER_SEC;
+use super::{andon_id, AndonView, Engine};
+use crate::event::{parse_andon_id, NANOS_PER_SEC};
 
 /// One issue of a subject as it stands in the current window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueCount {
     pub issue: String,
     /// Distinct customers among the counted complaints whose event time
@@ -28,6 +28,15 @@ pub struct IssueCount {
 }
 
 impl Engine {
+    /// The andon `andon_id` if it is open.
+    pub fn open_andon(&self, id: &str) -> Option<AndonView<'_>> {
+        let (key, issue, n) = parse_andon_id(id)?;
+        let (key, subject) = self.state.subjects.get_key_value(key)?;
+        let is = subject.issues.iter().find(|is| &*is.issue == issue)?;
+        let andon = is.open.as_deref().filter(|a| a.n == n)?;
+        Some(AndonView { andon_id: andon_id(key, &is.issue, n), subject_key: key, issue: &is.issue, andon })
+    }
+
     /// For each issue of `subject_key` with counted complaints in the
     /// current window, or with an open andon: where it stands. Issues in
     /// name order; empty for a subject never seen (or before any input).
@@ -164,6 +173,9 @@ mod tests {
             complain(&mut e, &format!("e{i}"), T0 + i as Ts * NANOS_PER_SEC, "A", "print_defect", c);
         }
         assert_eq!(e.issue_counts("sku:A"), vec![count("print_defect", 0, 3, 3600, true)], "pulled: open");
+        let open = e.open_andon("sku:A/print_defect#1").expect("open");
+        assert_eq!((open.subject_key, open.issue, open.andon.step), ("sku:A", "print_defect", 1));
+        assert!(e.open_andon("sku:A/print_defect#2").is_none() && e.open_andon("sku:B/print_defect#1").is_none());
         complain(&mut e, "e9", T0 + 10 * NANOS_PER_SEC, "A", "print_defect", "c4");
         assert_eq!(e.issue_counts("sku:A")[0].counted, 0, "attached, not counted");
         let close = |step, verdict| Update {
@@ -177,6 +189,7 @@ mod tests {
         let mut out = Vec::new();
         e.on_update(&close(1, Some(Verdict::DefectConfirmed)), RecordMeta::default(), &mut out).expect("closed");
         assert_eq!(e.issue_counts("sku:A"), vec![], "closed, nothing counted since");
+        assert!(e.open_andon("sku:A/print_defect#1").is_none(), "closed");
         complain(&mut e, "e10", T0 + 30 * NANOS_PER_SEC, "A", "print_defect", "c1");
         assert_eq!(e.issue_counts("sku:A"), vec![count("print_defect", 1, 3, 3600, false)]);
     }

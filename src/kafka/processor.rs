@@ -38,7 +38,7 @@ use crate::kafka::changelog::{self, Positions, RestoreError, StateRecord};
 use crate::kafka::client;
 use crate::kafka::task::{Incoming, OutTopic, Produce, Source, Task};
 use crate::ops::metrics::Metrics;
-use crate::ops::status::{AndonInfo, Recent, Status};
+use crate::ops::status::Status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -249,6 +249,15 @@ impl ProducerContext for ProduceContext {
 struct Slot {
     task: Task,
     pending: Vec<Produce>,
+    /// The partition's side of the cluster-wide view's table.
+    view: crate::view::TableWriter,
+}
+
+impl Slot {
+    fn new(task: Task) -> Self {
+        let view = crate::view::TableWriter::new(task.partition);
+        Slot { task, pending: Vec::new(), view }
+    }
 }
 
 pub struct Processor {
@@ -341,6 +350,7 @@ impl Processor {
                 let t = slot.task.process(now, wall, idle, &mut slot.pending);
                 records += t.processed + t.undecodable;
             }
+            self.status.view.queries.answer(|p| self.slots.get(&p).map(|s| s.task.engine()));
             let polled_ms = now.duration_since(started).as_millis();
             let waiting: usize = self.slots.values().map(|s| s.task.waiting()).sum();
             let committing = Instant::now();
@@ -462,6 +472,17 @@ impl Processor {
                 }
                 send(&self.producer, rec)?;
             }
+            // The cluster-wide view's table, partition p, in the same transaction.
+            let view = slot.view.records(
+                slot.task.batch_outputs(),
+                slot.task.engine(),
+                &self.status.view.model(),
+                Instant::now(),
+            );
+            for r in &view {
+                let rec = BaseRecord::to(&t.view).partition(*p).key(r.key.as_bytes());
+                send(&self.producer, if let Some(v) = &r.value { rec.payload(&v[..]) } else { rec })?;
+            }
         }
         self.flush()?;
         let ends = std::mem::take(&mut *self.deliveries.ends.lock().unwrap_or_else(|e| e.into_inner()));
@@ -548,14 +569,11 @@ impl Processor {
         Ok(true)
     }
 
-    /// After a batch: counts what it committed into the metrics, logs the
-    /// notable outputs, and (at most once a second) refreshes the board
-    /// that `/andons` and the status page show.
+    /// After a batch: counts what it committed into the metrics and logs the
+    /// notable outputs; at most once a second, refreshes the state gauges.
     fn publish(&mut self, committed: bool) {
         let now = wall_clock();
-        let mut board = None;
         if committed {
-            let mut b = self.status.board.lock().unwrap_or_else(|e| e.into_inner());
             for slot in self.slots.values_mut() {
                 let stats = slot.task.take_stats();
                 for (class, n) in stats.complaints {
@@ -570,28 +588,20 @@ impl Processor {
                 for o in &stats.outputs {
                     self.metrics.output(o);
                     log_output(slot.task.partition, o);
-                    if let Some(r) = Recent::of(o) {
-                        b.push_recent(r);
-                    }
                 }
             }
-            board = Some(b);
         }
         if self.last_board.elapsed() < Duration::from_secs(1) {
             return;
         }
         self.last_board = Instant::now();
-        let mut b = board.unwrap_or_else(|| self.status.board.lock().unwrap_or_else(|e| e.into_inner()));
         let (mut open, mut delisted, mut keys) = (0, 0, 0);
-        b.andons.clear();
         for slot in self.slots.values() {
             let e = slot.task.engine();
             open += e.open_andon_count();
             delisted += e.delisted_subject_count();
             keys += e.key_count();
-            b.andons.extend(e.open_andons().filter_map(|v| AndonInfo::new(slot.task.partition, &v)));
         }
-        b.andons.sort_by(|x, y| (x.due_ts, &x.andon_id).cmp(&(y.due_ts, &y.andon_id)));
         self.metrics.open_andons.set(open as i64);
         self.metrics.delisted_subjects.set(delisted as i64);
         self.metrics.state_keys.set(keys as i64);
@@ -650,7 +660,7 @@ impl Processor {
             let u = if known { Offset::Offset(task.positions.updates) } else { Offset::Beginning };
             seek.add_partition_offset(&self.settings.topics.complaints, p, c)?;
             updates.add_partition_offset(&self.settings.topics.work_order_updates, p, u)?;
-            self.slots.insert(p, Slot { task, pending: Vec::new() });
+            self.slots.insert(p, Slot::new(task));
         }
         if seek.count() > 0 {
             self.group.seek_partitions(seek, Duration::from_secs(10))?;
@@ -683,7 +693,7 @@ fn handle_events(
                 let offset = if task.seq > 0 { Offset::Offset(task.positions.updates) } else { Offset::Beginning };
                 tpl.add_partition_offset(&settings.topics.work_order_updates, p, offset)?;
                 updates.incremental_assign(&tpl)?;
-                slots.insert(p, Slot { task: *task, pending: Vec::new() });
+                slots.insert(p, Slot::new(*task));
             }
             Event::Revoked(p) => {
                 if let Some(slot) = slots.remove(&p) {
@@ -695,7 +705,7 @@ fn handle_events(
             }
         }
     }
-    status.assigned.store(slots.len(), Ordering::Relaxed);
+    status.set_partitions(slots.keys().copied());
     status.ready.store(true, Ordering::Relaxed);
     Ok(())
 }

@@ -1,18 +1,14 @@
 //! What a running processor shows the outside: readiness and liveness for
-//! `/readyz` and `/healthz`, the open andons for `/andons`, recent
-//! notable outputs for the status page, and its metrics. Written by the
-//! processor thread after each committed batch, read by the HTTP server
-//! and the demo.
+//! `/readyz` and `/healthz`, the partitions it owns, its metrics, and the
+//! cluster-wide view (`crate::view`) that `/andons`, `/recent` and the
+//! status page answer from. Written by the processor thread and the view
+//! reader, read by the HTTP server and the demo.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use serde::Serialize;
-
-use crate::engine::AndonView;
-use crate::event::{format_timestamp, Output, Subject, Ts, WorkOrderEvent};
 use crate::ops::metrics::Metrics;
+use crate::view::View;
 
 #[derive(Default)]
 pub struct Status {
@@ -24,9 +20,12 @@ pub struct Status {
     pub records: AtomicU64,
     /// Wall clock (ms) of the processing loop's last turn: `/healthz`.
     pub last_loop_ms: AtomicI64,
-    pub board: Mutex<Board>,
+    /// Input partitions this member owns, ascending.
+    partitions: Mutex<Vec<i32>>,
     /// Set by whoever serves metrics; the processor counts into it.
     pub metrics: Mutex<Option<Metrics>>,
+    /// The cluster-wide read model.
+    pub view: View,
 }
 
 impl std::fmt::Debug for Status {
@@ -47,114 +46,21 @@ impl Status {
     pub fn metrics(&self) -> Option<Metrics> {
         self.metrics.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
-}
 
-/// An open andon as `/andons` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct AndonInfo {
-    pub andon_id: String,
-    pub partition: i32,
-    pub subject: Subject,
-    pub issue: String,
-    pub trigger: &'static str,
-    pub delisting: bool,
-    pub opened_at: String,
-    pub evidence: Vec<String>,
-    pub step: u32,
-    pub steps: u32,
-    pub owner: String,
-    pub due_at: String,
-    #[serde(skip)]
-    pub due_ts: Ts,
-    pub escalated: bool,
-    pub complaints_attached: u64,
-}
-
-impl AndonInfo {
-    pub fn new(partition: i32, v: &AndonView<'_>) -> Option<Self> {
-        let a = v.andon;
-        Some(AndonInfo {
-            andon_id: v.andon_id.clone(),
-            partition,
-            subject: Subject::from_key(v.subject_key)?,
-            issue: v.issue.to_owned(),
-            trigger: a.trigger.as_str(),
-            delisting: a.delisting,
-            opened_at: format_timestamp(a.opened_at),
-            evidence: a.evidence.iter().map(|e| e.to_string()).collect(),
-            step: a.step,
-            steps: a.route.len() as u32,
-            owner: a.owner().to_owned(),
-            due_at: format_timestamp(a.due_at),
-            due_ts: a.due_at,
-            escalated: a.escalated,
-            complaints_attached: a.attached,
-        })
+    /// **Processor hook**, after every change of assignment: the input
+    /// partitions this member now owns (`assigned` follows).
+    pub fn set_partitions(&self, partitions: impl IntoIterator<Item = i32>) {
+        let mut v: Vec<i32> = partitions.into_iter().collect();
+        v.sort_unstable();
+        self.assigned.store(v.len(), Ordering::Relaxed);
+        *self.partitions.lock().unwrap_or_else(|e| e.into_inner()) = v;
     }
-}
 
-/// A notable output for the status page's feed.
-#[derive(Debug, Clone, Serialize)]
-pub struct Recent {
-    pub kind: &'static str,
-    pub id: String,
-    pub subject: String,
-    pub at: String,
-    pub detail: String,
-}
-
-impl Recent {
-    pub fn of(o: &Output) -> Option<Self> {
-        let subject = o.key().to_owned();
-        match o {
-            Output::Command(c) => Some(Recent {
-                kind: c.action.as_str(),
-                id: c.command_id.clone(),
-                subject,
-                at: format_timestamp(c.issued_at),
-                detail: c.reason.as_ref().map(|r| format!("{} ({})", r.issue, r.trigger.as_str())).unwrap_or_default(),
-            }),
-            Output::WorkOrder(WorkOrderEvent::Opened { andon_id, trigger, issue, opened_at, .. }) => Some(Recent {
-                kind: "pull",
-                id: andon_id.clone(),
-                subject,
-                at: format_timestamp(*opened_at),
-                detail: format!("{issue} ({})", trigger.as_str()),
-            }),
-            Output::WorkOrder(WorkOrderEvent::Escalated { andon_id, owner, escalated_at, .. }) => Some(Recent {
-                kind: "escalated",
-                id: andon_id.clone(),
-                subject,
-                at: format_timestamp(*escalated_at),
-                detail: owner.clone(),
-            }),
-            Output::WorkOrder(WorkOrderEvent::Closed { andon_id, verdict, closed_at, .. }) => Some(Recent {
-                kind: "closed",
-                id: andon_id.clone(),
-                subject,
-                at: format_timestamp(*closed_at),
-                detail: verdict.as_str().to_owned(),
-            }),
-            Output::WorkOrder(WorkOrderEvent::StepCompleted { .. }) => None,
-        }
+    pub fn partitions(&self) -> Vec<i32> {
+        self.partitions.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
-}
 
-/// The open andons of every partition this instance owns, and the latest
-/// notable outputs.
-#[derive(Debug, Default)]
-pub struct Board {
-    pub andons: Vec<AndonInfo>,
-    pub recent: VecDeque<Recent>,
-}
-
-impl Board {
-    pub const RECENT: usize = 100;
-
-    pub fn push_recent(&mut self, r: Recent) {
-        if self.recent.len() == Self::RECENT {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(r);
+    pub fn owns(&self, partition: i32) -> bool {
+        self.partitions.lock().unwrap_or_else(|e| e.into_inner()).contains(&partition)
     }
 }
