@@ -124,6 +124,10 @@ fn metrics_health_readiness_andons_and_the_page_over_http() {
     let (code, page) = get(addr, "/");
     assert_eq!(code, 200);
     assert!(page.contains("<title>andon") && !page.contains("http://") && !page.contains("https://"), "self-contained");
+    let (code, js) = get(addr, "/assets/uPlot.iife.min.js");
+    assert!(code == 200 && js.contains("uPlot"), "the chart library is served by andon itself");
+    assert_eq!(get(addr, "/assets/uPlot.min.css").0, 200);
+    assert!(page.contains("src=\"/assets/uPlot.iife.min.js\""), "and the page loads it from there");
     assert_eq!(get(addr, "/nope").0, 404);
     assert_eq!(request(addr, "POST", "/metrics").0, 405);
     assert_eq!(request(addr, "DELETE", "/andons").0, 405);
