@@ -23,7 +23,7 @@
 //! says how far behind it is.
 //!
 //! **Bounded.** On the topic: open andons are re-put by their owner at
-//! least daily (and after every assignment), so a `compact,delete`
+//! least hourly (and after every assignment or failed batch), so a `compact,delete`
 //! retention of 30 days drops only closed-andon records older than that and
 //! members gone for good, never an open andon. In memory: open andons,
 //! closed andons of 30 days (capped), members heard from in the last hour,

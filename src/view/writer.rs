@@ -23,10 +23,13 @@ pub struct TableRecord {
     pub value: Option<Vec<u8>>,
 }
 
-/// An owner re-puts every open andon of its partition at least this often,
-/// well within the topic's 30-day retention (`compact,delete`): an andon
-/// open for months keeps a live record.
-pub const REFRESH_EVERY: Duration = Duration::from_secs(86_400);
+/// An owner re-puts every open andon of its partition at least this often:
+/// far within the topic's 30-day retention (`compact,delete`), so an andon
+/// open for months keeps a live record; and within what a size-bounded
+/// broker keeps of an hour of member records (the MockCluster keeps 5 MiB
+/// a partition; three members write about 1 MiB an hour each). Costs one
+/// pass over the partition's state an hour.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(3600);
 
 /// ...and after this many bytes of table records since the last re-put (or
 /// twice the last re-put's size, if larger): on a broker that keeps only
@@ -292,7 +295,7 @@ mod tests {
         assert_eq!(w.records(&[], &e, &view, t).len(), 1, "first batch after assignment: the open andon");
         assert!(w.records(&[], &e, &view, t).is_empty(), "then only what batches touch");
         assert_eq!(w.records(&out, &e, &view, t).len(), 1);
-        assert!(w.records(&[], &e, &view, t + REFRESH_EVERY).len() == 1, "a day later: re-put");
+        assert!(w.records(&[], &e, &view, t + REFRESH_EVERY).len() == 1, "an hour later: re-put");
         // Bytes: a busy andon's records add up until a re-put is due.
         let mut written = 0;
         loop {
