@@ -9,6 +9,8 @@
 //! - `/owners` and `/bad-pulls` agree with a computation from the output
 //!   topics (and the inputs' channels);
 //! - a member restarted rebuilds the view from the topic;
+//! - a batch that fails after its outputs were written still writes its
+//!   table records when it is replayed;
 //! - the status page in headless Chromium shows andons owned by other
 //!   members, and its charts render without console errors (screenshot in
 //!   `tests/artifacts/view-status-page.png`).
@@ -24,6 +26,14 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
+
+/// These tests start several processes or lean on timeouts: on a 2-core
+/// machine they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 struct Proc(Child);
 
@@ -142,6 +152,10 @@ fn unix(s: &str) -> i64 {
 /// the andons: a quarter stay at step 1, a quarter at step 2, half close
 /// (every fifth of those `no_defect`).
 fn workload(now: i64) -> (Vec<String>, Vec<String>) {
+    workload_of(now, 900)
+}
+
+fn workload_of(now: i64, n: i64) -> (Vec<String>, Vec<String>) {
     let channels = ["phone", "chat", "email", "social", ""];
     let issues = ["print_defect", "damaged_in_transit", "wrong_item"];
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
@@ -151,14 +165,13 @@ fn workload(now: i64) -> (Vec<String>, Vec<String>) {
         rng ^= rng << 17;
         rng % m
     };
-    let n = 900;
     let start = now - 3 * H;
     let mut complaints = Vec::new();
     for i in 0..n {
         let mut c = json!({
             "event_id": format!("e{i}"),
-            "occurred_at": iso(start + i * 9),
-            "subject": {"kind": "sku", "id": format!("S{:03}", next(60))},
+            "occurred_at": iso(start + i * 8100 / n),
+            "subject": {"kind": "sku", "id": format!("S{:03}", next(n as u64 / 15))},
             "issue": issues[next(3) as usize],
             "customer_id": format!("c{}", next(25)),
         });
@@ -428,6 +441,7 @@ fn assert_owners_and_bad_pulls(addr: SocketAddr, t: &FromTopics) {
 
 #[test]
 fn three_members_each_answer_for_the_whole_cluster() {
+    let _serial = serial();
     init_logs();
     let dir = tempfile::tempdir().expect("tempdir");
     let (_cluster, bootstrap) = dev_cluster(dir.path(), 3);
@@ -674,4 +688,104 @@ fn status_page(m: &Member, owns: i64, open: &BTreeSet<String>) {
     let out = run(&[&format!("--screenshot={}", shot.display())]);
     assert!(shot.exists(), "screenshot written: {}", String::from_utf8_lossy(&out.stderr));
     assert!(std::fs::metadata(&shot).expect("png").len() > 10_000, "a real picture");
+}
+
+/// Outputs other than escalations, in the two output topics now.
+fn outputs_now(bootstrap: &str) -> usize {
+    let mut r = read_all(bootstrap, "andon.delist-commands");
+    r.extend(read_all(bootstrap, "andon.work-orders"));
+    r.iter().filter(|r| r.json()["type"] != "escalated").count()
+}
+
+/// A batch fails after its outputs reached their partitions (the view
+/// topic's leader is down, its records time out): the batch is aborted
+/// and replayed from the checkpoint, its outputs are suppressed as already
+/// written, but its table records are written again: the view ends with
+/// replay's open andons and every close in its history (without the
+/// suppressed outputs' records, the closes of the failed batch would be
+/// missing; the re-put after recovery alone mends only the open andons).
+#[test]
+fn table_records_are_rewritten_when_a_failed_batch_already_wrote_its_outputs() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let _serial = serial();
+    init_logs();
+    let topics = andon::config::Settings::from_toml("").expect("defaults").topics;
+    // Two brokers: everything on broker 1 but the view topic, on broker 2.
+    let cluster = rdkafka::mocking::MockCluster::new(2).expect("cluster");
+    for t in topics.all() {
+        cluster.create_topic(t, 2, 1).expect("topic");
+        for p in 0..2 {
+            cluster.partition_leader(t, p, Some(if t == topics.view { 2 } else { 1 })).expect("leader");
+        }
+    }
+    let bootstrap = cluster.bootstrap_servers();
+    let toml = settings_toml(&bootstrap, RULES)
+        .replace("[kafka.properties]", "[kafka.properties]\n\"message.timeout.ms\" = \"2000\"");
+    let settings = andon::config::Settings::from_toml(&toml).expect("settings");
+    use rdkafka::mocking::MockCoordinator;
+    cluster.coordinator(MockCoordinator::Group(settings.kafka.group_id.clone()), 1).expect("group coordinator");
+    cluster
+        .coordinator(MockCoordinator::Transaction(andon::kafka::client::transactional_id(&settings)), 1)
+        .expect("transaction coordinator");
+    let (status, addr) = andon::ops::serve(&settings).expect("serve");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (flag, s, st) = (stop.clone(), settings.clone(), status.clone());
+    let h = std::thread::spawn(move || andon::kafka::run(Arc::new(s), st, &flag).expect("andon run"));
+    wait_for("ready", Duration::from_secs(60), || {
+        if status.ready.load(Ordering::Relaxed) && status.assigned.load(Ordering::Relaxed) == 2 {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    });
+
+    let now = chrono::Utc::now().timestamp();
+    let (complaints, updates) = workload(now);
+    let expected = replay(&settings, &complaints, &updates);
+    let open = expected_open(&expected);
+    let want = expected.iter().filter(|l| l["topic"] != "andon.dlq" && l["value"]["type"] != "escalated").count();
+    cluster.broker_down(2).expect("down");
+    produce(&bootstrap, "andon.complaints", &complaints);
+    produce(&bootstrap, "andon.work-order-updates", &updates);
+    // The batch's outputs reach broker 1; its table records cannot.
+    let probe: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "probe")
+        .create()
+        .expect("consumer");
+    wait_for("outputs written while the view's broker is down", Duration::from_secs(60), || {
+        use rdkafka::consumer::Consumer;
+        let n: i64 = (0..2)
+            .filter_map(|p| probe.fetch_watermarks("andon.work-orders", p, Duration::from_secs(2)).ok())
+            .map(|(_, high)| high)
+            .sum();
+        if n > 0 {
+            Ok(())
+        } else {
+            Err("none".into())
+        }
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(status.view.model().open_count() == 0, "nothing reached the view yet");
+    cluster.broker_up(2).expect("up");
+    wait_stable(Duration::from_secs(3), Duration::from_secs(120), |n: &usize| *n >= want, || outputs_now(&bootstrap));
+    wait_for("the view after the failed batches", Duration::from_secs(60), || {
+        let got = andon_ids(&get_json(addr, "/andons").1);
+        if got == open {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} listed, {} expected; missing {:?}, extra {:?}",
+                got.len(),
+                open.len(),
+                open.difference(&got).take(3).collect::<Vec<_>>(),
+                got.difference(&open).take(3).collect::<Vec<_>>()
+            ))
+        }
+    });
+    let closed = expected.iter().filter(|l| l["value"]["type"] == "closed").count();
+    assert_eq!(get_json(addr, "/bad-pulls").1["closed"], closed, "every close once in the history");
+    stop.store(true, Ordering::SeqCst);
+    h.join().expect("andon thread");
 }
