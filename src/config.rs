@@ -80,6 +80,8 @@ pub struct Topics {
     pub work_orders: String,
     pub dlq: String,
     pub state: String,
+    /// The cluster-wide read model (a compacted table topic, see `view`).
+    pub view: String,
 }
 
 impl Default for Topics {
@@ -91,14 +93,23 @@ impl Default for Topics {
             work_orders: "andon.work-orders".into(),
             dlq: "andon.dlq".into(),
             state: "andon.state".into(),
+            view: "andon.view".into(),
         }
     }
 }
 
 impl Topics {
-    /// All six, inputs first.
-    pub fn all(&self) -> [&str; 6] {
-        [&self.complaints, &self.work_order_updates, &self.delist_commands, &self.work_orders, &self.dlq, &self.state]
+    /// All seven, inputs first.
+    pub fn all(&self) -> [&str; 7] {
+        [
+            &self.complaints,
+            &self.work_order_updates,
+            &self.delist_commands,
+            &self.work_orders,
+            &self.dlq,
+            &self.state,
+            &self.view,
+        ]
     }
 }
 
@@ -456,6 +467,7 @@ fn check_topics(t: &Topics) -> Result<(), ConfigError> {
         ("topics.work_orders", &t.work_orders),
         ("topics.dlq", &t.dlq),
         ("topics.state", &t.state),
+        ("topics.view", &t.view),
     ];
     for (i, (field, name)) in topics.iter().enumerate() {
         let legal = !name.is_empty()

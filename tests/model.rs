@@ -878,6 +878,7 @@ fn to_complaint(c: &CIn) -> Complaint {
         issue: ISSUES[c.issue].to_owned(),
         customer_id: c.customer.clone(),
         pull: c.pull,
+        channel: None,
     }
 }
 

@@ -16,6 +16,7 @@
 pub mod andon;
 pub mod changes;
 mod coverage;
+pub mod query;
 pub mod rules;
 pub mod window;
 
@@ -31,8 +32,8 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::event::{
-    format_timestamp, parse_andon_id, Action, Complaint, DelistCommand, DelistReason, Output, Reject, RejectReason,
-    Trigger, Update, WorkOrderEvent,
+    format_timestamp, parse_andon_id, Action, Channel, Complaint, DelistCommand, DelistReason, Output, Reject,
+    RejectReason, Trigger, Update, WorkOrderEvent,
 };
 use crate::time::{Dur, Ts};
 use andon::OpenAndon;
@@ -336,7 +337,7 @@ impl Engine {
         if c.pull {
             // The agent's own call: pulls whatever the count, late or stale.
             let evidence = Evidence { listed: vec![c.event_id.as_str().into()], total: 1 };
-            self.pull(&c.subject_key, idx, Trigger::Manual, c.occurred_at, evidence, out);
+            self.pull(&c.subject_key, idx, Trigger::Manual, c.occurred_at, c.channel, evidence, out);
             return Ok(ComplaintOutcome { class, pulled: Some(Trigger::Manual) });
         }
         if class != ComplaintClass::Counted {
@@ -355,7 +356,7 @@ impl Engine {
         let place = is.counted.insert(counted, rule.window);
         match is.counted.threshold_evidence(place, rule.window, rule.threshold) {
             Some(evidence) => {
-                self.pull(&c.subject_key, idx, Trigger::Threshold, c.occurred_at, evidence, out);
+                self.pull(&c.subject_key, idx, Trigger::Threshold, c.occurred_at, c.channel, evidence, out);
                 Ok(ComplaintOutcome { class, pulled: Some(Trigger::Threshold) })
             }
             None => Ok(ComplaintOutcome { class, pulled: None }),
@@ -554,13 +555,16 @@ impl Engine {
     }
 
     /// Opens an andon on the key `issues[idx]` of `subject_key`: delist if it
-    /// is the subject's first open delisting andon, then `opened`.
+    /// is the subject's first open delisting andon, then `opened`. `channel`
+    /// is the pulling complaint's.
+    #[allow(clippy::too_many_arguments)]
     fn pull(
         &mut self,
         subject_key: &str,
         idx: usize,
         trigger: Trigger,
         opened_at: Ts,
+        channel: Option<Channel>,
         evidence: Evidence,
         out: &mut Vec<Output>,
     ) {
@@ -605,6 +609,8 @@ impl Engine {
             attached: 0,
             evidence: evidence.listed,
             evidence_total: evidence.total,
+            channel,
+            done: Vec::new(),
         };
         out.push(Output::WorkOrder(WorkOrderEvent::Opened {
             andon_id: id.clone(),

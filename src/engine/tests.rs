@@ -58,6 +58,7 @@ fn complaint(id: &str, at: Ts, sku: &str, issue: &str, customer: &str) -> Compla
         issue: issue.into(),
         customer_id: customer.into(),
         pull: false,
+        channel: None,
     }
 }
 

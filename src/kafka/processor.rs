@@ -38,9 +38,10 @@ use super::{RunError, RunOptions};
 use crate::config::{Guarantee, Settings};
 use crate::event::{Output, WorkOrderEvent};
 use crate::merge::Side;
-use crate::metrics::Metrics;
-use crate::status::{AndonInfo, PartitionHealth, Recent, Status};
+use crate::ops::metrics::Metrics;
+use crate::ops::status::{PartitionHealth, Status};
 use crate::time::Ts;
+use crate::view::{TableRecord, TableWriter};
 
 /// Records processed after which a batch is written before its interval
 /// is up: bounds memory and the size of a transaction.
@@ -49,10 +50,6 @@ const MAX_BATCH: u64 = 50_000;
 /// Records drained from one partition queue per round: keeps the rounds
 /// short enough for every partition to get its turn.
 const DRAIN: usize = 5_000;
-
-/// Open andons up to which the board is rebuilt every second whether or
-/// not anyone looks.
-const BOARD_ALWAYS: usize = 1_000;
 
 /// How often the topics' partition counts are checked while running.
 const TOPOLOGY_EVERY: Duration = Duration::from_secs(30);
@@ -120,6 +117,8 @@ struct Active {
     /// nothing waiting).
     progress: Instant,
     backoff: Backoff,
+    /// The partition's side of the cluster-wide view's table.
+    view: TableWriter,
 }
 
 /// The restorer thread: restores (all requested partitions at once) and
@@ -389,6 +388,12 @@ impl Processor {
             }
             self.restoring = self.jobs.send(Job::Restore(due)).is_ok();
         }
+        // `/subjects` asks the owner of a partition for its live counts.
+        let slots = &self.slots;
+        self.status.view.queries.answer(|p| match slots.get(&p) {
+            Some(Slot::Active(a)) => Some(a.task.engine()),
+            _ => None,
+        });
         if self.last_topology.elapsed() >= TOPOLOGY_EVERY && !self.restoring {
             self.last_topology = Instant::now();
             let _ = self.jobs.send(Job::CheckTopics);
@@ -434,6 +439,7 @@ impl Processor {
                         processed: 0,
                         progress: Instant::now(),
                         backoff,
+                        view: TableWriter::new(p),
                     })),
                 );
             }
@@ -528,7 +534,9 @@ impl Processor {
     fn write_batch(&mut self) {
         let t = self.settings.topics.clone();
         let after_bytes = self.options.snapshot_after_bytes;
-        let mut bodies: BTreeMap<i32, (Kind, Vec<u8>)> = BTreeMap::new();
+        let mut bodies: BTreeMap<i32, (Kind, Vec<u8>, Vec<TableRecord>)> = BTreeMap::new();
+        let now = Instant::now();
+        let model = self.status.view.model();
         for (p, slot) in self.slots.iter_mut() {
             let Slot::Active(a) = slot else { continue };
             let (c, u) = a.task.input_positions();
@@ -536,8 +544,14 @@ impl Processor {
             if a.pending.is_empty() && !a.task.has_changes() && !moved {
                 continue;
             }
-            bodies.insert(*p, a.task.checkpoint_body(after_bytes));
+            // The view's table records come from the same state as the
+            // outputs (and, for outputs suppressed as already written, are
+            // written again: table puts are idempotent).
+            let table = a.view.records(a.task.batch_outputs(), a.task.engine(), &model, now);
+            let (kind, body) = a.task.checkpoint_body(after_bytes);
+            bodies.insert(*p, (kind, body, table));
         }
+        drop(model);
         if bodies.is_empty() {
             return;
         }
@@ -554,10 +568,11 @@ impl Processor {
             .iter()
             .filter_map(|(p, slot)| {
                 let Slot::Active(a) = slot else { return None };
-                let (kind, body) = bodies.get(p)?;
+                let (kind, body, table) = bodies.get(p)?;
                 Some(Share {
                     partition: *p,
                     outputs: &a.pending,
+                    table,
                     inputs: a.task.input_positions(),
                     kind: *kind,
                     body,
@@ -573,7 +588,6 @@ impl Processor {
                 self.metrics.transaction_seconds.observe(started.elapsed().as_secs_f64());
                 let now = Instant::now();
                 let wall = wall_clock();
-                let mut board = self.status.board.lock().unwrap_or_else(|e| e.into_inner());
                 for d in done {
                     let Some(Slot::Active(a)) = self.slots.get_mut(&d.partition) else { continue };
                     a.task.chain.advance(&d.written, d.stamp, d.positions, d.state_end);
@@ -595,9 +609,6 @@ impl Processor {
                     for o in &stats.outputs {
                         self.metrics.output(o);
                         log_output(d.partition, o);
-                        if let Some(r) = Recent::of(o) {
-                            board.push_recent(r);
-                        }
                     }
                 }
                 self.status.batches.fetch_add(1, Ordering::Relaxed);
@@ -684,9 +695,9 @@ impl Processor {
             ready &= state == "active" && !stalled;
             health.push(PartitionHealth { partition: *p, state, stalled, error });
         }
-        *self.status.partitions.lock().unwrap_or_else(|e| e.into_inner()) = health;
+        *self.status.health.lock().unwrap_or_else(|e| e.into_inner()) = health;
         *self.status.problem.lock().unwrap_or_else(|e| e.into_inner()) = self.halted.clone();
-        self.status.assigned.store(self.slots.len(), Ordering::Relaxed);
+        self.status.set_partitions(self.slots.keys().copied());
         self.status.ready.store(ready, Ordering::Relaxed);
         if self.last_board.elapsed() < Duration::from_secs(1) {
             return;
@@ -699,17 +710,6 @@ impl Processor {
             open += e.open_andon_count();
             delisted += e.delisted_subject_count();
             keys += e.key_count();
-        }
-        // The board copies every open andon: done when someone looks, or
-        // when there are few (a busy instance may hold tens of thousands).
-        if open <= BOARD_ALWAYS || self.status.board_wanted() {
-            let mut andons = Vec::with_capacity(open);
-            for slot in self.slots.values() {
-                let Slot::Active(a) = slot else { continue };
-                andons.extend(a.task.engine().open_andons().filter_map(|v| AndonInfo::new(a.task.partition, &v)));
-            }
-            andons.sort_by(|x, y| (x.due_ts, &x.andon_id).cmp(&(y.due_ts, &y.andon_id)));
-            self.status.board.lock().unwrap_or_else(|e| e.into_inner()).andons = andons;
         }
         self.metrics.open_andons.set(open as i64);
         self.metrics.delisted_subjects.set(delisted as i64);

@@ -89,6 +89,10 @@ pub struct Stats {
     /// Record timestamps of the inputs that produced outputs.
     pub latencies: Vec<Ts>,
     pub outputs: Vec<Output>,
+    /// Outputs not written because they already stood in their partition
+    /// (a replay after a restart or a failed batch): not counted again, but
+    /// the cluster-wide view's table records are rewritten for them.
+    pub suppressed: Vec<Output>,
 }
 
 impl Stats {
@@ -348,6 +352,7 @@ impl Task {
         }
         for o in self.out.drain(..) {
             if !self.suppress.is_empty() && self.suppress.remove(&o.id()) {
+                self.stats.suppressed.push(o);
                 continue; // already in its partition from before the restart
             }
             out.push(Produce {
@@ -420,6 +425,12 @@ impl Task {
     /// Whether both inputs are known to be read to their end and nothing waits.
     pub fn caught_up(&self) -> bool {
         self.merge.is_empty() && self.at_end == [true, true]
+    }
+
+    /// Every output the engine emitted since the last [`Task::take_stats`],
+    /// written now or suppressed as already written (for the view's table).
+    pub fn batch_outputs(&self) -> impl Iterator<Item = &Output> {
+        self.stats.outputs.iter().chain(&self.stats.suppressed)
     }
 
     pub fn take_stats(&mut self) -> Stats {

@@ -132,6 +132,7 @@ impl Member {
             .map(|(p, task)| Share {
                 partition: *p,
                 outputs: &self.pending[p],
+                table: &[],
                 inputs: task.input_positions(),
                 kind: bodies[p].0,
                 body: &bodies[p].1,

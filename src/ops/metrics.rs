@@ -9,8 +9,8 @@
 use std::collections::HashSet;
 
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    exponential_buckets, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 use crate::engine::ComplaintClass;
@@ -41,6 +41,8 @@ pub struct Metrics {
     /// 1 when `/readyz` would answer 200. Not in the spec's list: added so
     /// that Prometheus can alert on an instance that is up but not ready.
     pub ready: IntGauge,
+    /// How far the cluster-wide view is behind its topic (0 when caught up).
+    pub view_lag_seconds: Gauge,
     issues: HashSet<String>,
 }
 
@@ -144,6 +146,13 @@ impl Metrics {
             ready: reg(
                 registry,
                 IntGauge::new("andon_ready", "1 when every assigned partition is restored and processing (/readyz).")?,
+            )?,
+            view_lag_seconds: reg(
+                registry,
+                Gauge::new(
+                    "andon_view_lag_seconds",
+                    "How far the cluster-wide view is behind the view topic (0: caught up).",
+                )?,
             )?,
             issues: engine.rules.named_issues().into_iter().collect(),
         };
