@@ -173,7 +173,8 @@ impl Task {
             engine,
             merge: Merge::default(),
             fetched: [chain.positions.complaints, chain.positions.updates],
-            empty_since: [None, None],
+            // Nothing has been taken from either input since the task began.
+            empty_since: [Some(Instant::now()), Some(Instant::now())],
             at_end: [false, false],
             suppress,
             chain,
