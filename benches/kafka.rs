@@ -57,10 +57,12 @@
 //!   transaction's records as soon as they are written, a little before
 //!   the commit (andon writes outputs, then checkpoints, then commits);
 //! - when a group's last member leaves, it keeps the group joining for
-//!   `session.timeout.ms` - 1 s before a newcomer gets partitions (a real
-//!   broker waits `group.initial.rebalance.delay.ms`, 3 s): every group
-//!   member here, andon or plain, has `session.timeout.ms` = 4000 so that
-//!   this wait is 3 s too ([`SESSION`]);
+//!   `session.timeout.ms` - 1 s (a newcomer meanwhile waits for the rest
+//!   of it), where a real broker empties the group at once and a newcomer
+//!   waits `group.initial.rebalance.delay.ms` (3 s, as the MockCluster
+//!   makes a new group's first member wait): every group member here has
+//!   `session.timeout.ms` = 4000, and the failover starts the new member
+//!   3.5 s after the old one left, on both sides ([`SESSION`]);
 //! - it answers a fetch that finds nothing after `fetch.wait.max.ms`
 //!   even when records arrive meanwhile (a real broker answers when they
 //!   arrive): the bench's own readers ask for 5 ms, and so does andon in
@@ -110,6 +112,9 @@ struct Sizes {
     /// second of warm-up).
     latency_rate: u64,
     latency_secs: u64,
+    /// Failover: how long after the old member left the new one starts
+    /// (see [`SESSION`]).
+    settle: Duration,
     /// Whether the thread-scaling trials run (the smoke run leaves them
     /// out: the same code as the first trial, two group joins longer).
     scaling: bool,
@@ -127,6 +132,7 @@ impl Sizes {
                 failover_keys: 100_000,
                 latency_rate: 10_000,
                 latency_secs: 10,
+                settle: Duration::from_millis(3_500),
                 scaling: true,
                 timeout: Duration::from_secs(300),
             }
@@ -138,6 +144,7 @@ impl Sizes {
                 failover_keys: 2_000,
                 latency_rate: 1_000,
                 latency_secs: 1,
+                settle: Duration::ZERO,
                 scaling: false,
                 timeout: Duration::from_secs(60),
             }
@@ -556,10 +563,13 @@ impl Restores {
 /// Session settings of every group member here, andon and the plain
 /// consumers alike. When the last member of a group leaves, the
 /// MockCluster keeps the group joining for `session.timeout.ms` - 1 s
-/// (44 s by default) before a new member gets partitions; a real broker
-/// empties the group at once and then waits
-/// `group.initial.rebalance.delay.ms` (3 s, as the MockCluster does for a
-/// new group). 4 s makes the takeover wait 3 s here too.
+/// (44 s by default), and a member joining meanwhile waits for the rest
+/// of it; then the group is empty, and a member joining it waits
+/// `group.initial.rebalance.delay.ms` (3 s). A real broker empties the
+/// group at once. So the session is 4 s here, and the failover starts the
+/// new member 3.5 s after the old one left (`Sizes::settle`, both sides
+/// alike): it finds the group empty and waits 3 s from its own join, as it
+/// would on a real broker.
 const SESSION: [(&str, &str); 2] = [("session.timeout.ms", "4000"), ("heartbeat.interval.ms", "1000")];
 
 /// The plain consumers' settings: those of andon's group consumer
@@ -646,6 +656,11 @@ fn takeover(args: &[String]) -> R<()> {
             None => {}
         }
     }
+}
+
+/// Sleeps until `d` after `since`.
+fn settle(since: Instant, d: Duration) {
+    std::thread::sleep(d.saturating_sub(since.elapsed()));
 }
 
 /// Runs this binary in a hidden mode as process `tag` and waits for its
@@ -1008,6 +1023,7 @@ fn failover(ctx: &Ctx) -> R<Failover> {
         &["--plain-consumer", &cluster.bootstrap, &t.complaints, group, &keys.to_string(), "commit"],
         || Ok(()),
     )?;
+    settle(Instant::now(), ctx.sizes.settle);
     let (p2, r) =
         run_child(ctx, "failover-plain-p2", &["--takeover", &cluster.bootstrap, &t.complaints, group, marker], || {
             produce_all(&p, &t.complaints, &[complaint("marker", "MARKER", "cust-m", now_micros())])
@@ -1020,11 +1036,13 @@ fn failover(ctx: &Ctx) -> R<Failover> {
     let mut a = Andon::start(ctx, "failover-andon-a", &cluster.bootstrap, group, "", "", 2)?;
     wait_processed(&mut a, &cluster, keys + 1, ctx.sizes.timeout)?;
     let (status, a_stop) = a.proc.stop(Duration::from_secs(30));
+    let a_left = Instant::now();
     if !status.is_some_and(|s| s.success()) {
         return Err(format!("andon A did not stop cleanly ({status:?}); log {}", a.proc.log.display()));
     }
     let (state_records, state_bytes) = topic_size(&cluster.bootstrap, &t.state, ctx.sizes.partitions)?;
     let reader = Reader::at_end(&cluster.bootstrap, &t.delist_commands, ctx.sizes.partitions)?;
+    settle(a_left, ctx.sizes.settle);
     let mut b = Andon::start(ctx, "failover-andon-b", &cluster.bootstrap, group, "", "", 2)?;
     let fresh = now_micros();
     produce_all(
