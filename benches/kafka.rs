@@ -75,7 +75,8 @@
 //! table (results.txt); the first and last lines say where.
 //! `ANDON_BENCH_SECTIONS=4,5` runs only those sections. Under
 //! `cargo test` (no `--bench` argument) it runs on small inputs, without
-//! the scaling trial, as a smoke test (about 40 s).
+//! the scaling trial and the in-process run, as a smoke test (about 35 s,
+//! most of it the MockCluster's 3 s group joins).
 
 use std::fs::File;
 use std::hint::black_box;
@@ -115,9 +116,10 @@ struct Sizes {
     /// Failover: how long after the old member left the new one starts
     /// (see [`SESSION`]).
     settle: Duration,
-    /// Whether the thread-scaling trials run (the smoke run leaves them
-    /// out: the same code as the first trial, two group joins longer).
-    scaling: bool,
+    /// Whether the thread-scaling trials and the in-process run happen
+    /// (the smoke run leaves them out to stay short: the trials are the
+    /// first trial's code again, and each costs group joins).
+    extras: bool,
     /// Longest wait for any one step.
     timeout: Duration,
 }
@@ -133,7 +135,7 @@ impl Sizes {
                 latency_rate: 10_000,
                 latency_secs: 10,
                 settle: Duration::from_millis(3_500),
-                scaling: true,
+                extras: true,
                 timeout: Duration::from_secs(300),
             }
         } else {
@@ -145,7 +147,7 @@ impl Sizes {
                 latency_rate: 1_000,
                 latency_secs: 1,
                 settle: Duration::ZERO,
-                scaling: false,
+                extras: false,
                 timeout: Duration::from_secs(60),
             }
         }
@@ -416,6 +418,16 @@ impl Cluster {
     fn cpu(&self) -> f64 {
         self.proc.cpu().unwrap_or(0.0)
     }
+}
+
+/// Runs `f` on a fresh dev cluster; when it fails, says whether the
+/// cluster had exited meanwhile (someone else's signal, a crash).
+fn on_cluster<T>(ctx: &Ctx, tag: &str, f: impl FnOnce(&Cluster) -> R<T>) -> R<T> {
+    let mut cluster = Cluster::start(ctx, tag)?;
+    f(&cluster).map_err(|e| match cluster.proc.exited() {
+        Some(s) => format!("{e} [the dev cluster had exited meanwhile ({s}); log {}]", cluster.proc.log.display()),
+        None => e,
+    })
 }
 
 /// An `andon run` process logging JSON at info, and its HTTP address once
@@ -946,11 +958,12 @@ struct Trial {
 
 fn trial(ctx: &Ctx, input: &[Rec], threads: Option<usize>) -> R<Trial> {
     let tag = threads.map_or("default".to_owned(), |t| format!("threads{t}"));
-    let cluster = Cluster::start(ctx, &format!("cluster-throughput-{tag}"))?;
-    produce_all(&producer(&cluster.bootstrap, 20)?, &ctx.topics.complaints, input)?;
-    let plain = run_plain(ctx, &cluster, &format!("plain-{tag}"), input.len())?;
-    let andon = run_andon(ctx, &cluster, &format!("andon-{tag}"), threads, input.len())?;
-    Ok(Trial { threads, plain, andon })
+    on_cluster(ctx, &format!("cluster-throughput-{tag}"), |cluster| {
+        produce_all(&producer(&cluster.bootstrap, 20)?, &ctx.topics.complaints, input)?;
+        let plain = run_plain(ctx, cluster, &format!("plain-{tag}"), input.len())?;
+        let andon = run_andon(ctx, cluster, &format!("andon-{tag}"), threads, input.len())?;
+        Ok(Trial { threads, plain, andon })
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1008,9 +1021,8 @@ struct Failover {
     state_bytes: u64,
 }
 
-fn failover(ctx: &Ctx) -> R<Failover> {
+fn failover(ctx: &Ctx, cluster: &Cluster) -> R<Failover> {
     let (keys, t) = (ctx.sizes.failover_keys, &ctx.topics);
-    let cluster = Cluster::start(ctx, "cluster-failover")?;
     let p = producer(&cluster.bootstrap, 5)?;
     produce_all(&p, &t.complaints, &one_per_subject(keys))?;
 
@@ -1034,7 +1046,7 @@ fn failover(ctx: &Ctx) -> R<Failover> {
     // andon: A processes everything (the marker too), stops; B takes over.
     let group = "bench-failover-andon";
     let mut a = Andon::start(ctx, "failover-andon-a", &cluster.bootstrap, group, "", "", 2)?;
-    wait_processed(&mut a, &cluster, keys + 1, ctx.sizes.timeout)?;
+    wait_processed(&mut a, cluster, keys + 1, ctx.sizes.timeout)?;
     let (status, a_stop) = a.proc.stop(Duration::from_secs(30));
     let a_left = Instant::now();
     if !status.is_some_and(|s| s.success()) {
@@ -1123,9 +1135,8 @@ impl Latency {
 /// default), which at a steady rate makes every other fetch wait.
 const LATENCY_FETCH: &str = "\"fetch.wait.max.ms\" = \"5\"";
 
-fn latency(ctx: &Ctx) -> R<Latency> {
+fn latency(ctx: &Ctx, cluster: &Cluster) -> R<Latency> {
     let (rate, secs, t) = (ctx.sizes.latency_rate, ctx.sizes.latency_secs, &ctx.topics);
-    let cluster = Cluster::start(ctx, "cluster-latency")?;
     let mut a = Andon::start(ctx, "latency-andon", &cluster.bootstrap, "bench-latency", "", LATENCY_FETCH, 2)?;
     let commit_interval = Settings::from_toml("").map_err(|e| e.to_string())?.processing.commit_interval.as_secs_f64();
     // Ready: every partition restored and active (a lag gauge each).
@@ -1408,7 +1419,7 @@ fn run(bench: bool) -> R<bool> {
         trials.push(trial(&ctx, &input, None));
     }
     for t in [1, 2] {
-        if t != default_threads && wanted(2) && ctx.sizes.scaling {
+        if t != default_threads && wanted(2) && ctx.sizes.extras {
             progress(&format!("2. throughput, threads = {t}"));
             trials.push(trial(&ctx, &input, Some(t)));
         }
@@ -1421,17 +1432,19 @@ fn run(bench: bool) -> R<bool> {
     };
     let fail = if wanted(4) {
         progress("4. failover");
-        failover(&ctx)
+        on_cluster(&ctx, "cluster-failover", |c| failover(&ctx, c))
     } else {
         skipped(&only)
     };
     let lat = if wanted(5) {
         progress("5. decision latency");
-        latency(&ctx)
+        on_cluster(&ctx, "cluster-latency", |c| latency(&ctx, c))
     } else {
         skipped(&only)
     };
-    let inproc = if wanted(7) {
+    let inproc = if !ctx.sizes.extras {
+        Err("not run in the smoke run".to_owned())
+    } else if wanted(7) {
         progress("7. in process");
         in_process(&ctx, &input)
     } else {
@@ -1510,7 +1523,7 @@ fn run(bench: bool) -> R<bool> {
             ));
             goals.add("threads 1 → 2 scales (no number set)", format!("{:.2}× start→all", two.1 / one.1), None);
         }
-        _ if !sz.scaling => line("  threads 2 / threads 1: not run in the smoke run".into()),
+        _ if !sz.extras => line("  threads 2 / threads 1: not run in the smoke run".into()),
         _ => line("  threads 2 / threads 1: not measured (a trial failed or was skipped)".into()),
     }
     line("  columns: start→all = process start to all processed (andon: /metrics shows N); CPU µs = the process's utime+stime".into());
@@ -1652,6 +1665,7 @@ fn run(bench: bool) -> R<bool> {
             "  raw consumption (assigned) {raw:.0} events/s; andon exactly_once {andon:.0} events/s; ratio {:.3}",
             andon / raw
         )),
+        Err(e) if !sz.extras => line(format!("  {e}")),
         Err(e) => {
             ok &= e.starts_with("skipped");
             line(format!("  FAILED: {e}"));
