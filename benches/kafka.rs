@@ -1642,7 +1642,7 @@ fn run(bench: bool) -> R<bool> {
             let (p50, p99, max) = l.quantiles(secs);
             let (h50, h99, hmax) = l.quantiles(secs / 2.0);
             line(format!(
-                "  latency over all {secs:.0} s: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; over the first {:.0} s: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+                "  latency over all {secs} s: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; over the first {} s: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
                 ms(p50),
                 ms(p99),
                 ms(max),
