@@ -370,7 +370,8 @@ impl Processor {
                     for p in ps {
                         let why = Why::Assigned { generation };
                         self.slots.insert(p, restoring(why, Instant::now(), Backoff::default()));
-                        let _ = tpl.add_partition_offset(&self.settings.topics.work_order_updates, p, Offset::Beginning);
+                        let _ =
+                            tpl.add_partition_offset(&self.settings.topics.work_order_updates, p, Offset::Beginning);
                     }
                     if let Err(e) = self.updates.incremental_assign(&tpl) {
                         tracing::warn!(error = %e, "assigning the updates partitions failed");
@@ -495,14 +496,16 @@ impl Processor {
                     );
                     self.metrics.partition_failed.with_label_values(&[&p.to_string()]).set(1);
                     let now = Instant::now();
-                    self.slots.insert(p, Slot::Failed { why, since, retry_at: now + wait, backoff, error: e.to_string() });
+                    self.slots
+                        .insert(p, Slot::Failed { why, since, retry_at: now + wait, backoff, error: e.to_string() });
                 }
             }
         }
         if activated.is_empty() {
             return;
         }
-        let sought = if seek.count() > 0 { self.group.seek_partitions(seek, Duration::from_secs(10)).map(drop) } else { Ok(()) };
+        let sought =
+            if seek.count() > 0 { self.group.seek_partitions(seek, Duration::from_secs(10)).map(drop) } else { Ok(()) };
         let sought = sought.and_then(|()| {
             if seek_updates.count() > 0 {
                 self.updates.seek_partitions(seek_updates, Duration::from_secs(10)).map(drop)
@@ -678,10 +681,13 @@ impl Processor {
                 self.metrics.transaction_seconds.observe(started.elapsed().as_secs_f64());
                 tracing::debug!(
                     partitions = done.len(),
-                    records = done.iter().filter_map(|d| match self.slots.get(&d.partition) {
-                        Some(Slot::Active(a)) => Some(a.processed),
-                        _ => None,
-                    }).sum::<u64>(),
+                    records = done
+                        .iter()
+                        .filter_map(|d| match self.slots.get(&d.partition) {
+                            Some(Slot::Active(a)) => Some(a.processed),
+                            _ => None,
+                        })
+                        .sum::<u64>(),
                     write_ms = started.elapsed().as_millis() as u64,
                     "batch written"
                 );

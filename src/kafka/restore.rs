@@ -99,6 +99,11 @@ pub fn restore(
         Ok(r) => r,
         Err(e) => return fail_all(partitions, &results, e),
     };
+    // Changelog bytes read per partition (keys and values), for the log.
+    let mut bytes: HashMap<i32, u64> = HashMap::new();
+    for ((p, ..), records) in live.iter().zip(&tails) {
+        *bytes.entry(*p).or_default() += size(records);
+    }
 
     // 3. From each head's base (the whole partition where no head is in
     // the tail, or the chain from the base does not hold), then resolved.
@@ -123,6 +128,7 @@ pub fn restore(
         match read_all(reader, &ranges) {
             Ok(reads) => {
                 for ((p, why, low, end, _), records) in full.into_iter().zip(reads) {
+                    *bytes.entry(p).or_default() += size(&records);
                     resolved.push((p, why, low, end, records));
                 }
             }
@@ -154,6 +160,7 @@ pub fn restore(
         match read_all(reader, &ranges) {
             Ok(reads) => {
                 for ((p, why, _, end), records) in retry_whole.into_iter().zip(reads) {
+                    *bytes.entry(p).or_default() += size(&records);
                     match checkpoint::resolve(&records, partition_count, end) {
                         Ok(r) => chains.push((p, why, r)),
                         Err(error) => {
@@ -201,6 +208,7 @@ pub fn restore(
             partition = p,
             seq = r.chain.seq,
             changelog_records = r.records_read,
+            changelog_bytes = bytes.get(&p).copied().unwrap_or(0),
             already_written,
             subjects = r.state.subjects.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -226,6 +234,11 @@ fn read_all(reader: &dyn LogReader, ranges: &[Range]) -> Result<Vec<Vec<Read>>, 
         });
     })?;
     Ok(out)
+}
+
+/// Bytes of keys and values in `records`.
+fn size(records: &[Read]) -> u64 {
+    records.iter().map(|r| (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len)) as u64).sum()
 }
 
 fn fail_all(
