@@ -167,6 +167,8 @@ pub struct Processor {
     attempt: u64,
     /// Set when a topic's partition count changed: processing stops.
     halted: Option<String>,
+    /// The group has assigned this member its partitions (maybe none) once.
+    joined: bool,
     last_board: Instant,
     last_topology: Instant,
     batch_started: Instant,
@@ -282,6 +284,7 @@ impl Processor {
             waker,
             attempt: 0,
             halted: None,
+            joined: false,
             last_board: Instant::now(),
             last_topology: Instant::now(),
             batch_started: Instant::now(),
@@ -362,6 +365,7 @@ impl Processor {
             self.metrics.rebalances.inc();
             match e {
                 Event::Assigned(ps) => {
+                    self.joined = true;
                     let generation = group::generation(&self.group).unwrap_or(0);
                     // The updates partitions follow, fetching meanwhile too
                     // (so that an empty one has said so by the time its
@@ -776,7 +780,8 @@ impl Processor {
         let now = Instant::now();
         let stall_after = self.settings.processing.stall_after;
         let mut health = Vec::with_capacity(self.slots.len());
-        let mut ready = self.halted.is_none();
+        // Ready: in the group, every partition active and moving.
+        let mut ready = self.joined && self.halted.is_none();
         for (p, slot) in self.slots.iter_mut() {
             let label = p.to_string();
             let (state, error, stalled) = match slot {

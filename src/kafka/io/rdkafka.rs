@@ -324,7 +324,11 @@ struct Owned {
 impl KafkaReader {
     /// Reads the ranges of one topic to the end of each partition.
     fn read_topic(&self, topic: &str, ranges: &[(usize, &Range)]) -> Result<Vec<Owned>, IoError> {
-        let mut todo: HashMap<i32, usize> = HashMap::new();
+        // Per partition: its range, and the last offset it holds as the
+        // watermarks said (reached, the read is done without waiting for
+        // the end-of-partition, which comes only once an empty fetch has
+        // returned: up to fetch.wait.max.ms later).
+        let mut todo: HashMap<i32, (usize, i64)> = HashMap::new();
         let mut tpl = TopicPartitionList::new();
         for (i, r) in ranges {
             let w = self.watermarks(topic, r.partition)?;
@@ -332,7 +336,7 @@ impl KafkaReader {
             if from >= w.stable {
                 continue;
             }
-            todo.insert(r.partition, *i);
+            todo.insert(r.partition, (*i, w.stable - 1));
             tpl.add_partition_offset(topic, r.partition, Offset::Offset(from))
                 .map_err(|e| IoError::new(FailureKind::Permanent, format!("reading {topic}"), e))?;
         }
@@ -351,7 +355,7 @@ impl KafkaReader {
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
                     last_progress = Instant::now();
-                    let Some(&range) = todo.get(&m.partition()) else { continue };
+                    let Some(&(range, last)) = todo.get(&m.partition()) else { continue };
                     let headers = m
                         .headers()
                         .map(|h| h.iter().map(|x| (x.key.to_owned(), x.value.unwrap_or_default().to_vec())).collect())
@@ -363,6 +367,11 @@ impl KafkaReader {
                         value: m.payload().map(<[u8]>::to_vec),
                         headers,
                     });
+                    // A transaction marker may take the last offset: then
+                    // the end-of-partition says it.
+                    if m.offset() >= last {
+                        todo.remove(&m.partition());
+                    }
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     last_progress = Instant::now();
