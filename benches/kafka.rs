@@ -468,7 +468,9 @@ impl Andon {
         );
         std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
         let mut cmd = Command::new(&ctx.andon);
-        cmd.args(["--log-format", "json", "run", "--config"]).arg(&config).env("RUST_LOG", "info");
+        cmd.args(["--log-format", "json", "run", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", std::env::var("ANDON_BENCH_LOG").unwrap_or_else(|_| "info".into()));
         let proc = Proc::spawn(&format!("andon {tag}"), cmd, &ctx.dir.join(format!("{tag}.log")))?;
         Ok(Andon { proc, addr: None })
     }

@@ -311,9 +311,10 @@ pub enum ChainError {
     Partitions { written: u32, now: u32 },
 }
 
-/// One checkpoint or snapshot, all its parts read.
+/// One checkpoint or snapshot, all its parts read (its bodies borrowed
+/// from the records read).
 #[derive(Debug, Clone)]
-pub struct Unit {
+pub struct Unit<'a> {
     pub kind: Kind,
     pub seq: u64,
     pub stamp: Stamp,
@@ -324,10 +325,10 @@ pub struct Unit {
     /// Offset of the unit's last part: among equals, the later wins.
     pub last_offset: i64,
     pub bytes: usize,
-    bodies: BTreeMap<u32, Vec<u8>>,
+    bodies: BTreeMap<u32, &'a [u8]>,
 }
 
-impl Unit {
+impl Unit<'_> {
     fn key(&self, part: u32) -> String {
         unit_key(self.kind, self.seq, self.stamp, part)
     }
@@ -390,7 +391,7 @@ pub fn resolve(records: &[Read], partitions: u32, end: i64) -> Result<Resolved, 
             bytes: 0,
             bodies: BTreeMap::new(),
         });
-        unit.bodies.insert(frame.part, body.to_vec());
+        unit.bodies.insert(frame.part, body);
         unit.bytes += value.len();
         unit.last_offset = r.offset;
         if unit.bodies.len() as u32 == unit.parts {

@@ -12,7 +12,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::{Acks, BatchSink, IoError, LogReader, Out, Range, Rec, Watermarks};
+use super::{Acks, BatchSink, IoError, LogReader, Out, Range, Record, Watermarks};
 use crate::kafka::client::{self, Quiet};
 use crate::kafka::errors::{classify, FailureKind};
 
@@ -267,26 +267,63 @@ impl KafkaReader {
     }
 }
 
-impl LogReader for KafkaReader {
-    fn watermarks(&self, topic: &str, partition: i32) -> Result<Watermarks, IoError> {
-        let what = || format!("reading the offsets of {topic}[{partition}]");
-        let t = Duration::from_secs(10);
-        let (low, stable) =
-            self.committed.fetch_watermarks(topic, partition, t).map_err(|e| IoError::new(classify(&e), what(), e))?;
-        let (_, high) = self
-            .uncommitted
-            .fetch_watermarks(topic, partition, t)
+impl KafkaReader {
+    /// Offsets of `which` (the beginning, or the end as `consumer`'s
+    /// isolation level sees it) of several partitions, in one request per
+    /// broker (ListOffsets by the timestamps -2 and -1).
+    fn offsets(
+        consumer: &BaseConsumer<Quiet>,
+        topic: &str,
+        partitions: &[i32],
+        which: Offset,
+    ) -> Result<Vec<i64>, IoError> {
+        let what = || format!("reading the offsets of {topic}");
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition_offset(topic, *p, which).map_err(|e| IoError::new(FailureKind::Permanent, what(), e))?;
+        }
+        let got = consumer
+            .offsets_for_times(tpl, Duration::from_secs(10))
             .map_err(|e| IoError::new(classify(&e), what(), e))?;
-        Ok(Watermarks { low, high: high.max(stable), stable })
+        partitions
+            .iter()
+            .map(|p| {
+                let e = got
+                    .find_partition(topic, *p)
+                    .ok_or_else(|| IoError::new(FailureKind::Transient, what(), "no answer"))?;
+                if let Err(err) = e.error() {
+                    return Err(IoError::new(classify(&err), what(), err));
+                }
+                match e.offset() {
+                    Offset::Offset(o) => Ok(o),
+                    // No record at or past the "timestamp": an empty partition.
+                    _ => Ok(0),
+                }
+            })
+            .collect()
+    }
+}
+
+impl LogReader for KafkaReader {
+    fn watermarks(&self, topic: &str, partitions: &[i32]) -> Result<Vec<Watermarks>, IoError> {
+        let low = Self::offsets(&self.committed, topic, partitions, Offset::Beginning)?;
+        let stable = Self::offsets(&self.committed, topic, partitions, Offset::End)?;
+        let high = Self::offsets(&self.uncommitted, topic, partitions, Offset::End)?;
+        Ok(low
+            .into_iter()
+            .zip(stable)
+            .zip(high)
+            .map(|((low, stable), high)| Watermarks { low, high: high.max(stable), stable })
+            .collect())
     }
 
-    fn read(&self, ranges: &[Range], f: &mut dyn FnMut(usize, Rec<'_>)) -> Result<(), IoError> {
+    fn read(&self, ranges: &[Range]) -> Result<Vec<Vec<Record>>, IoError> {
         // An end-of-partition event names the partition but not its topic:
         // each topic is read by a consumer of its own, all at once.
         let mut topics: Vec<&str> = ranges.iter().map(|r| r.topic.as_str()).collect();
         topics.sort_unstable();
         topics.dedup();
-        let results: Vec<Result<Vec<Owned>, IoError>> = std::thread::scope(|scope| {
+        let results: Vec<Result<Vec<(usize, Record)>, IoError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = topics
                 .iter()
                 .map(|topic| {
@@ -302,36 +339,28 @@ impl LogReader for KafkaReader {
                 })
                 .collect()
         });
+        let mut out: Vec<Vec<Record>> = vec![Vec::new(); ranges.len()];
         for records in results {
-            for r in records? {
-                let headers = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-                f(r.range, Rec { offset: r.offset, key: r.key.as_deref(), value: r.value.as_deref(), headers });
+            for (range, r) in records? {
+                out[range].push(r);
             }
         }
-        Ok(())
+        Ok(out)
     }
-}
-
-/// A record read, copied out of librdkafka's buffers.
-struct Owned {
-    range: usize,
-    offset: i64,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(String, Vec<u8>)>,
 }
 
 impl KafkaReader {
     /// Reads the ranges of one topic to the end of each partition.
-    fn read_topic(&self, topic: &str, ranges: &[(usize, &Range)]) -> Result<Vec<Owned>, IoError> {
+    fn read_topic(&self, topic: &str, ranges: &[(usize, &Range)]) -> Result<Vec<(usize, Record)>, IoError> {
         // Per partition: its range, and the last offset it holds as the
         // watermarks said (reached, the read is done without waiting for
         // the end-of-partition, which comes only once an empty fetch has
         // returned: up to fetch.wait.max.ms later).
         let mut todo: HashMap<i32, (usize, i64)> = HashMap::new();
         let mut tpl = TopicPartitionList::new();
-        for (i, r) in ranges {
-            let w = self.watermarks(topic, r.partition)?;
+        let partitions: Vec<i32> = ranges.iter().map(|(_, r)| r.partition).collect();
+        let marks = self.watermarks(topic, &partitions)?;
+        for ((i, r), w) in ranges.iter().zip(marks) {
             let from = r.from.max(w.low);
             if from >= w.stable {
                 continue;
@@ -360,13 +389,13 @@ impl KafkaReader {
                         .headers()
                         .map(|h| h.iter().map(|x| (x.key.to_owned(), x.value.unwrap_or_default().to_vec())).collect())
                         .unwrap_or_default();
-                    out.push(Owned {
-                        range,
+                    let record = Record {
                         offset: m.offset(),
                         key: m.key().map(<[u8]>::to_vec),
                         value: m.payload().map(<[u8]>::to_vec),
                         headers,
-                    });
+                    };
+                    out.push((range, record));
                     // A transaction marker may take the last offset: then
                     // the end-of-partition says it.
                     if m.offset() >= last {
