@@ -1,6 +1,6 @@
 //! `andon replay`: the engine offline, over files. Each file is read in its
 //! own order; the two are merged by their next records' event times,
-//! complaints first on ties (spec, Semantics 0). Every output goes to `out`
+//! complaints first on ties (docs/semantics.md, rule 0). Every output goes to `out`
 //! as one JSON line in emission order; a rejected line goes there as a DLQ
 //! line and never stops the run. A [`Summary`] of the run is returned.
 

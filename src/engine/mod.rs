@@ -8,8 +8,8 @@
 //! serialises and restores to an engine that behaves identically. The rules
 //! it applies are its own types ([`rules`]); `config` converts into them.
 //!
-//! Spec map: Semantics 1 (duplicates) in [`Engine::is_seen`]; 2 and 3
-//! (counting, stream time, lateness) in [`Engine::on_complaint`] and
+//! Map of docs/semantics.md: rule 1 (duplicates) in [`Engine::is_seen`];
+//! 2 and 3 (counting, stream time, lateness) in [`Engine::on_complaint`] and
 //! [`window`]; 4 (pull) in [`Engine::pull`]; 5 and 6 (steps, escalations,
 //! close, relist) in [`Engine::on_update`], [`Engine::tick`] and [`andon`].
 
