@@ -129,7 +129,7 @@ pub struct Undecodable(String);
 pub fn decode_value(value: &[u8]) -> Result<(Frame, &[u8]), Undecodable> {
     if value.first() == Some(&b'{') {
         return Err(Undecodable(
-            "a JSON changelog record of andon before 0.2: this partition's chain must be rebuilt (README, \"A corrupt or broken checkpoint chain\")".into(),
+            "a JSON changelog record of andon before 0.2: this partition's chain must be rebuilt (docs/guarantees.md, \"Rebuilding a partition's state\")".into(),
         ));
     }
     let (frame, body) =
@@ -307,7 +307,7 @@ pub enum ChainError {
     Gap { missing: u64, from: u64 },
     #[error("the newest head says the chain reaches seq {seq}, but that checkpoint or snapshot is not complete")]
     Lost { seq: u64 },
-    #[error("written when andon's topics had {written} partitions, now {now}: keys would have moved (README, \"Partition counts are fixed\")")]
+    #[error("written when andon's topics had {written} partitions, now {now}: keys would have moved (docs/guarantees.md, \"Migrating to a new partition count\")")]
     Partitions { written: u32, now: u32 },
 }
 

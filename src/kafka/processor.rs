@@ -557,7 +557,7 @@ impl Processor {
         let problem = match r {
             Ok(n) if n as u32 == self.partitions => return,
             Ok(n) => format!(
-                "the partition count of andon's topics changed from {} to {n}: keys would move between partitions and ids would restart; processing stopped (README, \"Partition counts are fixed\")",
+                "the partition count of andon's topics changed from {} to {n}: keys would move between partitions and ids would restart; processing stopped (docs/guarantees.md, \"Migrating to a new partition count\")",
                 self.partitions
             ),
             Err(e) if e.contains("must have the same partition count") => e,
