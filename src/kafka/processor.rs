@@ -141,7 +141,21 @@ enum Job {
 
 enum Reply {
     Restored(Vec<(i32, Result<Restored, RestoreError>)>, Duration),
-    Topics(Result<usize, String>),
+    Topics(Result<usize, client::TopologyError>),
+}
+
+/// What stops processing after a check of the topics' partition counts:
+/// a count other than the one andon started with, or counts no longer
+/// equal. (A check that failed to ask says nothing.)
+fn topology_problem(started_with: u32, checked: &Result<usize, client::TopologyError>) -> Option<String> {
+    match checked {
+        Ok(n) if *n as u32 == started_with => None,
+        Ok(n) => Some(format!(
+            "the partition count of andon's topics changed from {started_with} to {n}: keys would move between partitions and ids would restart; processing stopped (docs/guarantees.md, \"Migrating to a new partition count\")"
+        )),
+        Err(e @ client::TopologyError::Unequal(_)) => Some(format!("{e}; processing stopped")),
+        Err(_) => None,
+    }
 }
 
 pub struct Processor {
@@ -553,18 +567,12 @@ impl Processor {
         }
     }
 
-    fn topology(&mut self, r: Result<usize, String>) {
-        let problem = match r {
-            Ok(n) if n as u32 == self.partitions => return,
-            Ok(n) => format!(
-                "the partition count of andon's topics changed from {} to {n}: keys would move between partitions and ids would restart; processing stopped (docs/guarantees.md, \"Migrating to a new partition count\")",
-                self.partitions
-            ),
-            Err(e) if e.contains("must have the same partition count") => e,
-            Err(e) => {
+    fn topology(&mut self, r: Result<usize, client::TopologyError>) {
+        let Some(problem) = topology_problem(self.partitions, &r) else {
+            if let Err(e) = r {
                 tracing::warn!(error = %e, "checking the topics failed");
-                return;
             }
+            return;
         };
         if self.halted.is_none() {
             tracing::error!(problem = %problem, "stopping processing");
@@ -886,9 +894,7 @@ fn restorer(
                         let r = restore::restore(&reader, &settings, &ps, partitions, &limits);
                         Reply::Restored(r, started.elapsed())
                     }
-                    Job::CheckTopics => {
-                        Reply::Topics(client::check_topics(&metadata, &settings).map_err(|e| e.to_string()))
-                    }
+                    Job::CheckTopics => Reply::Topics(client::check_topics(&metadata, &settings)),
                 };
                 if tx.send(reply).is_err() {
                     return;
@@ -926,5 +932,21 @@ fn log_output(partition: i32, o: &Output) {
             tracing::info!(partition, andon_id = %andon_id, verdict = verdict.as_str(), "work order closed")
         }
         Output::WorkOrder(WorkOrderEvent::StepCompleted { .. }) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use client::TopologyError;
+
+    #[test]
+    fn a_changed_or_unequal_partition_count_stops_processing_a_failed_check_does_not() {
+        assert_eq!(topology_problem(4, &Ok(4)), None);
+        let grown = topology_problem(4, &Ok(8)).expect("stops");
+        assert!(grown.contains("from 4 to 8"), "{grown}");
+        let unequal = topology_problem(4, &Err(TopologyError::Unequal("andon.dlq: 8".into()))).expect("stops");
+        assert!(unequal.contains("andon.dlq: 8"), "{unequal}");
+        assert_eq!(topology_problem(4, &Err(TopologyError::Stopped)), None, "a check that could not ask says nothing");
     }
 }
