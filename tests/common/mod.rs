@@ -1,10 +1,14 @@
-//! Helpers for the tests that talk Kafka over real sockets: a MockCluster in
-//! process or an `andon dev-cluster` process, a plain rdkafka producer and
-//! consumer (not andon's code path), and `andon replay` for the expected
-//! outputs.
+//! Helpers shared by the two test binaries (`tests/offline/`,
+//! `tests/cluster/`), included by each as `mod common`: for the tests that
+//! talk Kafka over real sockets a MockCluster in process or an
+//! `andon dev-cluster` process, a plain rdkafka producer and consumer (not
+//! andon's code path), and `andon replay` for the expected outputs; the
+//! lock that keeps heavy tests from running beside others ([`serial`],
+//! [`parallel`]); the tools from outside cargo ([`need_tool`]).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use andon::config::Settings;
@@ -14,6 +18,26 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
+
+/// The tests of one binary run on parallel threads (as many as cores: two
+/// here). A test that starts processes, leans on session timeouts or times
+/// an injected fault holds this lock for writing ([`serial`]) and so runs
+/// alone, as it did when it had a binary of its own; a test with an
+/// in-process MockCluster of its own holds it for reading ([`parallel`]),
+/// beside others like it but never beside a serial one.
+static MACHINE: RwLock<()> = RwLock::new(());
+
+/// The machine to this test alone, for as long as the guard lives.
+pub fn serial() -> RwLockWriteGuard<'static, ()> {
+    // A test that panicked holding the lock leaves nothing inconsistent.
+    MACHINE.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The machine shared with the other [`parallel`] tests, for as long as the
+/// guard lives.
+pub fn parallel() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Settings for a test: the cluster's brokers, quick batches, a short
 /// session timeout (the MockCluster drops a killed member only after it).
@@ -252,7 +276,10 @@ pub fn wait_stable<T: PartialEq>(
 }
 
 /// A tool from Debian's packages that `scripts/test` installs (promtool,
-/// prometheus, chromium). Missing, the test fails: it never skips.
+/// prometheus, chromium). The tests that call it are `#[ignore]`d with the
+/// tool's name, so that a plain `cargo test` leaves them out and says so;
+/// `scripts/test` runs them (`--include-ignored`). Missing, such a test
+/// fails: it never skips.
 pub fn need_tool(tool: &str) -> std::path::PathBuf {
     for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
         let p = std::path::Path::new(dir).join(tool);

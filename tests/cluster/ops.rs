@@ -6,10 +6,11 @@
 //! recording rule of `deploy/prometheus/rules.yaml`.
 //!
 //! Chromium and Prometheus come from Debian's packages, installed by
-//! `scripts/test` (the README's test command); without them these tests
-//! fail, they do not skip.
+//! `scripts/test` (the README's test command): these tests are ignored by a
+//! plain `cargo test` (which lists them as such) and run by `scripts/test`;
+//! run without the tools, they fail, they do not skip.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -107,7 +108,9 @@ fn chromium(args: &[&str], url: &str) -> std::process::Output {
 }
 
 #[test]
+#[ignore = "needs Chromium: scripts/test installs it"]
 fn the_status_page_in_headless_chromium_shows_pulls_without_console_errors() {
+    let _serial = common::serial();
     let (_demo, addr) = demo(150);
     wait_for_pulls(addr);
     let url = format!("http://{addr}/");
@@ -137,7 +140,9 @@ fn the_status_page_in_headless_chromium_shows_pulls_without_console_errors() {
 }
 
 #[test]
+#[ignore = "needs Prometheus: scripts/test installs it"]
 fn a_real_prometheus_scrapes_the_demo_and_evaluates_the_recording_rule() {
+    let _serial = common::serial();
     let (_demo, addr) = demo(150);
     wait_for_pulls(addr);
     let dir = tempfile::tempdir().expect("tempdir");
