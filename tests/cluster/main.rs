@@ -7,11 +7,13 @@
 //! the lock in `common` first:
 //!
 //! - alone ([`common::serial`]): those that start processes and lean on
-//!   session timeouts ([`kafka_restart`], [`view`], [`demo`], [`ops`]),
-//!   and the injected faults, whose outages and stalls are timed
-//!   ([`kafka_faults`]);
+//!   session timeouts ([`kafka_restart`], [`view`]), the demo's run whose
+//!   traffic rate is checked ([`demo`]), and the injected faults, whose
+//!   outages and stalls are timed ([`kafka_faults`]);
 //! - beside each other ([`common::parallel`]): those with an in-process
-//!   MockCluster of their own ([`kafka_e2e`], [`http`]).
+//!   MockCluster of their own ([`kafka_e2e`], [`http`]), and the two that
+//!   each run a demo for Chromium or Prometheus to look at ([`ops`]; they
+//!   ran side by side in their own binary too).
 
 #[path = "../common/mod.rs"]
 mod common;

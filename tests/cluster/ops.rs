@@ -110,7 +110,7 @@ fn chromium(args: &[&str], url: &str) -> std::process::Output {
 #[test]
 #[ignore = "needs Chromium: scripts/test installs it"]
 fn the_status_page_in_headless_chromium_shows_pulls_without_console_errors() {
-    let _serial = common::serial();
+    let _parallel = common::parallel();
     let (_demo, addr) = demo(150);
     wait_for_pulls(addr);
     let url = format!("http://{addr}/");
@@ -142,7 +142,7 @@ fn the_status_page_in_headless_chromium_shows_pulls_without_console_errors() {
 #[test]
 #[ignore = "needs Prometheus: scripts/test installs it"]
 fn a_real_prometheus_scrapes_the_demo_and_evaluates_the_recording_rule() {
-    let _serial = common::serial();
+    let _parallel = common::parallel();
     let (_demo, addr) = demo(150);
     wait_for_pulls(addr);
     let dir = tempfile::tempdir().expect("tempdir");

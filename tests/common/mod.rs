@@ -20,11 +20,12 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 /// The tests of one binary run on parallel threads (as many as cores: two
-/// here). A test that starts processes, leans on session timeouts or times
-/// an injected fault holds this lock for writing ([`serial`]) and so runs
-/// alone, as it did when it had a binary of its own; a test with an
-/// in-process MockCluster of its own holds it for reading ([`parallel`]),
-/// beside others like it but never beside a serial one.
+/// here). A test that leans on session timeouts, a traffic rate or the
+/// timing of an injected fault holds this lock for writing ([`serial`]) and
+/// so runs alone, as it did when it had a binary of its own; a test that
+/// can share the machine (an in-process MockCluster of its own, say) holds
+/// it for reading ([`parallel`]), beside others like it but never beside a
+/// serial one. `tests/cluster/main.rs` says which test is which.
 static MACHINE: RwLock<()> = RwLock::new(());
 
 /// The machine to this test alone, for as long as the guard lives.
