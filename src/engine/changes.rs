@@ -112,9 +112,30 @@ pub struct OpsError(#[from] postcard::Error);
 
 /// Appends `op` to `buf`.
 pub fn encode(op: &Op<'_>, buf: &mut Vec<u8>) -> Result<(), OpsError> {
-    let taken = std::mem::take(buf);
-    *buf = postcard::to_extend(op, taken)?;
-    Ok(())
+    Ok(postcard::serialize_with_flavor(op, Append(buf))?)
+}
+
+/// A postcard output that appends to a `Vec` in place (postcard's
+/// `to_extend` pushes byte by byte through `Extend`, which showed in
+/// profiles; its `AllocVec` wants a fresh vector each time).
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// The operations in `bytes`, one after another.

@@ -282,7 +282,7 @@ impl Engine {
     /// `Err` means the record belongs in the DLQ; it changed nothing.
     pub fn on_complaint(
         &mut self,
-        c: &Complaint,
+        c: Complaint,
         meta: RecordMeta<'_>,
         out: &mut Vec<Output>,
     ) -> Result<ComplaintOutcome, Reject> {
@@ -336,7 +336,7 @@ impl Engine {
         };
         if c.pull {
             // The agent's own call: pulls whatever the count, late or stale.
-            let evidence = Evidence { listed: vec![c.event_id.as_str().into()], total: 1 };
+            let evidence = Evidence { listed: vec![c.event_id.into_boxed_str()], total: 1 };
             self.pull(&c.subject_key, idx, Trigger::Manual, c.occurred_at, c.channel, evidence, out);
             return Ok(ComplaintOutcome { class, pulled: Some(Trigger::Manual) });
         }
@@ -347,8 +347,8 @@ impl Engine {
         is.counted.evict_before(eviction_cutoff(st, rule.window, cfg.grace));
         let counted = Counted {
             at: c.occurred_at,
-            customer: c.customer_id.as_str().into(),
-            event_id: c.event_id.as_str().into(),
+            customer: c.customer_id.into_boxed_str(),
+            event_id: c.event_id.into_boxed_str(),
         };
         if let Some(log) = self.changes.as_mut() {
             log.count(key, &c.issue, &counted);

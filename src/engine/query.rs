@@ -118,7 +118,7 @@ mod tests {
             channel: None,
         };
         let mut out = Vec::new();
-        e.on_complaint(&c, RecordMeta::default(), &mut out).expect("accepted");
+        e.on_complaint(c.clone(), RecordMeta::default(), &mut out).expect("accepted");
         out
     }
 

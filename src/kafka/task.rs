@@ -317,7 +317,7 @@ impl Task {
             Decoded::Complaint(Ok(c)) => {
                 tally.processed += 1;
                 self.seen_record(timestamp);
-                match self.engine.on_complaint(&c, meta, &mut self.out) {
+                match self.engine.on_complaint(c, meta, &mut self.out) {
                     Ok(outcome) => {
                         self.stats.complaint(outcome.class.as_str());
                         None

@@ -199,7 +199,7 @@ mod tests {
             pull: false,
             channel: Some(Channel::Phone),
         };
-        e.on_complaint(&c, RecordMeta::default(), out).expect("accepted");
+        e.on_complaint(c.clone(), RecordMeta::default(), out).expect("accepted");
     }
 
     fn update(
