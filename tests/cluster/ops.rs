@@ -10,23 +10,14 @@
 //! plain `cargo test` (which lists them as such) and run by `scripts/test`;
 //! run without the tools, they fail, they do not skip.
 
-use crate::common;
-
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::common::{self, chromium, http_get, Proc};
 
 /// Starts `andon demo` with its HTTP server on a free port; returns the
 /// process and the address it serves on.
@@ -54,22 +45,11 @@ fn demo(seconds: u32) -> (Proc, SocketAddr) {
     (Proc(child), addr.parse().expect("an address"))
 }
 
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let Ok(mut s) = TcpStream::connect(addr) else { return (0, String::new()) };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
-}
-
 /// Waits until the demo has committed at least one pull.
 fn wait_for_pulls(addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let (_, body) = get(addr, "/metrics");
+        let (_, body) = http_get(addr, "/metrics");
         let pulls: f64 = body
             .lines()
             .filter(|l| l.starts_with("andon_pulls_total{"))
@@ -81,30 +61,6 @@ fn wait_for_pulls(addr: SocketAddr) {
         assert!(Instant::now() < deadline, "no pull within 90 s:\n{body}");
         std::thread::sleep(Duration::from_millis(500));
     }
-}
-
-fn chromium(args: &[&str], url: &str) -> std::process::Output {
-    let profile = tempfile::tempdir().expect("profile dir");
-    Command::new(common::need_tool("chromium"))
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-            // Let the page's first fetches and refresh run.
-            "--virtual-time-budget=6000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .arg(url)
-        .output()
-        .expect("chromium runs")
 }
 
 #[test]
@@ -179,7 +135,7 @@ fn a_real_prometheus_scrapes_the_demo_and_evaluates_the_recording_rule() {
                 }
             })
             .collect();
-        get(prom_addr, &format!("/api/v1/query?query={q}")).1
+        http_get(prom_addr, &format!("/api/v1/query?query={q}")).1
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut pulls = String::new();

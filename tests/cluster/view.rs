@@ -17,55 +17,13 @@
 //!   a plain `cargo test`, run by `scripts/test`, which installs Chromium.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
 use serde_json::{json, Value};
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.0.id().to_string()]).status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn andon(args: &[&str], log: &Path) -> Proc {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_andon"))
-        .args(args)
-        .env("RUST_LOG", "info,librdkafka=warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn andon");
-    Proc(child)
-}
-
-fn dev_cluster(dir: &Path, partitions: u32) -> (Proc, String) {
-    let file = dir.join("bootstrap");
-    let p = andon(
-        &["dev-cluster", "--partitions", &partitions.to_string(), "--bootstrap-file", file.to_str().expect("path")],
-        &dir.join("dev-cluster.log"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(s) = std::fs::read_to_string(&file) {
-            if s.ends_with('\n') {
-                return (p, s.trim().to_owned());
-            }
-        }
-        assert!(Instant::now() < deadline, "dev-cluster did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A member: its process, log, and the address it serves HTTP on (read
 /// from its log: `http.listen` is port 0).
@@ -79,7 +37,7 @@ fn member(config: &Path, log: PathBuf) -> Member {
     // A restarted member appends to its log: wait for one more start.
     let serving = |text: &str| text.lines().filter(|l| l.contains("serving /metrics")).count();
     let before = serving(&std::fs::read_to_string(&log).unwrap_or_default());
-    let proc = andon(&["run", "--config", config.to_str().expect("path")], &log);
+    let proc = spawn_andon(&["run", "--config", config.to_str().expect("path")], &log);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -98,19 +56,8 @@ fn member(config: &Path, log: PathBuf) -> Member {
     }
 }
 
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else { return (0, String::new()) };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
-    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
-}
-
 fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
-    let (code, body) = get(addr, path);
+    let (code, body) = http_get(addr, path);
     (code, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
@@ -453,7 +400,7 @@ struct Three {
 
 fn three_members() -> Three {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cluster, bootstrap) = dev_cluster(dir.path(), 3);
+    let (cluster, bootstrap) = start_dev_cluster(dir.path(), 3);
     let now = chrono::Utc::now().timestamp();
     let (complaints, updates) = workload(now);
     let expected = replay(&settings("unused:9092", RULES), &complaints, &updates);
@@ -498,10 +445,10 @@ fn three_members() -> Three {
     Three { members, _cluster: cluster, dir, bootstrap, config, now, complaints, expected, open, owned }
 }
 
-/// Member `m`'s `/andons` once it lists exactly `open`.
-fn wait_for_andons(what: &str, m: &Member, open: &BTreeSet<String>) -> Value {
-    wait_for(what, Duration::from_secs(30), || {
-        let (code, v) = get_json(m.addr, "/andons");
+/// `/andons` at `addr` once it lists exactly `open`.
+fn wait_for_andons(what: &str, timeout: Duration, addr: SocketAddr, open: &BTreeSet<String>) -> Value {
+    wait_for(what, timeout, || {
+        let (code, v) = get_json(addr, "/andons");
         let got = andon_ids(&v);
         if code == 200 && got == *open {
             Ok(v)
@@ -527,10 +474,10 @@ fn three_members_each_answer_for_the_whole_cluster() {
 
     // Every member lists all.
     for (i, m) in members.iter().enumerate() {
-        let got = wait_for_andons(&format!("member {i}'s /andons"), m, &open);
+        let got = wait_for_andons(&format!("member {i}'s /andons"), Duration::from_secs(30), m.addr, &open);
         let foreign = got.as_array().expect("list").iter().filter(|a| a["partition"] != owned[i][0]).count();
         assert!(foreign > 0, "member {i} lists andons of partitions it does not own");
-        let (_, metrics) = get(m.addr, "/metrics");
+        let (_, metrics) = http_get(m.addr, "/metrics");
         let lag: f64 = metrics
             .lines()
             .find_map(|l| l.strip_prefix("andon_view_lag_seconds "))
@@ -539,7 +486,7 @@ fn three_members_each_answer_for_the_whole_cluster() {
         assert!(lag < 1.0, "caught up within a second: {lag}");
         let foreign_id = got.as_array().expect("list").iter().find(|a| a["partition"] != owned[i][0]).expect("one");
         let path = format!("/andons/{}", foreign_id["andon_id"].as_str().expect("id").replace('#', "%23"));
-        assert_eq!(get(m.addr, &path).0, 200, "{path} from a member that does not own it");
+        assert_eq!(http_get(m.addr, &path).0, 200, "{path} from a member that does not own it");
     }
 
     // The charts add the members' last hour up: every complaint and pull once.
@@ -609,8 +556,8 @@ fn three_members_each_answer_for_the_whole_cluster() {
             assert_eq!(a["partition"], partition, "murmur2 like the producers'");
         }
     }
-    assert_eq!(get(members[0].addr, "/subjects/book/X").0, 404);
-    assert_eq!(get(members[0].addr, &format!("/subjects/sku/{}", "x".repeat(129))).0, 404);
+    assert_eq!(http_get(members[0].addr, "/subjects/book/X").0, 404);
+    assert_eq!(http_get(members[0].addr, &format!("/subjects/sku/{}", "x".repeat(129))).0, 404);
 
     // Owners' timeliness and bad pulls, as the output topics say.
     let t = from_topics(&bootstrap, &complaints, now);
@@ -672,35 +619,13 @@ fn the_status_page_of_one_member_shows_the_whole_clusters_andons_in_chromium() {
     let _serial = serial();
     init_logs();
     let three = three_members();
-    wait_for_andons("member 0's /andons", &three.members[0], &three.open);
+    wait_for_andons("member 0's /andons", Duration::from_secs(30), three.members[0].addr, &three.open);
     status_page(&three.members[0], three.owned[0][0], &three.open);
 }
 
 fn status_page(m: &Member, owns: i64, open: &BTreeSet<String>) {
     let url = format!("http://{}/", m.addr);
-    let run = |extra: &[&str]| {
-        let profile = tempfile::tempdir().expect("profile dir");
-        Command::new(need_tool("chromium"))
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--enable-logging=stderr",
-                "--v=0",
-                "--virtual-time-budget=6000",
-                "--window-size=1280,2400",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .args(extra)
-            .arg(&url)
-            .output()
-            .expect("chromium runs")
-    };
+    let run = |extra: &[&str]| chromium(&[extra, &["--window-size=1280,2400"]].concat(), &url);
     let dom = run(&["--dump-dom"]);
     let html = String::from_utf8_lossy(&dom.stdout);
     let log = String::from_utf8_lossy(&dom.stderr);
@@ -805,20 +730,7 @@ fn table_records_are_rewritten_when_a_failed_batch_already_wrote_its_outputs() {
     assert!(status.view.model().open_count() == 0, "nothing reached the view yet");
     cluster.broker_up(2).expect("up");
     wait_stable(Duration::from_secs(3), Duration::from_secs(120), |n: &usize| *n >= want, || outputs_now(&bootstrap));
-    wait_for("the view after the failed batches", Duration::from_secs(60), || {
-        let got = andon_ids(&get_json(addr, "/andons").1);
-        if got == open {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} listed, {} expected; missing {:?}, extra {:?}",
-                got.len(),
-                open.len(),
-                open.difference(&got).take(3).collect::<Vec<_>>(),
-                got.difference(&open).take(3).collect::<Vec<_>>()
-            ))
-        }
-    });
+    wait_for_andons("the view after the failed batches", Duration::from_secs(60), addr, &open);
     let closed = expected.iter().filter(|l| l["value"]["type"] == "closed").count();
     assert_eq!(get_json(addr, "/bad-pulls").1["closed"], closed, "every close once in the history");
     stop.store(true, Ordering::SeqCst);
