@@ -64,9 +64,20 @@ pub fn wall_clock() -> Ts {
 struct Waker {
     woken: Mutex<bool>,
     cond: Condvar,
+    /// The restorer has replied.
+    replied: AtomicBool,
 }
 
 impl Waker {
+    fn reply(&self) {
+        self.replied.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    fn take_reply(&self) -> bool {
+        self.replied.swap(false, Ordering::SeqCst)
+    }
+
     fn wake(&self) {
         *self.woken.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.cond.notify_one();
@@ -156,6 +167,8 @@ pub struct Processor {
     attempt: u64,
     /// Set when a topic's partition count changed: processing stops.
     halted: Option<String>,
+    /// The group has assigned this member its partitions (maybe none) once.
+    joined: bool,
     last_board: Instant,
     last_topology: Instant,
     batch_started: Instant,
@@ -169,8 +182,10 @@ impl Processor {
         shutdown: &AtomicBool,
         options: RunOptions,
     ) -> Result<Self, RunError> {
-        client::wait_for_brokers(&settings, shutdown)?;
-        let partitions = client::check_topics(&settings)?;
+        let t0 = Instant::now();
+        let metadata = client::wait_for_brokers(&settings, shutdown)?;
+        let partitions = client::check_topics(&metadata, &settings)?;
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "start: brokers and topics checked");
         // The broker may not say (the MockCluster lets the question time
         // out): asked beside the group join, not before it.
         let compaction = {
@@ -218,14 +233,18 @@ impl Processor {
             update_queues.push(q);
         }
         let eos = settings.processing.guarantee == Guarantee::ExactlyOnce;
+        // Join as early as possible: the join takes seconds (the group's
+        // initial rebalance delay), the rest of the start-up happens meanwhile.
+        group.subscribe(&[t.complaints.as_str()])?;
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "start: subscribed");
         let sink = KafkaSink::new(client::producer(&settings, eos), eos, Arc::new(GroupHandle(group.clone())))?;
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "start: producer ready");
         let reader = KafkaReader::new(client::plain_consumer(&settings))?;
         let limits = Limits {
             max_event_bytes: settings.processing.max_event_bytes,
             max_message_bytes: client::max_message_bytes(&settings),
         };
-        let (jobs, replies) = restorer(settings.clone(), reader, partitions as u32, limits)?;
-        group.subscribe(&[t.complaints.as_str()])?;
+        let (jobs, replies) = restorer(settings.clone(), reader, partitions as u32, limits, waker.clone(), metadata)?;
         let threads = settings.processing.effective_threads();
         let pool = if threads > 1 {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -265,6 +284,7 @@ impl Processor {
             waker,
             attempt: 0,
             halted: None,
+            joined: false,
             last_board: Instant::now(),
             last_topology: Instant::now(),
             batch_started: Instant::now(),
@@ -283,16 +303,34 @@ impl Processor {
             self.status.touch();
             let deadline = self.batch_started + interval;
             let mut processed = 0;
+            let (mut rounds, mut idle) = (0u32, Duration::ZERO);
+            let started = Instant::now();
             loop {
                 let n = self.process_round();
                 processed += n;
+                rounds += 1;
                 if stopping || Instant::now() >= deadline || processed >= MAX_BATCH || shutdown.load(Ordering::Relaxed)
                 {
                     break;
                 }
                 if n == 0 {
+                    let t = Instant::now();
                     self.waker.wait(deadline.min(Instant::now() + Duration::from_millis(20)));
+                    idle += t.elapsed();
                 }
+                // A restore finished: take it now, not at the next batch.
+                if self.waker.take_reply() {
+                    break;
+                }
+            }
+            if processed > 0 {
+                tracing::debug!(
+                    processed,
+                    rounds,
+                    busy_ms = (started.elapsed() - idle).as_millis() as u64,
+                    idle_ms = idle.as_millis() as u64,
+                    "batch processed"
+                );
             }
             self.batch_started = Instant::now();
             self.write_batch();
@@ -327,10 +365,20 @@ impl Processor {
             self.metrics.rebalances.inc();
             match e {
                 Event::Assigned(ps) => {
+                    self.joined = true;
                     let generation = group::generation(&self.group).unwrap_or(0);
+                    // The updates partitions follow, fetching meanwhile too
+                    // (so that an empty one has said so by the time its
+                    // task starts).
+                    let mut tpl = TopicPartitionList::new();
                     for p in ps {
                         let why = Why::Assigned { generation };
                         self.slots.insert(p, restoring(why, Instant::now(), Backoff::default()));
+                        let _ =
+                            tpl.add_partition_offset(&self.settings.topics.work_order_updates, p, Offset::Beginning);
+                    }
+                    if let Err(e) = self.updates.incremental_assign(&tpl) {
+                        tracing::warn!(error = %e, "assigning the updates partitions failed");
                     }
                 }
                 Event::Revoked(ps) => {
@@ -355,9 +403,7 @@ impl Processor {
             match reply {
                 Reply::Restored(results, elapsed) => {
                     self.restoring = false;
-                    for (p, r) in results {
-                        self.restored(p, r, elapsed);
-                    }
+                    self.restored(results, elapsed);
                 }
                 Reply::Topics(r) => self.topology(r),
             }
@@ -402,59 +448,108 @@ impl Processor {
 
     /// A restore finished: the partition starts where its chain ends, or
     /// is marked failed and tried again later.
-    fn restored(&mut self, p: i32, r: Result<Restored, RestoreError>, elapsed: Duration) {
-        let Some(Slot::Restoring { why, since, backoff, .. }) = self.slots.get(&p) else {
-            return; // revoked meanwhile
-        };
-        let (why, since, mut backoff) = (*why, *since, backoff.clone());
-        match r {
-            Ok(restored) => {
-                self.metrics.restore_seconds.observe(elapsed.as_secs_f64());
-                let task = restored.task;
-                let pos = task.chain.positions;
-                let known = task.chain.seq > 0;
-                let offset = |o| if known { Offset::Offset(o) } else { Offset::Beginning };
-                let t = &self.settings.topics;
-                if let Err(e) = self.group.seek(&t.complaints, p, offset(pos.complaints), Duration::from_secs(10)) {
-                    tracing::warn!(partition = p, error = %e, "seek failed: restoring again");
-                    self.slots.insert(p, restoring(why, since, backoff));
-                    return;
+    /// Restores finished: each restored partition starts where its chain
+    /// ends (one seek, one resume, one updates assignment for them all:
+    /// per partition, the seeks alone took a third of a second for 16);
+    /// each failed one is marked failed and tried again later.
+    fn restored(&mut self, results: Vec<(i32, Result<Restored, RestoreError>)>, elapsed: Duration) {
+        let t = self.settings.topics.clone();
+        let (mut seek, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
+        let (mut seek_updates, mut assign_updates) = (TopicPartitionList::new(), TopicPartitionList::new());
+        let mut activated = Vec::new();
+        for (p, r) in results {
+            let Some(Slot::Restoring { why, since, backoff, .. }) = self.slots.get(&p) else {
+                continue; // revoked meanwhile
+            };
+            let (why, since, mut backoff) = (*why, *since, backoff.clone());
+            match r {
+                Ok(restored) => {
+                    self.metrics.restore_seconds.observe(elapsed.as_secs_f64());
+                    let task = restored.task;
+                    let pos = task.chain.positions;
+                    let known = task.chain.seq > 0;
+                    let offset = |o| if known { Offset::Offset(o) } else { Offset::Beginning };
+                    // Newly assigned with no checkpoint: both inputs are
+                    // assigned at their beginning already. With one, they
+                    // are sought to it. After a recovery (complaints paused,
+                    // updates unassigned, records consumed past the
+                    // checkpoint) both start again from it.
+                    match why {
+                        Why::Assigned { .. } if !known => {}
+                        Why::Assigned { .. } => {
+                            let _ = seek.add_partition_offset(&t.complaints, p, offset(pos.complaints));
+                            let _ = seek_updates.add_partition_offset(&t.work_order_updates, p, offset(pos.updates));
+                        }
+                        Why::Recovery { .. } => {
+                            let _ = seek.add_partition_offset(&t.complaints, p, offset(pos.complaints));
+                            let _ = assign_updates.add_partition_offset(&t.work_order_updates, p, offset(pos.updates));
+                        }
+                    }
+                    resume.add_partition(&t.complaints, p);
+                    self.metrics.partition_failed.with_label_values(&[&p.to_string()]).set(0);
+                    activated.push((p, task, backoff));
                 }
-                let mut tpl = TopicPartitionList::new();
-                let _ = tpl.add_partition_offset(&t.complaints, p, offset(pos.complaints));
-                if let Err(e) = self.group.resume(&tpl) {
-                    tracing::warn!(partition = p, error = %e, "resume failed");
+                Err(e) => {
+                    let wait =
+                        if e.is_transient() { backoff.fail() } else { backoff.fail().max(Duration::from_secs(5)) };
+                    tracing::error!(
+                        partition = p,
+                        error = %e,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "restore failed: the partition is not processed until it restores (docs/guarantees.md#restore-is-exact-or-loud)"
+                    );
+                    self.metrics.partition_failed.with_label_values(&[&p.to_string()]).set(1);
+                    let now = Instant::now();
+                    self.slots
+                        .insert(p, Slot::Failed { why, since, retry_at: now + wait, backoff, error: e.to_string() });
                 }
-                let mut tpl = TopicPartitionList::new();
-                let _ = tpl.add_partition_offset(&t.work_order_updates, p, offset(pos.updates));
-                if let Err(e) = self.updates.incremental_assign(&tpl) {
-                    tracing::warn!(partition = p, error = %e, "assigning the updates partition failed");
-                }
-                self.metrics.partition_failed.with_label_values(&[&p.to_string()]).set(0);
-                self.slots.insert(
-                    p,
-                    Slot::Active(Box::new(Active {
-                        task,
-                        pending: Vec::new(),
-                        processed: 0,
-                        progress: Instant::now(),
-                        backoff,
-                        view: TableWriter::new(p),
-                    })),
-                );
             }
-            Err(e) => {
-                let wait = if e.is_transient() { backoff.fail() } else { backoff.fail().max(Duration::from_secs(5)) };
-                tracing::error!(
-                    partition = p,
-                    error = %e,
-                    retry_in_ms = wait.as_millis() as u64,
-                    "restore failed: the partition is not processed until it restores (README, \"A corrupt or broken checkpoint chain\")"
-                );
-                self.metrics.partition_failed.with_label_values(&[&p.to_string()]).set(1);
-                let now = Instant::now();
-                self.slots.insert(p, Slot::Failed { why, since, retry_at: now + wait, backoff, error: e.to_string() });
+        }
+        if activated.is_empty() {
+            return;
+        }
+        let sought =
+            if seek.count() > 0 { self.group.seek_partitions(seek, Duration::from_secs(10)).map(drop) } else { Ok(()) };
+        let sought = sought.and_then(|()| {
+            if seek_updates.count() > 0 {
+                self.updates.seek_partitions(seek_updates, Duration::from_secs(10)).map(drop)
+            } else {
+                Ok(())
             }
+        });
+        {
+            if let Err(e) = sought {
+                // The partitions stay restoring: their restore is redone.
+                tracing::warn!(error = %e, "seeking restored partitions failed: restoring them again");
+                for (p, _, backoff) in activated {
+                    let why = match self.slots.get(&p) {
+                        Some(Slot::Restoring { why, .. }) => *why,
+                        _ => continue,
+                    };
+                    self.slots.insert(p, restoring(why, Instant::now(), backoff));
+                }
+                return;
+            }
+        }
+        if let Err(e) = self.group.resume(&resume) {
+            tracing::warn!(error = %e, "resuming restored partitions failed");
+        }
+        if assign_updates.count() > 0 {
+            if let Err(e) = self.updates.incremental_assign(&assign_updates) {
+                tracing::warn!(error = %e, "assigning the updates partitions failed");
+            }
+        }
+        for (p, task, backoff) in activated {
+            tracing::debug!(partition = p, seq = task.chain.seq, "partition active");
+            let active = Active {
+                task,
+                pending: Vec::new(),
+                processed: 0,
+                progress: Instant::now(),
+                backoff,
+                view: TableWriter::new(p),
+            };
+            self.slots.insert(p, Slot::Active(Box::new(active)));
         }
     }
 
@@ -514,8 +609,10 @@ impl Processor {
         }
         let work = |a: &mut Active| {
             let p = a.task.partition as usize;
-            let mut n = drain(a, Side::Complaints, &cq[p], now, idle);
-            n += drain(a, Side::Updates, &uq[p], now, idle);
+            // Updates first: usually few or none, and an end-of-partition
+            // known before the complaints are offered lets them straight through.
+            let mut n = drain(a, Side::Updates, &uq[p], now, idle);
+            n += drain(a, Side::Complaints, &cq[p], now, idle);
             let tally = a.task.process(now, wall, idle, &mut a.pending);
             n += tally.processed + tally.undecodable;
             a.processed += n;
@@ -586,6 +683,18 @@ impl Processor {
         match result {
             Ok(done) => {
                 self.metrics.transaction_seconds.observe(started.elapsed().as_secs_f64());
+                tracing::debug!(
+                    partitions = done.len(),
+                    records = done
+                        .iter()
+                        .filter_map(|d| match self.slots.get(&d.partition) {
+                            Some(Slot::Active(a)) => Some(a.processed),
+                            _ => None,
+                        })
+                        .sum::<u64>(),
+                    write_ms = started.elapsed().as_millis() as u64,
+                    "batch written"
+                );
                 let now = Instant::now();
                 let wall = wall_clock();
                 for d in done {
@@ -671,7 +780,8 @@ impl Processor {
         let now = Instant::now();
         let stall_after = self.settings.processing.stall_after;
         let mut health = Vec::with_capacity(self.slots.len());
-        let mut ready = self.halted.is_none();
+        // Ready: in the group, every partition active and moving.
+        let mut ready = self.joined && self.halted.is_none();
         for (p, slot) in self.slots.iter_mut() {
             let label = p.to_string();
             let (state, error, stalled) = match slot {
@@ -761,6 +871,8 @@ fn restorer(
     reader: KafkaReader,
     partitions: u32,
     limits: Limits,
+    waker: Arc<Waker>,
+    metadata: client::MetadataClient,
 ) -> Result<(mpsc::Sender<Job>, mpsc::Receiver<Reply>), RunError> {
     let (jobs, rx) = mpsc::channel::<Job>();
     let (tx, replies) = mpsc::channel::<Reply>();
@@ -774,11 +886,14 @@ fn restorer(
                         let r = restore::restore(&reader, &settings, &ps, partitions, &limits);
                         Reply::Restored(r, started.elapsed())
                     }
-                    Job::CheckTopics => Reply::Topics(client::check_topics(&settings).map_err(|e| e.to_string())),
+                    Job::CheckTopics => {
+                        Reply::Topics(client::check_topics(&metadata, &settings).map_err(|e| e.to_string()))
+                    }
                 };
                 if tx.send(reply).is_err() {
                     return;
                 }
+                waker.reply();
             }
         })
         .map_err(RunError::Thread)?;

@@ -173,7 +173,8 @@ impl Task {
             engine,
             merge: Merge::default(),
             fetched: [chain.positions.complaints, chain.positions.updates],
-            empty_since: [None, None],
+            // Nothing has been taken from either input since the task began.
+            empty_since: [Some(Instant::now()), Some(Instant::now())],
             at_end: [false, false],
             suppress,
             chain,
@@ -451,7 +452,7 @@ impl Task {
     /// whole state (which covers the changes).
     pub fn checkpoint_body(&mut self, snapshot_after_bytes: usize) -> (Kind, Vec<u8>) {
         let mut body = Vec::new();
-        if self.chain.snapshot_due(snapshot_after_bytes) {
+        if self.chain.snapshot_due(snapshot_after_bytes, self.partition) {
             self.engine.take_changes(&mut Vec::new());
             // Encoding into a Vec only fails on types serde cannot describe.
             let _ = changes::encode_state(self.engine.state(), &mut body);
