@@ -38,8 +38,9 @@
 //!    its "partition restored" log lines (`elapsed_ms`,
 //!    `changelog_records`, `changelog_bytes`) and `andon_restore_seconds`;
 //!    the state topic's size is read by the bench itself.
-//! 5. **Decision latency.** Pairs that pull, produced at a steady rate
-//!    (10,000 complaints/s) with `occurred_at` = now; the delist commands
+//! 5. **Decision latency.** A steady rate (10,000 complaints/s) with
+//!    `occurred_at` = now, in every ten complaints one pair that pulls
+//!    and eight single complaints that never do; the delist commands
 //!    are read as they appear: latency = time seen - `issued_at` (the
 //!    pulling complaint's `occurred_at`). A first second of the same
 //!    traffic is a warm-up and not counted; then 20 s are measured, and
@@ -69,8 +70,8 @@
 //! - it answers a fetch that finds nothing after `fetch.wait.max.ms`
 //!   even when records arrive meanwhile (a real broker answers when they
 //!   arrive): the bench's own readers ask for 5 ms, and so does andon in
-//!   the latency run ([`LATENCY_FETCH`]); elsewhere andon and the plain
-//!   consumers keep librdkafka's 500 ms.
+//!   the latency run ([`LATENCY_FETCH`]); elsewhere andon uses its own
+//!   100 ms and the plain consumers keep librdkafka's 500 ms.
 //!
 //! The machine is shared and noisy: ratios are taken within one run; run
 //! it more than once before believing a digit. Logs and configuration of
@@ -1153,6 +1154,9 @@ impl Latency {
 /// default), which at a steady rate makes every other fetch wait.
 const LATENCY_FETCH: &str = "\"fetch.wait.max.ms\" = \"5\"";
 
+/// Complaints per pulling pair in the latency run (the rest never pull).
+const PULL_EVERY: usize = 10;
+
 fn latency(ctx: &Ctx, cluster: &Cluster) -> R<Latency> {
     let (rate, secs, t) = (ctx.sizes.latency_rate, ctx.sizes.latency_secs, &ctx.topics);
     let mut a = Andon::start(ctx, "latency-andon", &cluster.bootstrap, "bench-latency", "", LATENCY_FETCH, 2)?;
@@ -1175,13 +1179,16 @@ fn latency(ctx: &Ctx, cluster: &Cluster) -> R<Latency> {
     }
     let reader = Reader::at_end(&cluster.bootstrap, &t.delist_commands, ctx.sizes.partitions)?;
     let p = producer(&cluster.bootstrap, 1)?;
-    let warmup = rate as usize; // one second, in complaints (even: whole pairs)
+    let warmup = rate as usize; // one second, in complaints (whole blocks of PULL_EVERY)
     let total = warmup + (rate * secs) as usize;
     let stop = Arc::new(AtomicBool::new(false));
     let topic = t.complaints.clone();
     let stop2 = stop.clone();
-    // Paced: complaint i goes out at i / rate seconds, a pair's two
-    // complaints one after the other, occurred_at = the moment it is sent.
+    // Paced: complaint i goes out at i / rate seconds, occurred_at = the
+    // moment it is sent. In every ten, a pair that pulls (two customers
+    // about one subject, one after the other) and eight single complaints
+    // about subjects of their own (counted, never pulling): a busy shop,
+    // not one where every other complaint delists something.
     let (cpu0, wall0) = (a.proc.cpu().unwrap_or(0.0), Instant::now());
     let sender = std::thread::spawn(move || -> R<(usize, f64)> {
         let t0 = Instant::now();
@@ -1193,8 +1200,12 @@ fn latency(ctx: &Ctx, cluster: &Cluster) -> R<Latency> {
                 if i == warmup {
                     measured_from = Instant::now();
                 }
-                let customer = if i % 2 == 0 { "cust-a" } else { "cust-b" };
-                send(&p, &topic, &complaint(&format!("l-{i}"), &format!("L{:08}", i / 2), customer, now_micros()))?;
+                let (sku, customer) = match i % PULL_EVERY {
+                    0 => (format!("L{:08}", i / PULL_EVERY), "cust-a"),
+                    1 => (format!("L{:08}", i / PULL_EVERY), "cust-b"),
+                    _ => (format!("N{i:09}"), "cust-n"),
+                };
+                send(&p, &topic, &complaint(&format!("l-{i}"), &sku, customer, now_micros()))?;
                 i += 1;
             }
             p.poll(Duration::ZERO);
@@ -1204,7 +1215,7 @@ fn latency(ctx: &Ctx, cluster: &Cluster) -> R<Latency> {
         p.flush(Duration::from_secs(30)).map_err(|e| format!("flush: {e}"))?;
         Ok((i.saturating_sub(warmup), took))
     });
-    let expected = (total - warmup) / 2;
+    let expected = (total - warmup) / PULL_EVERY;
     let mut latencies = Vec::with_capacity(expected);
     // Every delist, for a look at when the slow ones happened.
     let mut csv = String::from("issued_at,seen,latency_ms,partition,pair\n");
@@ -1221,8 +1232,8 @@ fn latency(ctx: &Ctx, cluster: &Cluster) -> R<Latency> {
             if let (Some(pair), Some(issued), true) = (pair, issued, v["action"] == "delist") {
                 let issued = issued.timestamp_micros() as f64 / 1e6;
                 csv.push_str(&format!("{issued:.6},{seen:.6},{:.1},{partition},{pair}\n", (seen - issued) * 1e3));
-                if pair >= warmup / 2 {
-                    latencies.push(((2 * pair - warmup) as f64 / rate as f64, seen - issued));
+                if pair * PULL_EVERY >= warmup {
+                    latencies.push(((pair * PULL_EVERY - warmup) as f64 / rate as f64, seen - issued));
                 }
             }
         }
@@ -1626,7 +1637,7 @@ fn run(bench: bool) -> R<bool> {
     }
     line(String::new());
 
-    line("5. Decision latency: pairs that pull at a steady rate, delist commands read as they appear (time seen - issued_at)".into());
+    line("5. Decision latency: one pulling pair in every ten complaints at a steady rate, delist commands read as they appear (time seen - issued_at)".into());
     match &lat {
         Ok(l) => {
             let ms = |s: f64| s * 1e3;
