@@ -23,6 +23,8 @@ pub enum TopologyError {
     Create(String),
     #[error("topics.state must be compacted (cleanup.policy=compact; andon's restores rest on it): {0}")]
     NotCompacted(String),
+    #[error("{state} was written when andon's topics had {written} partitions; they have {now} now: keys would have moved between partitions (docs/guarantees.md, \"Migrating to a new partition count\")")]
+    Repartitioned { state: String, written: u32, now: u32 },
     #[error("stopped while waiting for the brokers")]
     Stopped,
     #[error(transparent)]

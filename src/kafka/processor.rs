@@ -97,7 +97,9 @@ impl Waker {
     }
 }
 
-/// A partition this member owns.
+/// A partition this member owns. `since`: its last progress (its
+/// assignment, a batch that moved it, or nothing left to do), the start
+/// of the clock that `processing.stall_after` is measured on.
 enum Slot {
     /// Waiting for its restore (`requested`: handed to the restorer).
     Restoring {
@@ -177,6 +179,9 @@ pub struct Processor {
     /// Workers for the partitions (none with one thread).
     pool: Option<rayon::ThreadPool>,
     ends: Arc<Ends>,
+    /// Each owned partition's input positions (complaints, updates) when it
+    /// was last active: its lag while it restores or has failed.
+    positions: BTreeMap<i32, (i64, i64)>,
     waker: Arc<Waker>,
     attempt: u64,
     /// Set when a topic's partition count changed: processing stops.
@@ -254,6 +259,19 @@ impl Processor {
         let sink = KafkaSink::new(client::producer(&settings, eos), eos, Arc::new(GroupHandle(group.clone())))?;
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "start: producer ready");
         let reader = KafkaReader::new(client::plain_consumer(&settings))?;
+        // Partitions added in place while andon was stopped: refused here,
+        // before any partition (an old one or a new one) is processed.
+        match restore::written_partition_count(&reader, &t.state, partitions as u32) {
+            Ok(Some(written)) if written != partitions as u32 => {
+                let (state, now) = (t.state.clone(), partitions as u32);
+                return Err(client::TopologyError::Repartitioned { state, written, now }.into());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the partition count of the changelog failed: each restore checks its own")
+            }
+        }
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "start: changelog's partition count checked");
         let limits = Limits {
             max_event_bytes: settings.processing.max_event_bytes,
             max_message_bytes: client::max_message_bytes(&settings),
@@ -295,6 +313,7 @@ impl Processor {
             partitions: partitions as u32,
             pool,
             ends,
+            positions: BTreeMap::new(),
             waker,
             attempt: 0,
             halted: None,
@@ -401,6 +420,7 @@ impl Processor {
                             tracing::info!(partition = p, dropped_unprocessed = a.task.waiting(), "partition revoked");
                         }
                         self.unassign_updates(p);
+                        self.positions.remove(&p);
                         let label = p.to_string();
                         for g in [
                             &self.metrics.consumer_lag,
@@ -501,7 +521,7 @@ impl Processor {
                     }
                     resume.add_partition(&t.complaints, p);
                     self.metrics.partition_failed.with_label_values(&[&p.to_string()]).set(0);
-                    activated.push((p, task, backoff));
+                    activated.push((p, task, since, backoff));
                 }
                 Err(e) => {
                     let wait =
@@ -535,12 +555,12 @@ impl Processor {
             if let Err(e) = sought {
                 // The partitions stay restoring: their restore is redone.
                 tracing::warn!(error = %e, "seeking restored partitions failed: restoring them again");
-                for (p, _, backoff) in activated {
+                for (p, _, since, backoff) in activated {
                     let why = match self.slots.get(&p) {
                         Some(Slot::Restoring { why, .. }) => *why,
                         _ => continue,
                     };
-                    self.slots.insert(p, restoring(why, Instant::now(), backoff));
+                    self.slots.insert(p, restoring(why, since, backoff));
                 }
                 return;
             }
@@ -553,15 +573,18 @@ impl Processor {
                 tracing::warn!(error = %e, "assigning the updates partitions failed");
             }
         }
-        for (p, task, backoff) in activated {
+        for (p, task, since, backoff) in activated {
             tracing::debug!(partition = p, seq = task.chain.seq, "partition active");
             let active = Active {
                 task,
                 pending: Vec::new(),
                 processed: 0,
-                progress: Instant::now(),
+                // The clock of no progress runs on through a restore: a
+                // partition whose batches fail, restore and fail again is
+                // stalled, however short each backoff.
+                progress: since,
                 backoff,
-                view: TableWriter::new(p),
+                view: TableWriter::new(p, Instant::now()),
             };
             self.slots.insert(p, Slot::Active(Box::new(active)));
         }
@@ -646,7 +669,7 @@ impl Processor {
             let Slot::Active(a) = slot else { continue };
             let (c, u) = a.task.input_positions();
             let moved = (c, u) != (a.task.chain.positions.complaints, a.task.chain.positions.updates);
-            if a.pending.is_empty() && !a.task.has_changes() && !moved {
+            if a.pending.is_empty() && !a.task.has_changes() && !moved && !a.view.idle_refresh_due(now) {
                 continue;
             }
             // The view's table records come from the same state as the
@@ -751,8 +774,12 @@ impl Processor {
             waits.push(wait.as_millis() as u64);
             self.pause(*p);
             let why = Why::Recovery { era: a.task.era };
-            self.slots
-                .insert(*p, Slot::Restoring { why, since: now, not_before: now + wait, requested: false, backoff });
+            // `since`: the last progress, not now (see `restored`).
+            let since = a.progress;
+            // Its lag meanwhile: from the checkpoint it goes back to.
+            let at = a.task.chain.positions;
+            self.positions.insert(*p, (at.complaints, at.updates));
+            self.slots.insert(*p, Slot::Restoring { why, since, not_before: now + wait, requested: false, backoff });
         }
         tracing::warn!(
             kind = kind.as_str(),
@@ -797,18 +824,21 @@ impl Processor {
                     if a.task.caught_up() && a.pending.is_empty() {
                         a.progress = now;
                     }
-                    let stalled = now.duration_since(a.progress) > stall_after;
-                    let pos = a.task.input_positions();
-                    let lag = [(Side::Complaints, pos.0), (Side::Updates, pos.1)]
-                        .iter()
-                        .map(|(side, at)| self.ends.get(*side, *p).map_or(0, |end| (end - at).max(0)))
-                        .sum::<i64>();
-                    self.metrics.consumer_lag.with_label_values(&[&label]).set(lag);
-                    ("active", None, stalled)
+                    self.positions.insert(*p, a.task.input_positions());
+                    ("active", None, now.duration_since(a.progress) > stall_after)
                 }
                 Slot::Restoring { since, .. } => ("restoring", None, now.duration_since(*since) > stall_after),
                 Slot::Failed { error, .. } => ("failed", Some(error.clone()), true),
             };
+            // A partition restoring or failed is as far as it was when last
+            // active (never active here: its lag is not known yet).
+            if let Some(pos) = self.positions.get(p) {
+                let lag = [(Side::Complaints, pos.0), (Side::Updates, pos.1)]
+                    .iter()
+                    .map(|(side, at)| self.ends.get(*side, *p).map_or(0, |end| (end - at).max(0)))
+                    .sum::<i64>();
+                self.metrics.consumer_lag.with_label_values(&[&label]).set(lag);
+            }
             self.metrics.partition_stalled.with_label_values(&[&label]).set(i64::from(stalled));
             ready &= state == "active" && !stalled;
             health.push(PartitionHealth { partition: *p, state, stalled, error });

@@ -240,6 +240,29 @@ pub fn restore(
     out
 }
 
+/// The partition count the state topic's newest records were written
+/// with (`None`: nothing written yet). Asked at start-up: partitions added
+/// in place while andon was stopped leave the old partitions' chains
+/// refusing to restore ([`ChainError::Partitions`]), but the new ones
+/// empty, and a member that owned only new ones would process them.
+pub fn written_partition_count(reader: &dyn LogReader, state: &str, partitions: u32) -> Result<Option<u32>, IoError> {
+    let numbers: Vec<i32> = (0..partitions as i32).collect();
+    let marks = reader.watermarks(state, &numbers)?;
+    // The first partition with records: its tail holds a frame (heads are
+    // written last and are small).
+    let Some((p, w)) = numbers.iter().zip(&marks).find(|(_, w)| w.high > w.low) else {
+        return Ok(None);
+    };
+    let range = Range { topic: state.to_owned(), partition: *p, from: (w.high - TAIL).max(w.low) };
+    let tail = reader.read(&[range])?;
+    Ok(tail
+        .iter()
+        .flatten()
+        .rev()
+        .find_map(|r| checkpoint::decode_value(r.value.as_deref()?).ok())
+        .map(|(frame, _)| frame.partitions))
+}
+
 fn read_all(reader: &dyn LogReader, ranges: &[Range]) -> Result<Vec<Vec<Read>>, IoError> {
     Ok(reader
         .read(ranges)?

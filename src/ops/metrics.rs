@@ -98,7 +98,7 @@ impl Metrics {
             consumer_lag: reg(
                 registry,
                 IntGaugeVec::new(
-                    Opts::new("andon_consumer_lag", "Complaints not yet consumed, per partition."),
+                    Opts::new("andon_consumer_lag", "Records not yet processed (complaints and work-order updates), per partition."),
                     &["partition"],
                 )?,
             )?,
