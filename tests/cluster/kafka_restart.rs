@@ -303,10 +303,7 @@ fn a_broker_outage_and_request_errors_lose_nothing_and_duplicate_nothing() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr::*};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    init_logs();
-    let topics = andon::config::Settings::from_toml("").expect("defaults").topics;
-    let cluster = andon::dev_cluster::DevCluster::start(2, &topics).expect("cluster");
-    let bootstrap = cluster.bootstrap_servers();
+    let (cluster, bootstrap) = mock_cluster(2);
     let (complaints, updates) = workload(9_000);
     let settings = settings(&bootstrap, RULES);
     let stop = Arc::new(AtomicBool::new(false));

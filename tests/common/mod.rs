@@ -32,6 +32,16 @@ use serde_json::Value;
 /// serial one. `tests/cluster/main.rs` says which test is which.
 static MACHINE: RwLock<()> = RwLock::new(());
 
+/// A MockCluster in this process with andon's default topics, each of
+/// `partitions` partitions, the test's logs on; and its bootstrap servers.
+pub fn mock_cluster(partitions: i32) -> (andon::dev_cluster::DevCluster, String) {
+    init_logs();
+    let topics = Settings::from_toml("").expect("defaults").topics;
+    let cluster = andon::dev_cluster::DevCluster::start(partitions, &topics).expect("cluster");
+    let bootstrap = cluster.bootstrap_servers();
+    (cluster, bootstrap)
+}
+
 /// The machine to this test alone, for as long as the guard lives.
 pub fn serial() -> RwLockWriteGuard<'static, ()> {
     // A test that panicked holding the lock leaves nothing inconsistent.
