@@ -1,6 +1,6 @@
 //! The HTTP endpoints of a running andon over real HTTP: metrics with the
-//! spec's names, health and readiness, the open andons, the status page,
-//! and odd requests.
+//! names docs/metrics.md gives, health and readiness, the open andons, the
+//! status page, and odd requests.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -70,7 +70,7 @@ fn metrics_health_readiness_andons_and_the_page_over_http() {
         assert!(Instant::now() < deadline, "outputs never counted:\n{body}");
         std::thread::sleep(Duration::from_millis(200));
     };
-    // The spec's names and bounded labels, with the examples' counts.
+    // The documented names and bounded labels, with the examples' counts.
     for expected in [
         "andon_pulls_total{issue=\"safety_hazard\",trigger=\"threshold\"} 1",
         "andon_pulls_total{issue=\"other\",trigger=\"manual\"} 1",

@@ -253,7 +253,7 @@ fn two_processes_split_the_partitions_and_take_over_from_each_other() {
     let (_cluster, bootstrap) = start_dev_cluster(dir.path(), 4);
     let (complaints, updates) = workload(16_000);
     // All input first: then the merge by event time sees what replay sees,
-    // whoever processes a partition and whenever (spec, Semantics 0).
+    // whoever processes a partition and whenever (docs/semantics.md, rule 0).
     produce(&bootstrap, "andon.complaints", &complaints);
     produce(&bootstrap, "andon.work-order-updates", &updates);
     let expected = replay(&settings("unused:9092", RULES), &complaints, &updates);

@@ -91,7 +91,8 @@ pub fn key_of(line: &str) -> Option<String> {
 }
 
 /// Produces lines keyed by their subject key with the Java client's
-/// partitioner, as the spec asks of producers.
+/// partitioner, as docs/records.md asks of producers ("What producers of
+/// the inputs must do").
 pub fn produce(bootstrap: &str, topic: &str, lines: &[String]) {
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
