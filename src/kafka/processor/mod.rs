@@ -94,6 +94,14 @@ pub struct Processor {
     positions: BTreeMap<i32, (i64, i64)>,
     waker: Arc<Waker>,
     attempt: u64,
+    /// The last group generation this member was seen in: what its
+    /// checkpoints are stamped with. librdkafka reports none (-1) while a
+    /// session is lost or a rejoin is under way; a batch written then
+    /// belongs to the generation the member last owned its partitions in.
+    /// Stamping it 0 instead, the oldest of all, made its checkpoints
+    /// invisible to the restore that followed the chain through them: a
+    /// hole that failed the partition for good (found by a chaos run).
+    generation: i32,
     /// Set when a topic's partition count changed: processing stops.
     halted: Option<String>,
     /// The group has assigned this member its partitions (maybe none) once.
@@ -227,6 +235,7 @@ impl Processor {
             positions: BTreeMap::new(),
             waker,
             attempt: 0,
+            generation: 0,
             halted: None,
             joined: false,
             last_board: Instant::now(),
@@ -310,7 +319,7 @@ impl Processor {
             match e {
                 Event::Assigned(ps) => {
                     self.joined = true;
-                    let generation = group::generation(&self.group).unwrap_or(0);
+                    let generation = self.generation();
                     // The updates partitions follow, fetching meanwhile too
                     // (so that an empty one has said so by the time its
                     // task starts).
@@ -428,6 +437,14 @@ impl Processor {
         }
     }
 
+    /// The group generation now, or the last one seen (see the field).
+    fn generation(&mut self) -> i32 {
+        if let Some(g) = group::generation(&self.group) {
+            self.generation = g;
+        }
+        self.generation
+    }
+
     /// Writes what the active partitions processed since the last batch.
     fn write_batch(&mut self) {
         let t = self.settings.topics.clone();
@@ -456,7 +473,7 @@ impl Processor {
         let started = Instant::now();
         self.attempt += 1;
         let writer = Writer {
-            generation: group::generation(&self.group).unwrap_or(0),
+            generation: self.generation(),
             // Tells a retried batch's changelog parts from a failed attempt's.
             attempt: (wall_clock().as_nanos() as u64).wrapping_add(self.attempt),
             partitions: self.partitions,
