@@ -82,9 +82,14 @@ pub fn issue_ok(s: &str) -> bool {
         && s.chars().count() <= 64
 }
 
-fn check_ts(ts: i64) {
+fn check_ts(ts: andon::time::Ts) {
     let text = event::format_timestamp(ts);
-    assert_eq!(event::parse_timestamp("ts", &text).ok(), Some(ts), "timestamp {ts} does not round-trip via {text:?}");
+    assert_eq!(
+        event::parse_timestamp("ts", &text).ok(),
+        Some(ts),
+        "timestamp {} does not round-trip via {text:?}",
+        ts.as_nanos()
+    );
 }
 
 /// An optional string field of the raw JSON: absent or null, or a string
