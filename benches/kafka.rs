@@ -155,6 +155,7 @@ fn topics(prefix: &str, complaints: &str) -> Topics {
         work_orders: format!("{prefix}.work-orders"),
         dlq: format!("{prefix}.dlq"),
         state: format!("{prefix}.state"),
+        view: format!("{prefix}.view"),
     }
 }
 

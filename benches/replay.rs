@@ -151,8 +151,10 @@ fn engine_only(cfg: &Arc<EngineConfig>, complaints: &[Complaint]) -> Run {
     let mut engine = Engine::new(cfg.clone(), EscalationClock::StreamTime);
     let mut out = Vec::new();
     let mut outputs = 0;
+    // The engine takes complaints by value (it keeps their strings).
+    let owned = complaints.to_vec();
     let t = Instant::now();
-    for c in complaints {
+    for c in owned {
         let _ = black_box(engine.on_complaint(c, RecordMeta::default(), &mut out));
         outputs += out.len();
         out.clear();
@@ -168,7 +170,7 @@ fn full(cfg: &Arc<EngineConfig>, data: &[u8]) -> Run {
     let t = Instant::now();
     for line in lines(data) {
         if let Ok(c) = decode_complaint(line, 65536) {
-            let _ = engine.on_complaint(&c, RecordMeta::default(), &mut out);
+            let _ = engine.on_complaint(c.clone(), RecordMeta::default(), &mut out);
         }
         for o in out.drain(..) {
             encoded.extend_from_slice(&o.to_json());
@@ -199,7 +201,7 @@ fn bytes_per_key(keys: usize, per_key: usize) -> f64 {
     let before = live();
     let mut engine = Engine::new(cfg, EscalationClock::StreamTime);
     let mut out = Vec::new();
-    for c in &complaints {
+    for c in complaints {
         engine.on_complaint(c, RecordMeta::default(), &mut out).expect("accepted");
     }
     assert_eq!(engine.key_count(), keys);

@@ -27,6 +27,13 @@ use crate::engine::{EngineConfig, RouteStep, Rule, RuleAction, Rules};
 use crate::event::is_valid_issue;
 use crate::time::Dur;
 
+mod fields;
+mod secrets;
+#[cfg(test)]
+mod tests;
+
+pub use secrets::{is_secret_property, SECRET_PARTS, SENSITIVE_PROPERTIES};
+
 /// A configuration mistake, naming the field it is about.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error in {field}: {message}")]
@@ -73,6 +80,8 @@ pub struct Topics {
     pub work_orders: String,
     pub dlq: String,
     pub state: String,
+    /// The cluster-wide read model (a compacted table topic, see `view`).
+    pub view: String,
 }
 
 impl Default for Topics {
@@ -84,14 +93,23 @@ impl Default for Topics {
             work_orders: "andon.work-orders".into(),
             dlq: "andon.dlq".into(),
             state: "andon.state".into(),
+            view: "andon.view".into(),
         }
     }
 }
 
 impl Topics {
-    /// All six, inputs first.
-    pub fn all(&self) -> [&str; 6] {
-        [&self.complaints, &self.work_order_updates, &self.delist_commands, &self.work_orders, &self.dlq, &self.state]
+    /// All seven, inputs first.
+    pub fn all(&self) -> [&str; 7] {
+        [
+            &self.complaints,
+            &self.work_order_updates,
+            &self.delist_commands,
+            &self.work_orders,
+            &self.dlq,
+            &self.state,
+            &self.view,
+        ]
     }
 }
 
@@ -449,6 +467,7 @@ fn check_topics(t: &Topics) -> Result<(), ConfigError> {
         ("topics.work_orders", &t.work_orders),
         ("topics.dlq", &t.dlq),
         ("topics.state", &t.state),
+        ("topics.view", &t.view),
     ];
     for (i, (field, name)) in topics.iter().enumerate() {
         let legal = !name.is_empty()
@@ -530,46 +549,10 @@ fn rule(field: &str, r: &RuleSettings, owners: &BTreeMap<String, Owner>) -> Resu
     Ok(Rule { threshold: r.threshold, window: r.window, action: r.action, route })
 }
 
-/// The properties librdkafka itself treats as sensitive (flagged
-/// `_RK_SENSITIVE` in its `rdkafka_conf.c`, librdkafka 2.12): it never
-/// prints their values, nor do we.
-pub const SENSITIVE_PROPERTIES: [&str; 13] = [
-    "sasl.username",
-    "sasl.password",
-    "sasl.oauthbearer.config",
-    "sasl.oauthbearer.client.secret",
-    "sasl.oauthbearer.assertion.private.key.file",
-    "sasl.oauthbearer.assertion.private.key.passphrase",
-    "sasl.oauthbearer.assertion.private.key.pem",
-    "ssl.ca.pem",
-    "ssl.key.location",
-    "ssl.key.password",
-    "ssl.key.pem",
-    "ssl.keystore.password",
-    "ssl_key",
-];
-
-/// Parts of a name that mark a value as secret whatever the property (later
-/// librdkafka versions, plugins, Java-style names): when in doubt, redact.
-const SECRET_PARTS: [&str; 9] =
-    ["password", "passphrase", "secret", "token", "credential", "private", "jaas", "keystore", "keytab"];
-
-/// Property names whose values must never be printed: librdkafka's own
-/// [`SENSITIVE_PROPERTIES`], and any name with a [`SECRET_PARTS`] part, a
-/// key (`ssl.key.*`, `*.key`) or PEM material (`*.pem`).
-pub fn is_secret_property(name: &str) -> bool {
-    let n = name.trim().to_ascii_lowercase();
-    SENSITIVE_PROPERTIES.contains(&n.as_str())
-        || SECRET_PARTS.iter().any(|part| n.contains(part))
-        || n.starts_with("ssl.key.")
-        || n.ends_with(".key")
-        || n.ends_with(".pem")
-}
-
 impl KafkaSettings {
     /// The properties with secret values replaced.
     pub fn redacted_properties(&self) -> BTreeMap<String, String> {
-        fields::redact(&self.properties)
+        secrets::redact(&self.properties)
     }
 }
 
@@ -580,594 +563,5 @@ impl fmt::Debug for KafkaSettings {
             .field("group_id", &self.group_id)
             .field("properties", &self.redacted_properties())
             .finish()
-    }
-}
-
-/// How fields are read and written: durations as `100ms`/`12h`/`7d`,
-/// numbers and booleans also from the strings the environment gives, and
-/// the values of secret properties never written.
-mod fields {
-    use std::collections::BTreeMap;
-    use std::fmt;
-    use std::net::SocketAddr;
-    use std::time::Duration;
-
-    use serde::de::{self, Deserializer, Visitor};
-    use serde::{Deserialize, Serialize, Serializer};
-
-    use super::is_secret_property;
-    use crate::time::Dur;
-
-    /// Longer than any window or SLA needs; `i64` nanoseconds reach 292 years.
-    const MAX_SPAN: Duration = Duration::from_secs(100 * 365 * 86_400);
-
-    const REDACTED: &str = "***redacted***";
-
-    fn parse_duration(s: &str) -> Result<Duration, String> {
-        humantime::parse_duration(s.trim())
-            .map_err(|e| format!("{s:?} is not a duration like \"100ms\", \"12h\" or \"7d\" ({e})"))
-    }
-
-    /// The largest unit that says it exactly: `7d`, `36h`, `100ms`, `0s`.
-    pub fn format_duration(d: Duration) -> String {
-        const UNITS: [(&str, u128); 7] = [
-            ("d", 86_400_000_000_000),
-            ("h", 3_600_000_000_000),
-            ("m", 60_000_000_000),
-            ("s", 1_000_000_000),
-            ("ms", 1_000_000),
-            ("us", 1_000),
-            ("ns", 1),
-        ];
-        let n = d.as_nanos();
-        if n == 0 {
-            return "0s".to_owned();
-        }
-        let (unit, size) = UNITS.iter().find(|(_, size)| n % size == 0).copied().unwrap_or(("ns", 1));
-        format!("{}{unit}", n / size)
-    }
-
-    /// The text of a duration, with an error that says what is expected.
-    fn duration_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = String;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration like \"100ms\", \"12h\" or \"7d\"")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<String, E> {
-                Ok(s.to_owned())
-            }
-        }
-        d.deserialize_str(V)
-    }
-
-    /// A wall-clock duration (`std::time::Duration`).
-    pub mod duration {
-        use super::*;
-
-        pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_str(&format_duration(*d))
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-            parse_duration(&duration_text(d)?).map_err(de::Error::custom)
-        }
-    }
-
-    /// A span of event time, at most 100 years.
-    pub mod span {
-        use super::*;
-
-        pub fn serialize<S: Serializer>(d: &Dur, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_str(&format_duration(d.to_std()))
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
-            let text = duration_text(d)?;
-            let std = parse_duration(&text).map_err(de::Error::custom)?;
-            match Dur::from_std(std) {
-                Some(span) if std <= MAX_SPAN => Ok(span),
-                _ => Err(de::Error::custom(format!("{text:?} is longer than 100 years"))),
-            }
-        }
-    }
-
-    pub mod opt_span {
-        use super::*;
-
-        pub fn serialize<S: Serializer>(d: &Option<Dur>, s: S) -> Result<S::Ok, S::Error> {
-            match d {
-                Some(d) => span::serialize(d, s),
-                None => s.serialize_none(),
-            }
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur>, D::Error> {
-            span::deserialize(d).map(Some)
-        }
-    }
-
-    struct IntVisitor;
-
-    impl Visitor<'_> for IntVisitor {
-        type Value = i64;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an integer")
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
-            Ok(v)
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
-            i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
-        }
-        fn visit_str<E: de::Error>(self, s: &str) -> Result<i64, E> {
-            s.trim().parse().map_err(|_| E::custom(format!("{s:?} is not an integer")))
-        }
-    }
-
-    /// An integer, or a string holding one (the environment's form).
-    pub fn integer<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<T, D::Error> {
-        let v = d.deserialize_any(IntVisitor)?;
-        T::try_from(v).map_err(|_| de::Error::custom(format!("{v} is out of range")))
-    }
-
-    /// Distinct customers: 1 to 1,000,000.
-    pub fn threshold<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-        let t: i64 = integer(d)?;
-        match u32::try_from(t) {
-            Ok(t) if (1..=1_000_000).contains(&t) => Ok(t),
-            _ => Err(de::Error::custom(format!("{t} is not between 1 and 1000000"))),
-        }
-    }
-
-    pub fn opt_threshold<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-        threshold(d).map(Some)
-    }
-
-    struct BoolVisitor;
-
-    impl Visitor<'_> for BoolVisitor {
-        type Value = bool;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("true or false")
-        }
-        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
-            Ok(v)
-        }
-        fn visit_str<E: de::Error>(self, s: &str) -> Result<bool, E> {
-            match s.trim().to_ascii_lowercase().as_str() {
-                "true" => Ok(true),
-                "false" => Ok(false),
-                _ => Err(E::custom(format!("{s:?} is not true or false"))),
-            }
-        }
-    }
-
-    /// `true`/`false`, or a string holding one.
-    pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(BoolVisitor)
-    }
-
-    /// A list of names, or a string of them separated by commas (the
-    /// environment's form: `ANDON__RULES__DEFAULT__ROUTE=product,operations`).
-    pub fn names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Names {
-            List(Vec<String>),
-            Text(String),
-        }
-        match Names::deserialize(d) {
-            Ok(Names::List(names)) => Ok(names),
-            Ok(Names::Text(text)) => {
-                Ok(text.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect())
-            }
-            Err(_) => Err(de::Error::custom("expected a list of names like [\"product\", \"operations\"]")),
-        }
-    }
-
-    pub fn opt_names<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-        names(d).map(Some)
-    }
-
-    /// `host:port`, an IP address and a port.
-    pub fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-        let s = String::deserialize(d)?;
-        s.trim().parse().map_err(|_| de::Error::custom(format!("{s:?} is not an address like 127.0.0.1:9898")))
-    }
-
-    /// One value of `[kafka.properties]`: a scalar, or a table of more
-    /// (`ssl.key.location = ...` unquoted is a nested table in TOML).
-    enum Property {
-        Value(String),
-        Table(BTreeMap<String, Property>),
-    }
-
-    impl<'de> Deserialize<'de> for Property {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Property;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("a string, number or boolean")
-                }
-                fn visit_str<E: de::Error>(self, s: &str) -> Result<Property, E> {
-                    Ok(Property::Value(s.to_owned()))
-                }
-                fn visit_bool<E: de::Error>(self, v: bool) -> Result<Property, E> {
-                    Ok(Property::Value(v.to_string()))
-                }
-                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Property, E> {
-                    Ok(Property::Value(v.to_string()))
-                }
-                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Property, E> {
-                    Ok(Property::Value(v.to_string()))
-                }
-                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Property, E> {
-                    Ok(Property::Value(v.to_string()))
-                }
-                fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Property, A::Error> {
-                    let mut table = BTreeMap::new();
-                    while let Some((k, v)) = map.next_entry::<String, Property>()? {
-                        table.insert(k, v);
-                    }
-                    Ok(Property::Table(table))
-                }
-            }
-            d.deserialize_any(V)
-        }
-    }
-
-    fn flatten(prefix: &str, table: BTreeMap<String, Property>, out: &mut BTreeMap<String, String>) {
-        for (k, v) in table {
-            let name = if prefix.is_empty() { k } else { format!("{prefix}.{k}") };
-            match v {
-                Property::Value(v) => {
-                    out.insert(name, v);
-                }
-                Property::Table(t) => flatten(&name, t, out),
-            }
-        }
-    }
-
-    pub fn properties<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-        let mut out = BTreeMap::new();
-        flatten("", BTreeMap::<String, Property>::deserialize(d)?, &mut out);
-        Ok(out)
-    }
-
-    pub fn redact(properties: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-        properties
-            .iter()
-            .map(|(k, v)| (k.clone(), if is_secret_property(k) { REDACTED.to_owned() } else { v.clone() }))
-            .collect()
-    }
-
-    pub fn redacted<S: Serializer>(properties: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
-        redact(properties).serialize(s)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn err(toml: &str) -> ConfigError {
-        Settings::from_toml(toml).expect_err(toml)
-    }
-
-    #[test]
-    fn defaults_need_no_file() {
-        let s = Settings::from_toml("").expect("defaults");
-        assert_eq!(s.topics.complaints, "andon.complaints");
-        assert_eq!(s.engine.rules.default.threshold, 2);
-        assert_eq!(s.engine.rules.default.route.len(), 3);
-        assert_eq!(s.processing.guarantee, Guarantee::ExactlyOnce);
-        assert_eq!(s.engine.grace, Dur::from_secs(86_400));
-    }
-
-    #[test]
-    fn issue_rules_inherit_from_default_and_first_match_wins() {
-        let s = Settings::from_toml(
-            r#"
-            [rules.default]
-            threshold = 3
-            window = "2d"
-            [[rules.issue]]
-            issues = ["safety_hazard"]
-            threshold = 1
-            [[rules.issue]]
-            issues = ["safety_hazard", "promo_price_mismatch"]
-            action = "notify"
-            route = ["operations"]
-            "#,
-        )
-        .expect("valid");
-        let r = s.engine.rules.for_issue("safety_hazard");
-        assert_eq!((r.threshold, r.window, r.action), (1, Dur::from_secs(2 * 86_400), RuleAction::Delist));
-        let r = s.engine.rules.for_issue("promo_price_mismatch");
-        assert_eq!((r.threshold, r.action, r.route.len()), (3, RuleAction::Notify, 1));
-        assert_eq!(s.engine.rules.for_issue("anything_else").threshold, 3);
-    }
-
-    #[test]
-    fn mistakes_name_their_field() {
-        let cases = [
-            ("[processing]\ngrace = \"soon\"", "processing.grace"),
-            ("[processing]\ntypo = 1", "processing"),
-            ("[rules.default]\nthreshold = 0", "rules.default.threshold"),
-            ("[[rules.issue]]\nissues = [\"x\"]\nthreshold = -1", "rules.issue[0].threshold"),
-            ("[[rules.issue]]\nissues = [\"x\"]\nroute = [\"legal\"]", "rules.issue[0].route"),
-            ("[owners.legal]\n", "owners.legal.sla"),
-            ("[processing]\nguarantee = \"maybe\"", "processing.guarantee"),
-            ("[http]\nlisten = \"nowhere\"", "http.listen"),
-            ("[topics]\ndlq = \"andon.complaints\"", "topics.dlq"),
-            ("[rules.default]\nwindow = \"10ms\"", "rules.default.window"),
-            ("[[rules.issue]]\nissues = [\"Bad Issue\"]", "rules.issue[0].issues"),
-            ("[rules.default]\naction = \"explode\"", "rules.default.action"),
-            ("[rules.default]\nroute = []", "rules.default.route"),
-        ];
-        for (toml, field) in cases {
-            let e = err(toml);
-            assert!(e.to_string().contains(field), "{toml:?}: {e} should name {field}");
-        }
-    }
-
-    #[test]
-    fn new_keys_have_their_defaults_and_limits() {
-        let s = Settings::from_toml("").expect("defaults");
-        assert_eq!(s.processing.stall_after, Duration::from_secs(60));
-        assert_eq!(s.processing.threads, 0);
-        assert!(s.processing.effective_threads() >= 1);
-        assert_eq!(s.http.advertise, "");
-        assert_eq!(s.http.advertise_url(), "http://127.0.0.1:9898");
-
-        let s = Settings::load_with_env(
-            None,
-            vec![
-                ("ANDON__PROCESSING__STALL_AFTER".into(), "5m".into()),
-                ("ANDON__PROCESSING__THREADS".into(), "3".into()),
-                ("ANDON__HTTP__ADVERTISE".into(), "http://andon-1.andon.prod.svc:9898/".into()),
-            ],
-        )
-        .expect("valid");
-        assert_eq!(s.processing.stall_after, Duration::from_secs(300));
-        assert_eq!(s.processing.effective_threads(), 3);
-        assert_eq!(s.http.advertise_url(), "http://andon-1.andon.prod.svc:9898");
-
-        for url in ["http://10.0.0.7:9898", "https://andon.example.com", "http://[::1]:9898/x", "HTTP://Host-1:1"] {
-            let s = Settings::from_toml(&format!("[http]\nadvertise = {url:?}")).expect(url);
-            assert_eq!(s.http.advertise, url);
-        }
-        let cases = [
-            ("[processing]\nstall_after = \"0s\"", "processing.stall_after"),
-            ("[processing]\nstall_after = \"soon\"", "processing.stall_after"),
-            ("[processing]\nthreads = -1", "processing.threads"),
-            ("[processing]\nthreads = \"many\"", "processing.threads"),
-            ("[http]\nadvertise = \"andon-1:9898\"", "http.advertise"),
-            ("[http]\nadvertise = \"ftp://andon-1:9898\"", "http.advertise"),
-            ("[http]\nadvertise = \"http://\"", "http.advertise"),
-            ("[http]\nadvertise = \"http://:9898\"", "http.advertise"),
-            ("[http]\nadvertise = \"http://andon 1:9898\"", "http.advertise"),
-            ("[http]\nadvertise = \"http://andon-1:0\"", "http.advertise"),
-            ("[http]\nadvertise = \"http://andon-1:99999\"", "http.advertise"),
-            ("[http]\nadvertise = \"http://user@andon-1\"", "http.advertise"),
-            ("[http]\nadvertise = \"http://[nope]:1\"", "http.advertise"),
-        ];
-        for (toml, field) in cases {
-            let e = err(toml);
-            assert!(e.to_string().contains(field), "{toml:?}: {e} should name {field}");
-        }
-    }
-
-    #[test]
-    fn a_user_set_transactional_id_is_refused() {
-        let e = err("[kafka.properties]\n\"transactional.id\" = \"andon-1\"");
-        assert_eq!(e.field, "kafka.properties.transactional.id");
-        assert!(e.message.contains("derives its own"), "{e}");
-        let e = Settings::load_with_env(None, vec![("ANDON__KAFKA__PROPERTIES__TRANSACTIONAL.ID".into(), "x".into())])
-            .expect_err("from the environment too");
-        assert_eq!(e.field, "kafka.properties.transactional.id");
-        // Static membership is how an instance keeps a stable identity.
-        assert!(Settings::from_toml("[kafka.properties]\n\"group.instance.id\" = \"andon-0\"").is_ok());
-    }
-
-    #[test]
-    fn unknown_key_is_named() {
-        let e = err("[processing]\ncomit_interval = \"1s\"");
-        assert!(e.to_string().contains("comit_interval"), "{e}");
-    }
-
-    #[test]
-    fn environment_overrides_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("a.toml");
-        std::fs::write(&path, "[processing]\ngrace = \"1h\"\n[rules.default]\nthreshold = 5\n").expect("write");
-        let s = Settings::load_with_env(
-            Some(&path),
-            vec![
-                ("ANDON__PROCESSING__GRACE".into(), "2h".into()),
-                ("ANDON__RULES__DEFAULT__THRESHOLD".into(), "4".into()),
-                ("ANDON__PROCESSING__CREATE_TOPICS".into(), "true".into()),
-                ("ANDON__RULES__DEFAULT__ROUTE".into(), "product,operations".into()),
-            ],
-        )
-        .expect("valid");
-        assert_eq!(s.engine.grace, Dur::from_secs(7200));
-        assert_eq!(s.engine.rules.default.threshold, 4);
-        assert!(s.processing.create_topics);
-        assert_eq!(s.engine.rules.default.route.len(), 2);
-        let e = Settings::load_with_env(Some(&path), vec![("ANDON__PROCESSING__GRACE".into(), "x".into())])
-            .expect_err("bad env");
-        assert!(e.to_string().contains("processing.grace"), "{e}");
-    }
-
-    #[test]
-    fn environment_values_stay_strings_unless_the_field_is_a_number() {
-        let s = Settings::load_with_env(
-            None,
-            vec![
-                ("ANDON__KAFKA__GROUP_ID".into(), "0123".into()),
-                ("ANDON__KAFKA__BROKERS".into(), "true".into()),
-                ("ANDON__KAFKA__PROPERTIES__SASL.PASSWORD".into(), "007".into()),
-                ("ANDON__KAFKA__PROPERTIES__SASL.USERNAME".into(), "1e3".into()),
-                ("ANDON__PROCESSING__MAX_EVENT_BYTES".into(), "4096".into()),
-                ("ANDON__RULES__DEFAULT__THRESHOLD".into(), " 4 ".into()),
-            ],
-        )
-        .expect("valid");
-        assert_eq!(s.kafka.group_id, "0123");
-        assert_eq!(s.kafka.brokers, "true");
-        assert_eq!(s.kafka.properties.get("sasl.password").map(String::as_str), Some("007"));
-        assert_eq!(s.kafka.properties.get("sasl.username").map(String::as_str), Some("1e3"));
-        assert_eq!(s.processing.max_event_bytes, 4096);
-        assert_eq!(s.engine.rules.default.threshold, 4);
-        let e = Settings::load_with_env(None, vec![("ANDON__PROCESSING__MAX_EVENT_BYTES".into(), "lots".into())])
-            .expect_err("not a number");
-        assert!(e.to_string().contains("processing.max_event_bytes"), "{e}");
-        let e = Settings::load_with_env(None, vec![("ANDON__PROCESSING__CREATE_TOPICS".into(), "yes".into())])
-            .expect_err("not a boolean");
-        assert!(e.to_string().contains("processing.create_topics"), "{e}");
-    }
-
-    #[test]
-    fn secrets_are_redacted() {
-        let s = Settings::from_toml(
-            "[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n\"sasl.username\" = \"ann\"\n\"security.protocol\" = \"SASL_SSL\"",
-        )
-        .expect("valid");
-        assert_eq!(s.kafka.properties.get("sasl.password").map(String::as_str), Some("hunter2"));
-        let shown = s.to_toml().expect("prints");
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("SASL_SSL"));
-        assert!(!format!("{s:?}").contains("hunter2"));
-        assert!(!serde_json::to_string(&s).expect("serialises").contains("hunter2"));
-        // The printed form is itself a valid configuration.
-        let again = Settings::from_toml(&shown.replace("***redacted***", "x")).expect("round trip");
-        assert_eq!(again.engine, s.engine);
-    }
-
-    #[test]
-    fn every_sensitive_property_is_redacted() {
-        let secret = [
-            // librdkafka's own list.
-            "sasl.username",
-            "sasl.password",
-            "sasl.oauthbearer.config",
-            "sasl.oauthbearer.client.secret",
-            "sasl.oauthbearer.assertion.private.key.file",
-            "sasl.oauthbearer.assertion.private.key.passphrase",
-            "sasl.oauthbearer.assertion.private.key.pem",
-            "ssl.ca.pem",
-            "ssl.key.location",
-            "ssl.key.password",
-            "ssl.key.pem",
-            "ssl.keystore.password",
-            "ssl_key",
-            // The patterns.
-            "ssl.keystore.location",
-            "ssl.certificate.pem",
-            "sasl.kerberos.keytab",
-            "sasl.jaas.config",
-            "sasl.oauthbearer.client.credentials.client.secret",
-            "some.plugin.api.token",
-            "plugin.passphrase.file",
-            "plugin.signing.key",
-            "SASL.PASSWORD",
-        ];
-        for name in SENSITIVE_PROPERTIES.iter().chain(&secret) {
-            assert!(is_secret_property(name), "{name} must be redacted");
-            let s = Settings::from_toml(&format!("[kafka.properties]\n{name:?} = \"s3cr3t-0123\"\n")).expect(name);
-            let shown = s.to_toml().expect("prints");
-            assert!(!shown.contains("s3cr3t") && shown.contains("***redacted***"), "{name}:\n{shown}");
-            assert!(!format!("{s:?}").contains("s3cr3t"), "{name} in Debug");
-        }
-        for name in [
-            "security.protocol",
-            "sasl.mechanism",
-            "ssl.ca.location",
-            "ssl.endpoint.identification.algorithm",
-            "sasl.oauthbearer.method",
-            "linger.ms",
-        ] {
-            assert!(!is_secret_property(name), "{name} is shown");
-        }
-        // Nested tables are dotted names too.
-        let s =
-            Settings::from_toml("[kafka.properties]\nsasl.oauthbearer.client.secret = \"s3cr3t\"\n").expect("nested");
-        assert!(!s.to_toml().expect("prints").contains("s3cr3t"));
-    }
-
-    #[test]
-    fn the_printed_settings_load_back_to_the_same_settings() {
-        let s = Settings::from_toml(
-            r#"
-            [kafka]
-            brokers = "k1:9093,k2:9093"
-            [kafka.properties]
-            "security.protocol" = "SASL_SSL"
-            ssl.ca.location = "/etc/ca.pem"
-            "linger.ms" = 5
-            [processing]
-            guarantee = "at_least_once"
-            commit_interval = "1500ms"
-            grace = "36h"
-            max_event_bytes = 1000
-            [http]
-            listen = "0.0.0.0:9000"
-            [rules.default]
-            window = "2d"
-            [[rules.issue]]
-            issues = ["safety_hazard", "fire"]
-            threshold = 1
-            [[rules.issue]]
-            issues = ["promo_price_mismatch"]
-            action = "notify"
-            route = ["legal"]
-            [owners.legal]
-            sla = "90m"
-            "#,
-        )
-        .expect("valid");
-        let shown = s.to_toml().expect("prints");
-        let again = Settings::from_toml(&shown).expect("loads back");
-        assert_eq!(again.to_toml().expect("prints"), shown);
-        assert_eq!(again.engine, s.engine);
-        assert_eq!((&again.kafka, &again.topics, &again.processing), (&s.kafka, &s.topics, &s.processing));
-        assert_eq!((&again.http, &again.rules, &again.owners), (&s.http, &s.rules, &s.owners));
-        // Durations as a user writes them; nested properties as librdkafka names them.
-        for line in ["commit_interval = \"1500ms\"", "grace = \"36h\"", "window = \"2d\"", "sla = \"90m\""] {
-            assert!(shown.contains(line), "{line} in\n{shown}");
-        }
-        assert_eq!(s.kafka.properties.get("ssl.ca.location").map(String::as_str), Some("/etc/ca.pem"));
-        assert_eq!(s.kafka.properties.get("linger.ms").map(String::as_str), Some("5"));
-        // An issue rule shows what it inherits.
-        assert_eq!(s.rules.issue[0].window, Some(Dur::from_secs(2 * 86_400)));
-        assert_eq!(s.rules.issue[1].threshold, Some(2));
-    }
-
-    #[test]
-    fn defaults_print_as_the_documented_file() {
-        let shown = Settings::from_toml("").expect("defaults").to_toml().expect("prints");
-        for line in [
-            "brokers = \"127.0.0.1:9092\"",
-            "group_id = \"andon\"",
-            "guarantee = \"exactly_once\"",
-            "commit_interval = \"100ms\"",
-            "max_task_idle = \"100ms\"",
-            "grace = \"1d\"",
-            "max_future_skew = \"1h\"",
-            "max_event_bytes = 65536",
-            "stall_after = \"1m\"",
-            "threads = 0",
-            "listen = \"127.0.0.1:9898\"",
-            "advertise = \"\"",
-            "window = \"7d\"",
-            "route = [\"product\", \"operations\", \"supply_chain\"]",
-            "sla = \"2d\"",
-        ] {
-            assert!(shown.contains(line), "{line} in\n{shown}");
-        }
     }
 }

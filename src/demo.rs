@@ -65,7 +65,7 @@ use serde_json::{json, Value};
 
 use crate::config::{Settings, Topics};
 use crate::dev_cluster::DevCluster;
-use crate::kafka::Status;
+use crate::ops::Status;
 use crate::time::Dur;
 
 /// Partitions per topic of the embedded cluster.
@@ -120,12 +120,7 @@ pub fn run(settings: Settings, duration: Option<Duration>, shutdown: Arc<AtomicB
 
     // Metrics, endpoints and the status page, as `andon run` serves them
     // (on the demo's own rules, so the issue labels fit).
-    let status = Arc::new(Status::default());
-    let registry = prometheus::Registry::new();
-    let metrics = crate::metrics::Metrics::new(&registry, &settings.engine).context("metrics")?;
-    *status.metrics.lock().unwrap_or_else(|e| e.into_inner()) = Some(metrics);
-    let page = crate::http::serve(settings.http.listen, status.clone(), registry)
-        .with_context(|| format!("http.listen {}", settings.http.listen))?;
+    let (status, page) = crate::ops::serve(&settings)?;
     let page = format!("http://{page}/");
     println!("andon demo: status page {page} (metrics at {page}metrics)");
 
@@ -261,11 +256,7 @@ fn rules_line(settings: &Settings, demo_rules: bool) -> String {
         d(rules.default.window)
     );
     for (issues, r) in &rules.by_issue {
-        let action = match r.action {
-            crate::engine::RuleAction::Delist => "delist",
-            crate::engine::RuleAction::Notify => "notify",
-        };
-        let _ = write!(s, "; {}: {} in {}, {action}", issues.join("/"), r.threshold, d(r.window));
+        let _ = write!(s, "; {}: {} in {}, {}", issues.join("/"), r.threshold, d(r.window), r.action.as_str());
     }
     let slas: Vec<String> = settings.owners.iter().map(|(o, owner)| format!("{o} {}", d(owner.sla))).collect();
     let _ = write!(s, "; SLAs {}", slas.join(", "));

@@ -40,7 +40,7 @@ pub struct DevCluster {
 }
 
 impl DevCluster {
-    /// Starts a one-broker cluster with the six topics of `topics`, each
+    /// Starts a one-broker cluster with the seven topics of `topics`, each
     /// with `partitions` partitions.
     pub fn start(partitions: i32, topics: &Topics) -> Result<Self, KafkaError> {
         let cluster = MockCluster::new(1)?;

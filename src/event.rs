@@ -13,6 +13,7 @@ use std::fmt;
 use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::engine::andon::ClosedSummary;
 /// Event time and spans of it live in [`crate::time`]; re-exported because
 /// every wire type carries them.
 pub use crate::time::{Dur, Ts};
@@ -132,6 +133,8 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    pub const ALL: [Verdict; 2] = [Self::DefectConfirmed, Self::NoDefect];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::DefectConfirmed => "defect_confirmed",
@@ -148,6 +151,8 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    pub const ALL: [Trigger; 2] = [Self::Threshold, Self::Manual];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Threshold => "threshold",
@@ -156,8 +161,38 @@ impl Trigger {
     }
 }
 
-/// A decoded complaint: only what the engine needs. The optional fields are
-/// validated by [`decode_complaint`] but not kept.
+/// The channel a complaint came in through (`channel` of a complaint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Phone,
+    Chat,
+    Email,
+    Social,
+    Other,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 5] = [Self::Phone, Self::Chat, Self::Email, Self::Social, Self::Other];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Phone => "phone",
+            Self::Chat => "chat",
+            Self::Email => "email",
+            Self::Social => "social",
+            Self::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// A decoded complaint: only what the engine needs. The other optional
+/// fields are validated by [`decode_complaint`] but not kept; `channel` is
+/// kept for the bad-pull breakdown by channel (it never names an agent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Complaint {
     pub event_id: String,
@@ -167,6 +202,7 @@ pub struct Complaint {
     pub issue: String,
     pub customer_id: String,
     pub pull: bool,
+    pub channel: Option<Channel>,
 }
 
 /// A decoded work-order update.
@@ -414,13 +450,14 @@ pub fn decode_complaint(bytes: &[u8], max_bytes: usize) -> Result<Complaint, Rej
     check_opt_len("agent_id", &raw.agent_id, MAX_ID)?;
     check_opt_len("region", &raw.region, MAX_ID)?;
     check_opt_len("note", &raw.note, MAX_NOTE)?;
-    if let Some(ch) = &raw.channel {
-        if !matches!(&**ch, "phone" | "chat" | "email" | "social" | "other") {
-            return Err(Reject::schema(format!(
+    let channel = match &raw.channel {
+        None => None,
+        Some(ch) => Some(Channel::parse(ch).ok_or_else(|| {
+            Reject::schema(format!(
                 "channel: {ch:?} is not one of \"phone\", \"chat\", \"email\", \"social\", \"other\""
-            )));
-        }
-    }
+            ))
+        })?),
+    };
     let subject = Subject { kind, id: raw.subject.id.into_owned() };
     Ok(Complaint {
         event_id: raw.event_id.into_owned(),
@@ -430,6 +467,7 @@ pub fn decode_complaint(bytes: &[u8], max_bytes: usize) -> Result<Complaint, Rej
         issue: raw.issue.into_owned(),
         customer_id: raw.customer_id.into_owned(),
         pull: raw.pull.unwrap_or(false),
+        channel,
     })
 }
 
@@ -474,6 +512,8 @@ pub enum Action {
 }
 
 impl Action {
+    pub const ALL: [Action; 2] = [Self::Delist, Self::Relist];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Delist => "delist",
@@ -544,6 +584,10 @@ pub enum WorkOrderEvent {
         /// for the step-duration metric, not part of the record.
         #[serde(skip)]
         started_at: Ts,
+        /// When the step was due (for the owners' timeliness); not part of
+        /// the record.
+        #[serde(skip)]
+        due_at: Ts,
     },
     Escalated {
         andon_id: String,
@@ -563,6 +607,10 @@ pub enum WorkOrderEvent {
         /// The closed andon's trigger, for the metric; not part of the record.
         #[serde(skip)]
         trigger: Trigger,
+        /// What the cluster-wide view keeps of the closed andon (filled by
+        /// the engine); not part of the record.
+        #[serde(skip)]
+        summary: Option<Box<ClosedSummary>>,
     },
 }
 
@@ -705,6 +753,16 @@ mod tests {
             assert_eq!(err.reason, *reason, "{json}: {err}");
             assert!(err.message.contains(field), "{json}: message {:?} should name {field}", err.message);
         }
+    }
+
+    #[test]
+    fn keeps_the_channel() {
+        assert_eq!(complaint(OK).expect("valid").channel, None);
+        for ch in Channel::ALL {
+            let json = OK.replace("\"c1\"", &format!("\"c1\",\"channel\":\"{}\"", ch.as_str()));
+            assert_eq!(complaint(&json).expect("valid").channel, Some(ch));
+        }
+        assert_eq!(serde_json::to_string(&Channel::Social).expect("json"), "\"social\"");
     }
 
     #[test]

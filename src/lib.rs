@@ -13,9 +13,9 @@
 //! - [`dev_cluster`]: librdkafka's MockCluster with andon's topics.
 //! - [`demo`]: everything in one process with generated traffic.
 //! - [`shutdown`]: signals into a flag.
-//! - [`metrics`]: the Prometheus metrics of the spec.
-//! - [`status`]: what a running processor shows (readiness, open andons).
-//! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/andons`, the status page.
+//! - [`view`]: the cluster-wide read model (all open andons, history).
+//! - [`ops`]: metrics, status and HTTP (the status page), started by
+//!   [`ops::serve`] for `run` and `demo` alike.
 //!
 //! `main.rs` only parses the command line and wires these together.
 
@@ -24,11 +24,10 @@ pub mod demo;
 pub mod dev_cluster;
 pub mod engine;
 pub mod event;
-pub mod http;
 pub mod kafka;
 pub mod merge;
-pub mod metrics;
+pub mod ops;
 pub mod replay;
 pub mod shutdown;
-pub mod status;
 pub mod time;
+pub mod view;

@@ -99,7 +99,7 @@ fn main() -> ExitCode {
     // The demo's terminal view is its output: only warnings (and the
     // address of its page) go to the log there.
     let default_filter = match cli.command {
-        Command::Demo { .. } => "warn,andon::http=info,andon::kafka::task=error",
+        Command::Demo { .. } => "warn,andon::ops::http=info,andon::kafka::task=error",
         _ => "info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
@@ -128,7 +128,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             runtime(|shutdown| {
-                let status = serve_http(&settings)?;
+                let (status, _) = andon::ops::serve(&settings)?;
                 andon::kafka::run(settings, status, &shutdown).map_err(anyhow::Error::from)
             })
         }
@@ -160,17 +160,6 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-/// Metrics on a fresh registry, and the HTTP endpoints on `http.listen`.
-fn serve_http(settings: &Settings) -> anyhow::Result<std::sync::Arc<andon::status::Status>> {
-    let registry = prometheus::Registry::new();
-    let metrics = andon::metrics::Metrics::new(&registry, &settings.engine)?;
-    let status = std::sync::Arc::new(andon::status::Status::default());
-    *status.metrics.lock().unwrap_or_else(|e| e.into_inner()) = Some(metrics);
-    andon::http::serve(settings.http.listen, status.clone(), registry)
-        .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", settings.http.listen))?;
-    Ok(status)
 }
 
 /// Runs `f` with a flag that SIGINT/SIGTERM set; errors exit 1.

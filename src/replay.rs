@@ -272,7 +272,7 @@ pub fn replay<C: BufRead, U: BufRead, W: Write>(
         };
         if take_complaint {
             let Some(c) = nc.take() else { break };
-            match engine.on_complaint(&c.record, RecordMeta::default(), &mut outputs) {
+            match engine.on_complaint(c.record, RecordMeta::default(), &mut outputs) {
                 Ok(outcome) => *sink.summary.complaints.entry(outcome.class.as_str()).or_default() += 1,
                 Err(reject) => sink.dlq(&c.raw, &reject, &cs.input.name, c.line_no)?,
             }

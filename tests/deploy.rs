@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use andon::config::Settings;
-use andon::metrics::Metrics;
+use andon::ops::metrics::Metrics;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn deploy() -> PathBuf {

@@ -42,11 +42,7 @@ fn metrics_health_readiness_andons_and_the_page_over_http() {
     let rules = format!("[rules.default]{}", rules.split("[rules.default]").nth(1).expect("rules"));
     let settings = settings(&bootstrap, &rules);
 
-    let registry = prometheus::Registry::new();
-    let metrics = andon::metrics::Metrics::new(&registry, &settings.engine).expect("metrics");
-    let status = Arc::new(andon::status::Status::default());
-    *status.metrics.lock().expect("lock") = Some(metrics);
-    let addr = andon::http::serve("127.0.0.1:0".parse().expect("addr"), status.clone(), registry).expect("serve");
+    let (status, addr) = andon::ops::serve(&settings).expect("serve");
 
     // Before the processor has joined: alive, not ready.
     assert_eq!(get(addr, "/healthz").0, 200);
@@ -128,6 +124,10 @@ fn metrics_health_readiness_andons_and_the_page_over_http() {
     let (code, page) = get(addr, "/");
     assert_eq!(code, 200);
     assert!(page.contains("<title>andon") && !page.contains("http://") && !page.contains("https://"), "self-contained");
+    let (code, js) = get(addr, "/assets/uPlot.iife.min.js");
+    assert!(code == 200 && js.contains("uPlot"), "the chart library is served by andon itself");
+    assert_eq!(get(addr, "/assets/uPlot.min.css").0, 200);
+    assert!(page.contains("src=\"/assets/uPlot.iife.min.js\""), "and the page loads it from there");
     assert_eq!(get(addr, "/nope").0, 404);
     assert_eq!(request(addr, "POST", "/metrics").0, 405);
     assert_eq!(request(addr, "DELETE", "/andons").0, 405);

@@ -878,6 +878,7 @@ fn to_complaint(c: &CIn) -> Complaint {
         issue: ISSUES[c.issue].to_owned(),
         customer_id: c.customer.clone(),
         pull: c.pull,
+        channel: None,
     }
 }
 
@@ -904,7 +905,7 @@ fn emit_of(o: &Output) -> Emit {
 fn engine_feed(e: &mut Engine, rec: &Rec) -> (Res, Vec<Emit>) {
     let mut out = Vec::new();
     let res = match rec {
-        Rec::C(c) => match e.on_complaint(&to_complaint(c), RecordMeta::default(), &mut out) {
+        Rec::C(c) => match e.on_complaint(to_complaint(c), RecordMeta::default(), &mut out) {
             Ok(o) => Res::C { class: o.class.as_str(), pulled: o.pulled.map(|t| t.as_str()) },
             Err(r) => Res::Rejected(r.reason.as_str()),
         },

@@ -1,6 +1,7 @@
 //! The operators' view against a running `andon demo` (the real binary):
 //! the status page in a real headless Chromium (loads, shows at least one
-//! pull, no console errors; a screenshot kept in `tests/artifacts/`), and a
+//! pull, draws its four charts, no console errors; a screenshot kept in
+//! `tests/artifacts/`), and a
 //! real Prometheus scraping it, queried for `andon_pulls_total` and the
 //! recording rule of `deploy/prometheus/rules.yaml`.
 //!
@@ -121,6 +122,7 @@ fn the_status_page_in_headless_chromium_shows_pulls_without_console_errors() {
         .unwrap_or_else(|| panic!("the page shows a pull count:\n{html}\n{log}"));
     assert!(pulls >= 1, "at least one pull on the page");
     assert!(html.contains("ready"), "the page reached the instance:\n{html}");
+    assert_eq!(html.matches("class=\"uplot").count(), 4, "four charts drawn by uPlot:\n{html}");
     let console_errors: Vec<&str> =
         log.lines().filter(|l| l.contains("CONSOLE") && (l.contains("Uncaught") || l.contains("ERROR"))).collect();
     assert!(console_errors.is_empty(), "console errors: {console_errors:?}");

@@ -351,7 +351,7 @@ fn scenario_produces_every_kind_of_output_and_all_match_their_schemas() {
     for (is_complaint, line) in SCENARIO {
         let r = if is_complaint {
             let c = decode_complaint(line.as_bytes(), MAX_EVENT_BYTES).unwrap_or_else(|e| panic!("{line}: {e}"));
-            engine.on_complaint(&c, RecordMeta::default(), &mut outputs).map(drop)
+            engine.on_complaint(c.clone(), RecordMeta::default(), &mut outputs).map(drop)
         } else {
             let u = decode_update(line.as_bytes(), MAX_EVENT_BYTES).unwrap_or_else(|e| panic!("{line}: {e}"));
             engine.on_update(&u, RecordMeta::default(), &mut outputs).map(drop)

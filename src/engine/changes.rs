@@ -84,6 +84,15 @@ pub enum Op<'a> {
     },
     /// Snapshots: many ids.
     SeenMany(Vec<([u8; 16], Ts)>),
+    /// Complaints attached to a key's open andon, now `attached` in all
+    /// (the common change to an open andon: a header would repeat it whole).
+    Attached {
+        #[serde(borrow)]
+        subject: Cow<'a, str>,
+        #[serde(borrow)]
+        issue: Cow<'a, str>,
+        attached: u64,
+    },
 }
 
 /// One issue of a subject header.
@@ -103,9 +112,30 @@ pub struct OpsError(#[from] postcard::Error);
 
 /// Appends `op` to `buf`.
 pub fn encode(op: &Op<'_>, buf: &mut Vec<u8>) -> Result<(), OpsError> {
-    let taken = std::mem::take(buf);
-    *buf = postcard::to_extend(op, taken)?;
-    Ok(())
+    Ok(postcard::serialize_with_flavor(op, Append(buf))?)
+}
+
+/// A postcard output that appends to a `Vec` in place (postcard's
+/// `to_extend` pushes byte by byte through `Extend`, which showed in
+/// profiles; its `AllocVec` wants a fresh vector each time).
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// The operations in `bytes`, one after another.
@@ -177,6 +207,11 @@ pub fn apply(state: &mut State, op: Op<'_>) {
         }
         Op::Clear { subject, issue } => {
             issue_mut(state, &subject, &issue).counted.clear();
+        }
+        Op::Attached { subject, issue, attached } => {
+            if let Some(open) = issue_mut(state, &subject, &issue).open.as_mut() {
+                open.attached = attached;
+            }
         }
         Op::Subject { subject, delists, open_delisting, issues } => {
             let s = subject_mut(state, &subject);
@@ -290,6 +325,13 @@ impl ChangeLog {
 
     pub fn clear(&mut self, subject: &str, issue: &str) {
         let _ = encode(&Op::Clear { subject: Cow::Borrowed(subject), issue: Cow::Borrowed(issue) }, &mut self.ops);
+    }
+
+    pub fn attached(&mut self, subject: &str, issue: &str, attached: u64) {
+        // A header written this stretch carries the count too; either way
+        // the last word on it is the newest.
+        let op = Op::Attached { subject: Cow::Borrowed(subject), issue: Cow::Borrowed(issue), attached };
+        let _ = encode(&op, &mut self.ops);
     }
 
     pub fn dirty(&mut self, subject: &str) {

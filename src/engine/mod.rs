@@ -16,6 +16,7 @@
 pub mod andon;
 pub mod changes;
 mod coverage;
+pub mod query;
 pub mod rules;
 pub mod window;
 
@@ -31,8 +32,8 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::event::{
-    format_timestamp, parse_andon_id, Action, Complaint, DelistCommand, DelistReason, Output, Reject, RejectReason,
-    Trigger, Update, WorkOrderEvent,
+    format_timestamp, parse_andon_id, Action, Channel, Complaint, DelistCommand, DelistReason, Output, Reject,
+    RejectReason, Trigger, Update, WorkOrderEvent,
 };
 use crate::time::{Dur, Ts};
 use andon::OpenAndon;
@@ -71,6 +72,8 @@ pub enum ComplaintClass {
 }
 
 impl ComplaintClass {
+    pub const ALL: [ComplaintClass; 5] = [Self::Counted, Self::Duplicate, Self::Late, Self::Stale, Self::Attached];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Counted => "counted",
@@ -279,7 +282,7 @@ impl Engine {
     /// `Err` means the record belongs in the DLQ; it changed nothing.
     pub fn on_complaint(
         &mut self,
-        c: &Complaint,
+        c: Complaint,
         meta: RecordMeta<'_>,
         out: &mut Vec<Output>,
     ) -> Result<ComplaintOutcome, Reject> {
@@ -319,7 +322,7 @@ impl Engine {
         if let Some(open) = is.open.as_mut() {
             open.attached += 1;
             if let Some(log) = self.changes.as_mut() {
-                log.dirty(key);
+                log.attached(key, &c.issue, open.attached);
             }
             return Ok(ComplaintOutcome { class: ComplaintClass::Attached, pulled: None });
         }
@@ -333,8 +336,8 @@ impl Engine {
         };
         if c.pull {
             // The agent's own call: pulls whatever the count, late or stale.
-            let evidence = Evidence { listed: vec![c.event_id.as_str().into()], total: 1 };
-            self.pull(&c.subject_key, idx, Trigger::Manual, c.occurred_at, evidence, out);
+            let evidence = Evidence { listed: vec![c.event_id.into_boxed_str()], total: 1 };
+            self.pull(&c.subject_key, idx, Trigger::Manual, c.occurred_at, c.channel, evidence, out);
             return Ok(ComplaintOutcome { class, pulled: Some(Trigger::Manual) });
         }
         if class != ComplaintClass::Counted {
@@ -344,8 +347,8 @@ impl Engine {
         is.counted.evict_before(eviction_cutoff(st, rule.window, cfg.grace));
         let counted = Counted {
             at: c.occurred_at,
-            customer: c.customer_id.as_str().into(),
-            event_id: c.event_id.as_str().into(),
+            customer: c.customer_id.into_boxed_str(),
+            event_id: c.event_id.into_boxed_str(),
         };
         if let Some(log) = self.changes.as_mut() {
             log.count(key, &c.issue, &counted);
@@ -353,7 +356,7 @@ impl Engine {
         let place = is.counted.insert(counted, rule.window);
         match is.counted.threshold_evidence(place, rule.window, rule.threshold) {
             Some(evidence) => {
-                self.pull(&c.subject_key, idx, Trigger::Threshold, c.occurred_at, evidence, out);
+                self.pull(&c.subject_key, idx, Trigger::Threshold, c.occurred_at, c.channel, evidence, out);
                 Ok(ComplaintOutcome { class, pulled: Some(Trigger::Threshold) })
             }
             None => Ok(ComplaintOutcome { class, pulled: None }),
@@ -361,7 +364,13 @@ impl Engine {
     }
 
     /// Processes one work-order update, appending what it emits to `out`.
-    /// `Err` means the record belongs in the DLQ; it changed nothing.
+    /// `Err` means the record belongs in the DLQ. Every check that can reject
+    /// an update runs before anything changes, so a rejected update changes
+    /// nothing and emits nothing. Once accepted, its id is remembered and
+    /// stream time moves (which may emit escalations) before the andon is
+    /// looked up again to apply it; that second lookup cannot fail, since
+    /// moving stream time neither closes nor sweeps an open andon, and is
+    /// written as an `Err` only so that it cannot panic.
     pub fn on_update(
         &mut self,
         u: &Update,
@@ -546,13 +555,16 @@ impl Engine {
     }
 
     /// Opens an andon on the key `issues[idx]` of `subject_key`: delist if it
-    /// is the subject's first open delisting andon, then `opened`.
+    /// is the subject's first open delisting andon, then `opened`. `channel`
+    /// is the pulling complaint's.
+    #[allow(clippy::too_many_arguments)]
     fn pull(
         &mut self,
         subject_key: &str,
         idx: usize,
         trigger: Trigger,
         opened_at: Ts,
+        channel: Option<Channel>,
         evidence: Evidence,
         out: &mut Vec<Output>,
     ) {
@@ -597,6 +609,8 @@ impl Engine {
             attached: 0,
             evidence: evidence.listed,
             evidence_total: evidence.total,
+            channel,
+            done: Vec::new(),
         };
         out.push(Output::WorkOrder(WorkOrderEvent::Opened {
             andon_id: id.clone(),

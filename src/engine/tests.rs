@@ -58,6 +58,7 @@ fn complaint(id: &str, at: Ts, sku: &str, issue: &str, customer: &str) -> Compla
         issue: issue.into(),
         customer_id: customer.into(),
         pull: false,
+        channel: None,
     }
 }
 
@@ -74,7 +75,7 @@ impl T {
     }
     fn cx(&mut self, c: Complaint) -> ComplaintOutcome {
         self.out.clear();
-        self.e.on_complaint(&c, RecordMeta::default(), &mut self.out).expect("accepted")
+        self.e.on_complaint(c.clone(), RecordMeta::default(), &mut self.out).expect("accepted")
     }
     fn u(&mut self, u: Update) -> Result<UpdateOutcome, Reject> {
         self.out.clear();
@@ -338,11 +339,9 @@ fn escalations_follow_stream_time_in_due_order_once() {
 fn wall_clock_mode_escalates_only_on_tick() {
     let mut e = Engine::new(config(), EscalationClock::WallClock);
     let mut out = Vec::new();
-    e.on_complaint(&complaint("a", Ts::EPOCH, "B1", "safety_hazard", "x"), RecordMeta::default(), &mut out)
-        .expect("ok");
+    e.on_complaint(complaint("a", Ts::EPOCH, "B1", "safety_hazard", "x"), RecordMeta::default(), &mut out).expect("ok");
     out.clear();
-    e.on_complaint(&complaint("b", at(10 * H), "B2", "print_defect", "x"), RecordMeta::default(), &mut out)
-        .expect("ok");
+    e.on_complaint(complaint("b", at(10 * H), "B2", "print_defect", "x"), RecordMeta::default(), &mut out).expect("ok");
     assert!(out.is_empty(), "stream time alone never escalates in run mode");
     assert_eq!(e.next_due(), Some(at(H)));
     e.tick(at(H), &mut out);
@@ -358,14 +357,16 @@ fn record_checks_key_mismatch_and_future_skew() {
     let mut e = Engine::new(config(), EscalationClock::WallClock);
     let mut out = Vec::new();
     let c = complaint("a", at(10 * H), "B1", "print_defect", "x");
-    let err = e.on_complaint(&c, RecordMeta { key: Some(b"sku:B2"), timestamp: None }, &mut out).expect_err("key");
+    let err =
+        e.on_complaint(c.clone(), RecordMeta { key: Some(b"sku:B2"), timestamp: None }, &mut out).expect_err("key");
     assert_eq!(err.reason, RejectReason::KeyMismatch);
     let err = e
-        .on_complaint(&c, RecordMeta { key: Some(b"sku:B1"), timestamp: Some(at(9 * H - NS)) }, &mut out)
+        .on_complaint(c.clone(), RecordMeta { key: Some(b"sku:B1"), timestamp: Some(at(9 * H - NS)) }, &mut out)
         .expect_err("future");
     assert_eq!(err.reason, RejectReason::OccurredAtInFuture);
     assert_eq!(e.stream_time(), None, "rejected records move no clock");
-    e.on_complaint(&c, RecordMeta { key: Some(b"sku:B1"), timestamp: Some(at(9 * H)) }, &mut out).expect("exactly 1 h");
+    e.on_complaint(c.clone(), RecordMeta { key: Some(b"sku:B1"), timestamp: Some(at(9 * H)) }, &mut out)
+        .expect("exactly 1 h");
     let u = update("u", "sku:B1/print_defect#1", 1, Ts::EPOCH, None);
     let err = e.on_update(&u, RecordMeta { key: Some(b"sku:B9"), timestamp: None }, &mut out).expect_err("key");
     assert_eq!(err.reason, RejectReason::KeyMismatch);
@@ -399,7 +400,7 @@ fn snapshot_restores_an_identical_engine() {
     let mut a = Vec::new();
     let mut b = Vec::new();
     for (e, out) in [(&mut t.e, &mut a), (&mut r, &mut b)] {
-        e.on_complaint(&complaint("p2", at(2 * H), "B1", "promo_price_mismatch", "b"), RecordMeta::default(), out)
+        e.on_complaint(complaint("p2", at(2 * H), "B1", "promo_price_mismatch", "b"), RecordMeta::default(), out)
             .expect("ok");
         e.on_update(&update("u1", "sku:B1/print_defect#1", 1, at(5 * H), None), RecordMeta::default(), out)
             .expect("ok");
@@ -435,7 +436,7 @@ fn deltas_applied_in_order_restore_an_engine_that_continues_identically() {
             let _ = e.on_update(&decode_update(line.as_bytes(), 1 << 16).expect("valid"), RecordMeta::default(), out);
         } else {
             let _ =
-                e.on_complaint(&decode_complaint(line.as_bytes(), 1 << 16).expect("valid"), RecordMeta::default(), out);
+                e.on_complaint(decode_complaint(line.as_bytes(), 1 << 16).expect("valid"), RecordMeta::default(), out);
         }
     };
     let mut whole = Engine::new(cfg.clone(), EscalationClock::StreamTime);
@@ -477,7 +478,7 @@ fn a_pull_with_more_than_a_hundred_customers_lists_a_hundred_and_counts_all() {
     for i in 0..150 {
         out.clear();
         let c = complaint(&format!("e{i:03}"), at(Dur::from_secs(i)), "B1", "print_defect", &format!("c{i}"));
-        e.on_complaint(&c, RecordMeta::default(), &mut out).expect("accepted");
+        e.on_complaint(c.clone(), RecordMeta::default(), &mut out).expect("accepted");
     }
     let Some(Output::Command(DelistCommand { reason: Some(reason), .. })) = out.first() else {
         panic!("the 150th customer delists: {out:?}")

@@ -118,6 +118,14 @@ impl Window {
         }
     }
 
+    /// The complaints in order, borrowed: (time, customer, event id).
+    pub fn entries(&self) -> Box<dyn Iterator<Item = (Ts, &str, &str)> + '_> {
+        match &self.repr {
+            Repr::Small(v) => Box::new(v.iter().map(|c| (c.at, &*c.customer, &*c.event_id))),
+            Repr::Flood(f) => Box::new(f.items.iter().map(|(&(at, _), it)| (at, &*it.customer, &*it.event_id))),
+        }
+    }
+
     /// Inserts `c` after every complaint at the same or an earlier time.
     /// `window` is the key's W (the flooded representation indexes by it).
     pub fn insert(&mut self, c: Counted, window: Dur) -> Place {

@@ -14,11 +14,14 @@ use crate::kafka::checkpoint::{Chain, Kind, Positions, Stamp, Writing, Written};
 use crate::kafka::errors::FailureKind;
 use crate::kafka::io::{Acks, BatchSink, IoError, Out};
 use crate::kafka::task::{OutTopic, Produce};
+use crate::view::TableRecord;
 
 /// One partition's share of a batch.
 pub struct Share<'a> {
     pub partition: i32,
     pub outputs: &'a [Produce],
+    /// Records for the cluster-wide view's table (`topics.view`).
+    pub table: &'a [TableRecord],
     /// Input positions after the batch (complaints, updates).
     pub inputs: (i64, i64),
     pub kind: Kind,
@@ -92,6 +95,16 @@ pub fn write(
             };
             sink.send(&out).map_err(step("writing outputs"))?;
             any_output = true;
+        }
+        for r in s.table {
+            let out = Out {
+                topic: &topics.view,
+                partition: s.partition,
+                key: Some(r.key.as_bytes()),
+                value: r.value.as_deref(),
+                headers: &[],
+            };
+            sink.send(&out).map_err(step("writing the view's table"))?;
         }
     }
     let acks =

@@ -263,7 +263,7 @@ pub fn wait_for_brokers(settings: &Settings, shutdown: &AtomicBool) -> Result<()
     }
 }
 
-/// Partition counts of the six topics (`None`: missing).
+/// Partition counts of the seven topics (`None`: missing).
 fn partition_counts(settings: &Settings) -> Result<Vec<(String, Option<usize>)>, KafkaError> {
     let consumer: BaseConsumer<Quiet> = plain_consumer(settings).create_with_context(Quiet)?;
     let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
@@ -283,7 +283,7 @@ fn partition_counts(settings: &Settings) -> Result<Vec<(String, Option<usize>)>,
         .collect())
 }
 
-/// Refuses to start unless all six topics exist with one partition count;
+/// Refuses to start unless all seven topics exist with one partition count;
 /// creates missing ones first when `processing.create_topics` is set.
 pub fn check_topics(settings: &Settings) -> Result<usize, TopologyError> {
     let mut counts = partition_counts(settings)?;
@@ -307,13 +307,18 @@ pub fn check_topics(settings: &Settings) -> Result<usize, TopologyError> {
 
 fn create(settings: &Settings, topics: &[&str], partitions: usize) -> Result<(), TopologyError> {
     let admin: AdminClient<DefaultClientContext> = base(settings, Role::Admin).create()?;
-    let state = settings.topics.state.as_str();
+    let (state, view) = (settings.topics.state.as_str(), settings.topics.view.as_str());
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| {
             let n = NewTopic::new(t, partitions as i32, TopicReplication::Fixed(-1));
             if *t == state {
                 n.set("cleanup.policy", "compact")
+            } else if *t == view {
+                // A table (latest value per key) whose closed-andon history
+                // ages out after 30 days; open andons are re-put by their
+                // owner well within that (see `view::writer`).
+                n.set("cleanup.policy", "compact,delete").set("retention.ms", crate::view::RETENTION_MS)
             } else {
                 n
             }

@@ -28,7 +28,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::config::Settings;
-pub use crate::status::Status;
+pub use crate::ops::Status;
 
 /// Why `andon run` stopped (start-up problems; failures while running are
 /// handled, retried and reported, never a reason to exit).

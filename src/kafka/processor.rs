@@ -38,9 +38,10 @@ use super::{RunError, RunOptions};
 use crate::config::{Guarantee, Settings};
 use crate::event::{Output, WorkOrderEvent};
 use crate::merge::Side;
-use crate::metrics::Metrics;
-use crate::status::{AndonInfo, PartitionHealth, Recent, Status};
+use crate::ops::metrics::Metrics;
+use crate::ops::status::{PartitionHealth, Status};
 use crate::time::Ts;
+use crate::view::{TableRecord, TableWriter};
 
 /// Records processed after which a batch is written before its interval
 /// is up: bounds memory and the size of a transaction.
@@ -116,6 +117,8 @@ struct Active {
     /// nothing waiting).
     progress: Instant,
     backoff: Backoff,
+    /// The partition's side of the cluster-wide view's table.
+    view: TableWriter,
 }
 
 /// The restorer thread: restores (all requested partitions at once) and
@@ -146,7 +149,8 @@ pub struct Processor {
     status: Arc<Status>,
     metrics: Metrics,
     partitions: u32,
-    threads: usize,
+    /// Workers for the partitions (none with one thread).
+    pool: Option<rayon::ThreadPool>,
     ends: Arc<Ends>,
     waker: Arc<Waker>,
     attempt: u64,
@@ -223,6 +227,16 @@ impl Processor {
         let (jobs, replies) = restorer(settings.clone(), reader, partitions as u32, limits)?;
         group.subscribe(&[t.complaints.as_str()])?;
         let threads = settings.processing.effective_threads();
+        let pool = if threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("partitions-{i}"))
+                .build()
+                .map_err(|e| RunError::Thread(std::io::Error::other(e)))?;
+            Some(pool)
+        } else {
+            None
+        };
         tracing::info!(
             group = %settings.kafka.group_id,
             guarantee = settings.processing.guarantee.as_str(),
@@ -246,7 +260,7 @@ impl Processor {
             status,
             metrics,
             partitions: partitions as u32,
-            threads,
+            pool,
             ends,
             waker,
             attempt: 0,
@@ -374,6 +388,12 @@ impl Processor {
             }
             self.restoring = self.jobs.send(Job::Restore(due)).is_ok();
         }
+        // `/subjects` asks the owner of a partition for its live counts.
+        let slots = &self.slots;
+        self.status.view.queries.answer(|p| match slots.get(&p) {
+            Some(Slot::Active(a)) => Some(a.task.engine()),
+            _ => None,
+        });
         if self.last_topology.elapsed() >= TOPOLOGY_EVERY && !self.restoring {
             self.last_topology = Instant::now();
             let _ = self.jobs.send(Job::CheckTopics);
@@ -419,6 +439,7 @@ impl Processor {
                         processed: 0,
                         progress: Instant::now(),
                         backoff,
+                        view: TableWriter::new(p),
                     })),
                 );
             }
@@ -493,32 +514,29 @@ impl Processor {
         }
         let work = |a: &mut Active| {
             let p = a.task.partition as usize;
-            drain(&mut a.task, Side::Complaints, &cq[p]);
-            drain(&mut a.task, Side::Updates, &uq[p]);
+            let mut n = drain(a, Side::Complaints, &cq[p], now, idle);
+            n += drain(a, Side::Updates, &uq[p], now, idle);
             let tally = a.task.process(now, wall, idle, &mut a.pending);
-            let n = tally.processed + tally.undecodable;
+            n += tally.processed + tally.undecodable;
             a.processed += n;
             n
         };
-        let threads = self.threads.min(actives.len());
-        if threads <= 1 {
-            return actives.into_iter().map(work).sum();
+        match &self.pool {
+            Some(pool) if actives.len() > 1 => {
+                use rayon::prelude::*;
+                pool.install(|| actives.par_iter_mut().map(|a| work(a)).sum())
+            }
+            _ => actives.into_iter().map(work).sum(),
         }
-        let per = actives.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = actives
-                .chunks_mut(per)
-                .map(|chunk| s.spawn(move || chunk.iter_mut().map(|a| work(a)).sum::<u64>()))
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
-        })
     }
 
     /// Writes what the active partitions processed since the last batch.
     fn write_batch(&mut self) {
         let t = self.settings.topics.clone();
         let after_bytes = self.options.snapshot_after_bytes;
-        let mut bodies: BTreeMap<i32, (Kind, Vec<u8>)> = BTreeMap::new();
+        let mut bodies: BTreeMap<i32, (Kind, Vec<u8>, Vec<TableRecord>)> = BTreeMap::new();
+        let now = Instant::now();
+        let model = self.status.view.model();
         for (p, slot) in self.slots.iter_mut() {
             let Slot::Active(a) = slot else { continue };
             let (c, u) = a.task.input_positions();
@@ -526,8 +544,14 @@ impl Processor {
             if a.pending.is_empty() && !a.task.has_changes() && !moved {
                 continue;
             }
-            bodies.insert(*p, a.task.checkpoint_body(after_bytes));
+            // The view's table records come from the same state as the
+            // outputs (and, for outputs suppressed as already written, are
+            // written again: table puts are idempotent).
+            let table = a.view.records(a.task.batch_outputs(), a.task.engine(), &model, now);
+            let (kind, body) = a.task.checkpoint_body(after_bytes);
+            bodies.insert(*p, (kind, body, table));
         }
+        drop(model);
         if bodies.is_empty() {
             return;
         }
@@ -544,10 +568,11 @@ impl Processor {
             .iter()
             .filter_map(|(p, slot)| {
                 let Slot::Active(a) = slot else { return None };
-                let (kind, body) = bodies.get(p)?;
+                let (kind, body, table) = bodies.get(p)?;
                 Some(Share {
                     partition: *p,
                     outputs: &a.pending,
+                    table,
                     inputs: a.task.input_positions(),
                     kind: *kind,
                     body,
@@ -563,11 +588,11 @@ impl Processor {
                 self.metrics.transaction_seconds.observe(started.elapsed().as_secs_f64());
                 let now = Instant::now();
                 let wall = wall_clock();
-                let mut board = self.status.board.lock().unwrap_or_else(|e| e.into_inner());
                 for d in done {
                     let Some(Slot::Active(a)) = self.slots.get_mut(&d.partition) else { continue };
                     a.task.chain.advance(&d.written, d.stamp, d.positions, d.state_end);
                     a.pending.clear();
+                    self.status.records.fetch_add(a.processed, Ordering::Relaxed);
                     a.processed = 0;
                     a.progress = now;
                     a.backoff.succeed();
@@ -584,9 +609,6 @@ impl Processor {
                     for o in &stats.outputs {
                         self.metrics.output(o);
                         log_output(d.partition, o);
-                        if let Some(r) = Recent::of(o) {
-                            board.push_recent(r);
-                        }
                     }
                 }
                 self.status.batches.fetch_add(1, Ordering::Relaxed);
@@ -673,26 +695,22 @@ impl Processor {
             ready &= state == "active" && !stalled;
             health.push(PartitionHealth { partition: *p, state, stalled, error });
         }
-        *self.status.partitions.lock().unwrap_or_else(|e| e.into_inner()) = health;
+        *self.status.health.lock().unwrap_or_else(|e| e.into_inner()) = health;
         *self.status.problem.lock().unwrap_or_else(|e| e.into_inner()) = self.halted.clone();
-        self.status.assigned.store(self.slots.len(), Ordering::Relaxed);
+        self.status.set_partitions(self.slots.keys().copied());
         self.status.ready.store(ready, Ordering::Relaxed);
         if self.last_board.elapsed() < Duration::from_secs(1) {
             return;
         }
         self.last_board = Instant::now();
         let (mut open, mut delisted, mut keys) = (0, 0, 0);
-        let mut andons = Vec::new();
         for slot in self.slots.values() {
             let Slot::Active(a) = slot else { continue };
             let e = a.task.engine();
             open += e.open_andon_count();
             delisted += e.delisted_subject_count();
             keys += e.key_count();
-            andons.extend(e.open_andons().filter_map(|v| AndonInfo::new(a.task.partition, &v)));
         }
-        andons.sort_by(|x, y| (x.due_ts, &x.andon_id).cmp(&(y.due_ts, &y.andon_id)));
-        self.status.board.lock().unwrap_or_else(|e| e.into_inner()).andons = andons;
         self.metrics.open_andons.set(open as i64);
         self.metrics.delisted_subjects.set(delisted as i64);
         self.metrics.state_keys.set(keys as i64);
@@ -703,16 +721,28 @@ fn restoring(why: Why, since: Instant, backoff: Backoff) -> Slot {
     Slot::Restoring { why, since, not_before: Instant::now(), requested: false, backoff }
 }
 
-/// Hands what a partition queue holds to the task (at most [`DRAIN`]).
-fn drain<C: rdkafka::consumer::ConsumerContext>(task: &mut Task, side: Side, q: &PartitionQueue<C>) {
+/// Hands what a partition queue holds to the task (at most [`DRAIN`]);
+/// returns how many records it processed on the way.
+fn drain<C: rdkafka::consumer::ConsumerContext>(
+    a: &mut Active,
+    side: Side,
+    q: &PartitionQueue<C>,
+    now: Instant,
+    idle: Duration,
+) -> u64 {
+    let mut n = 0;
     for _ in 0..DRAIN {
         match q.poll(Duration::ZERO) {
-            Some(Ok(m)) => task.push(incoming(side, &m)),
-            Some(Err(KafkaError::PartitionEOF(_))) => task.at_end(side),
-            Some(Err(e)) => tracing::warn!(?side, partition = task.partition, error = %e, "consumer error"),
-            None => return,
+            Some(Ok(m)) => {
+                let t = a.task.offer(incoming(side, &m), now, idle, &mut a.pending);
+                n += t.processed + t.undecodable;
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => a.task.at_end(side),
+            Some(Err(e)) => tracing::warn!(?side, partition = a.task.partition, error = %e, "consumer error"),
+            None => break,
         }
     }
+    n
 }
 
 fn incoming<'a>(side: Side, m: &'a BorrowedMessage<'a>) -> Incoming<'a> {

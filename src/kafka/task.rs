@@ -68,6 +68,18 @@ impl Timed for Pending<Update> {
     }
 }
 
+/// A record decoded from either input.
+enum Decoded {
+    Complaint(Result<Complaint, Reject>),
+    Update(Result<Update, Reject>),
+}
+
+impl Decoded {
+    fn decoded(&self) -> bool {
+        matches!(self, Decoded::Complaint(Ok(_)) | Decoded::Update(Ok(_)))
+    }
+}
+
 /// What a batch did, for the metrics: applied when the batch commits,
 /// dropped with it when it fails.
 #[derive(Debug, Default)]
@@ -77,6 +89,10 @@ pub struct Stats {
     /// Record timestamps of the inputs that produced outputs.
     pub latencies: Vec<Ts>,
     pub outputs: Vec<Output>,
+    /// Outputs not written because they already stood in their partition
+    /// (a replay after a restart or a failed batch): not counted again, but
+    /// the cluster-wide view's table records are rewritten for them.
+    pub suppressed: Vec<Output>,
 }
 
 impl Stats {
@@ -175,95 +191,98 @@ impl Task {
         &self.engine
     }
 
-    /// Takes a polled record into its queue, decoded (or with the reason
-    /// it does not decode: such records take no part in the merge).
-    pub fn push(&mut self, m: Incoming<'_>) {
+    /// Takes a polled record: processed at once when the merge would take
+    /// it now (nothing queued before it, the other input quiet and known to
+    /// be at its end: the common case, and no copy), else queued, decoded
+    /// (or with the reason it does not decode: such records take no part in
+    /// the merge).
+    pub fn offer(&mut self, m: Incoming<'_>, now: Instant, max_task_idle: Duration, out: &mut Vec<Produce>) -> Tally {
+        let mut tally = Tally::default();
         let side = m.side as usize;
         // Offsets only grow within a partition: anything below the next
         // expected one was fetched before a seek (a restore's) took effect.
         if m.offset < self.fetched[side] {
-            return;
+            return tally;
         }
         self.at_end[side] = false;
         self.empty_since[side] = None;
         self.fetched[side] = m.offset + 1;
         let value = m.value.unwrap_or_default();
+        let record = match m.side {
+            Side::Complaints => Decoded::Complaint(decode_complaint(value, self.limits.max_event_bytes)),
+            Side::Updates => Decoded::Update(decode_update(value, self.limits.max_event_bytes)),
+        };
+        let other = match m.side {
+            Side::Complaints => Side::Updates,
+            Side::Updates => Side::Complaints,
+        };
+        let now_is_its_turn = self.merge.len(m.side) == 0
+            && (!record.decoded() || (self.merge.len(other) == 0 && self.may_skip(other, now, max_task_idle)));
+        if now_is_its_turn {
+            self.handle(m.side, m.offset, m.key, value, m.timestamp, record, &mut tally, out);
+            return tally;
+        }
         let (offset, key, timestamp) = (m.offset, m.key.map(Box::from), m.timestamp);
-        match m.side {
-            Side::Complaints => {
-                let record = decode_complaint(value, self.limits.max_event_bytes);
-                self.merge.push_complaint(Pending { offset, key, value: value.into(), timestamp, record });
+        match record {
+            Decoded::Complaint(record) => {
+                self.merge.push_complaint(Pending { offset, key, value: value.into(), timestamp, record })
             }
-            Side::Updates => {
-                let record = decode_update(value, self.limits.max_event_bytes);
-                self.merge.push_update(Pending { offset, key, value: value.into(), timestamp, record });
+            Decoded::Update(record) => {
+                self.merge.push_update(Pending { offset, key, value: value.into(), timestamp, record })
             }
         }
+        tally
     }
 
-    /// Runs the engine over what the merge allows now, and escalations by
-    /// the wall clock; outputs (less those already written) go to `out`.
+    /// Whether the merge may pass over `side` now: it has nothing queued,
+    /// is known to be at its end, and has been quiet for `max_task_idle`
+    /// (Kafka Streams' rule). An input not known to be at its end is waited
+    /// for: records are on their way (one that never delivers is a stall,
+    /// watched by the processor).
+    fn may_skip(&mut self, side: Side, now: Instant, max_task_idle: Duration) -> bool {
+        let i = side as usize;
+        if self.merge.len(side) == 0 {
+            self.empty_since[i].get_or_insert(now);
+        }
+        self.at_end[i] && self.empty_since[i].is_some_and(|s| now.duration_since(s) >= max_task_idle)
+    }
+
+    /// Runs the engine over the queued records the merge allows now, and
+    /// escalations by the wall clock; outputs (less those already written)
+    /// go to `out`.
     pub fn process(&mut self, now: Instant, wall: Ts, max_task_idle: Duration, out: &mut Vec<Produce>) -> Tally {
         let mut tally = Tally::default();
         loop {
-            // One side has nothing queued: if its partition is known to be
-            // at its end, wait `max_task_idle` for new records (Kafka
-            // Streams' rule); if not, records are on their way: wait for
-            // them (a partition that never delivers is a stall, watched).
-            for side in [Side::Complaints, Side::Updates] {
-                if self.merge.len(side) == 0 {
-                    self.empty_since[side as usize].get_or_insert(now);
-                }
-            }
-            let (at_end, empty_since) = (self.at_end, self.empty_since);
-            let may_skip = |side: Side| {
-                at_end[side as usize]
-                    && empty_since[side as usize].is_some_and(|s| now.duration_since(s) >= max_task_idle)
-            };
-            let (side, offset, key, value, rejected) = match self.merge.next(may_skip) {
+            let skip =
+                [self.may_skip(Side::Complaints, now, max_task_idle), self.may_skip(Side::Updates, now, max_task_idle)];
+            match self.merge.next(|side| skip[side as usize]) {
                 Next::Wait(_) | Next::Empty => break,
                 Next::Complaint(p) => {
-                    let rejected = match &p.record {
-                        Err(r) => {
-                            tally.undecodable += 1;
-                            Some(r.clone())
-                        }
-                        Ok(c) => {
-                            tally.processed += 1;
-                            self.seen_record(p.timestamp);
-                            let meta =
-                                RecordMeta { key: Some(p.key.as_deref().unwrap_or_default()), timestamp: p.timestamp };
-                            match self.engine.on_complaint(c, meta, &mut self.out) {
-                                Ok(outcome) => {
-                                    self.stats.complaint(outcome.class.as_str());
-                                    None
-                                }
-                                Err(r) => Some(r),
-                            }
-                        }
-                    };
-                    (Side::Complaints, p.offset, p.key, p.value, rejected)
+                    let record = Decoded::Complaint(p.record);
+                    self.handle(
+                        Side::Complaints,
+                        p.offset,
+                        p.key.as_deref(),
+                        &p.value,
+                        p.timestamp,
+                        record,
+                        &mut tally,
+                        out,
+                    )
                 }
                 Next::Update(p) => {
-                    let rejected = match &p.record {
-                        Err(r) => {
-                            tally.undecodable += 1;
-                            Some(r.clone())
-                        }
-                        Ok(u) => {
-                            tally.processed += 1;
-                            self.seen_record(p.timestamp);
-                            let meta =
-                                RecordMeta { key: Some(p.key.as_deref().unwrap_or_default()), timestamp: p.timestamp };
-                            self.engine.on_update(u, meta, &mut self.out).err()
-                        }
-                    };
-                    (Side::Updates, p.offset, p.key, p.value, rejected)
+                    let record = Decoded::Update(p.record);
+                    self.handle(
+                        Side::Updates,
+                        p.offset,
+                        p.key.as_deref(),
+                        &p.value,
+                        p.timestamp,
+                        record,
+                        &mut tally,
+                        out,
+                    )
                 }
-            };
-            self.drain_outputs(out);
-            if let Some(r) = rejected {
-                self.dlq(side, offset, key.as_deref(), &value, &r, out);
             }
         }
         let caught_up = self.merge.is_empty() && self.at_end == [true, true];
@@ -274,6 +293,48 @@ impl Task {
         self.drain_outputs(out);
         self.last_timestamp = None;
         tally
+    }
+
+    /// One record through the engine (or, undecodable or rejected, to the DLQ).
+    #[allow(clippy::too_many_arguments)]
+    fn handle(
+        &mut self,
+        side: Side,
+        offset: i64,
+        key: Option<&[u8]>,
+        value: &[u8],
+        timestamp: Option<Ts>,
+        record: Decoded,
+        tally: &mut Tally,
+        out: &mut Vec<Produce>,
+    ) {
+        let meta = RecordMeta { key: Some(key.unwrap_or_default()), timestamp };
+        let rejected = match record {
+            Decoded::Complaint(Err(r)) | Decoded::Update(Err(r)) => {
+                tally.undecodable += 1;
+                Some(r)
+            }
+            Decoded::Complaint(Ok(c)) => {
+                tally.processed += 1;
+                self.seen_record(timestamp);
+                match self.engine.on_complaint(c, meta, &mut self.out) {
+                    Ok(outcome) => {
+                        self.stats.complaint(outcome.class.as_str());
+                        None
+                    }
+                    Err(r) => Some(r),
+                }
+            }
+            Decoded::Update(Ok(u)) => {
+                tally.processed += 1;
+                self.seen_record(timestamp);
+                self.engine.on_update(&u, meta, &mut self.out).err()
+            }
+        };
+        self.drain_outputs(out);
+        if let Some(r) = rejected {
+            self.dlq(side, offset, key, value, &r, out);
+        }
     }
 
     fn seen_record(&mut self, timestamp: Option<Ts>) {
@@ -291,6 +352,7 @@ impl Task {
         }
         for o in self.out.drain(..) {
             if !self.suppress.is_empty() && self.suppress.remove(&o.id()) {
+                self.stats.suppressed.push(o);
                 continue; // already in its partition from before the restart
             }
             out.push(Produce {
@@ -363,6 +425,12 @@ impl Task {
     /// Whether both inputs are known to be read to their end and nothing waits.
     pub fn caught_up(&self) -> bool {
         self.merge.is_empty() && self.at_end == [true, true]
+    }
+
+    /// Every output the engine emitted since the last [`Task::take_stats`],
+    /// written now or suppressed as already written (for the view's table).
+    pub fn batch_outputs(&self) -> impl Iterator<Item = &Output> {
+        self.stats.outputs.iter().chain(&self.stats.suppressed)
     }
 
     pub fn take_stats(&mut self) -> Stats {

@@ -103,21 +103,18 @@ impl Member {
         let t = &self.settings.topics;
         for (p, task) in self.tasks.iter_mut() {
             let (c, u) = task.input_positions();
+            let now = Instant::now() + Duration::from_secs(3600);
+            let pending = self.pending.get_mut(p).expect("pending");
             for (side, topic, from) in [(Side::Complaints, &t.complaints, c), (Side::Updates, &t.work_order_updates, u)]
             {
                 for (offset, r) in self.broker.visible(topic, *p).into_iter().filter(|(o, _)| *o >= from) {
-                    task.push(Incoming {
-                        side,
-                        offset,
-                        key: r.key.as_deref(),
-                        value: r.value.as_deref(),
-                        timestamp: None,
-                    });
+                    let m =
+                        Incoming { side, offset, key: r.key.as_deref(), value: r.value.as_deref(), timestamp: None };
+                    task.offer(m, now, Duration::ZERO, pending);
                 }
                 task.at_end(side);
             }
-            let now = Instant::now() + Duration::from_secs(3600);
-            task.process(now, Ts::EPOCH, Duration::ZERO, self.pending.get_mut(p).expect("pending"));
+            task.process(now, Ts::EPOCH, Duration::ZERO, pending);
         }
     }
 
@@ -135,6 +132,7 @@ impl Member {
             .map(|(p, task)| Share {
                 partition: *p,
                 outputs: &self.pending[p],
+                table: &[],
                 inputs: task.input_positions(),
                 kind: bodies[p].0,
                 body: &bodies[p].1,

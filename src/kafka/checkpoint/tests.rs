@@ -76,7 +76,7 @@ impl Writer {
     fn feed(&mut self, range: std::ops::Range<usize>) -> Vec<Output> {
         let mut out = Vec::new();
         for i in range {
-            let _ = self.engine.on_complaint(&complaint(i, i % 7, i % 5), RecordMeta::default(), &mut out);
+            let _ = self.engine.on_complaint(complaint(i, i % 7, i % 5), RecordMeta::default(), &mut out);
         }
         out
     }
@@ -86,7 +86,7 @@ impl Writer {
     fn feed_wide(&mut self, range: std::ops::Range<usize>) {
         let mut out = Vec::new();
         for i in range {
-            let _ = self.engine.on_complaint(&complaint(i, 1_000 + i, i % 5), RecordMeta::default(), &mut out);
+            let _ = self.engine.on_complaint(complaint(i, 1_000 + i, i % 5), RecordMeta::default(), &mut out);
         }
     }
 

@@ -9,12 +9,13 @@
 use std::collections::HashSet;
 
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    exponential_buckets, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
+use crate::engine::ComplaintClass;
 use crate::engine::EngineConfig;
-use crate::event::{Action, Output, RejectReason, WorkOrderEvent};
+use crate::event::{Action, Output, RejectReason, Trigger, Verdict, WorkOrderEvent};
 use crate::time::Dur;
 
 #[derive(Clone)]
@@ -40,6 +41,8 @@ pub struct Metrics {
     /// 1 when `/readyz` would answer 200. Not in the spec's list: added so
     /// that Prometheus can alert on an instance that is up but not ready.
     pub ready: IntGauge,
+    /// How far the cluster-wide view is behind its topic (0 when caught up).
+    pub view_lag_seconds: Gauge,
     issues: HashSet<String>,
 }
 
@@ -71,7 +74,7 @@ impl Metrics {
                     &["verdict", "trigger"],
                 )?,
             )?,
-            // Minutes to weeks: 1 min .. ~11 weeks.
+            // Minutes to weeks: 1 min .. ~6.5 weeks (60 s × 2^16).
             step_duration: reg(
                 registry,
                 HistogramVec::new(
@@ -81,7 +84,7 @@ impl Metrics {
                 )?,
             )?,
             dlq: reg(registry, counter("andon_dlq_total", "Records sent to the DLQ by reason.", &["reason"])?)?,
-            // Milliseconds to minutes: 1 ms .. ~9 min.
+            // Milliseconds to minutes: 1 ms .. ~9 min (1 ms × 2^19).
             decision_latency: reg(
                 registry,
                 Histogram::with_opts(
@@ -144,27 +147,34 @@ impl Metrics {
                 registry,
                 IntGauge::new("andon_ready", "1 when every assigned partition is restored and processing (/readyz).")?,
             )?,
+            view_lag_seconds: reg(
+                registry,
+                Gauge::new(
+                    "andon_view_lag_seconds",
+                    "How far the cluster-wide view is behind the view topic (0: caught up).",
+                )?,
+            )?,
             issues: engine.rules.named_issues().into_iter().collect(),
         };
         // Series that exist from the start, so that rates and ratios over
         // them are defined before the first event.
-        for outcome in ["counted", "duplicate", "late", "stale", "attached", "invalid"] {
+        for outcome in ComplaintClass::ALL.map(ComplaintClass::as_str).into_iter().chain(["invalid"]) {
             m.complaints.with_label_values(&[outcome]);
         }
-        for action in ["delist", "relist"] {
-            m.commands.with_label_values(&[action]);
+        for action in Action::ALL {
+            m.commands.with_label_values(&[action.as_str()]);
         }
         for t in ["opened", "step_completed", "escalated", "closed"] {
             m.work_order_events.with_label_values(&[t]);
         }
-        for v in ["defect_confirmed", "no_defect"] {
-            for t in ["threshold", "manual"] {
-                m.closed.with_label_values(&[v, t]);
+        for v in Verdict::ALL {
+            for t in Trigger::ALL {
+                m.closed.with_label_values(&[v.as_str(), t.as_str()]);
             }
         }
         for issue in m.issues.iter().map(String::as_str).chain(["other"]) {
-            for t in ["threshold", "manual"] {
-                m.pulls.with_label_values(&[t, issue]);
+            for t in Trigger::ALL {
+                m.pulls.with_label_values(&[t.as_str(), issue]);
             }
         }
         let rules = &engine.rules;
@@ -195,11 +205,7 @@ impl Metrics {
     pub fn output(&self, o: &Output) {
         match o {
             Output::Command(c) => {
-                let action = match c.action {
-                    Action::Delist => "delist",
-                    Action::Relist => "relist",
-                };
-                self.commands.with_label_values(&[action]).inc();
+                self.commands.with_label_values(&[c.action.as_str()]).inc();
             }
             Output::WorkOrder(e) => {
                 self.work_order_events.with_label_values(&[e.type_str()]).inc();

@@ -1,0 +1,437 @@
+//! Faults injected into a running `andon run` on librdkafka's MockCluster,
+//! each test named for its fault: a poison record, a corrupt or broken
+//! state chain, request errors (transient and permanent), the broker gone
+//! for 20 s, a restore slower than `max.poll.interval.ms`, a partition that
+//! cannot write. Each shows nothing lost, nothing twice, no stall — or,
+//! where the fault is one an operator must fix, that it is loud and
+//! confined to its partition.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use andon::config::Settings;
+use andon::dev_cluster::DevCluster;
+use common::*;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr::*};
+
+/// These tests lean on timing (outages, stalls): one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const RULES: &str = r#"
+[rules.default]
+threshold = 2
+window = "1h"
+route = ["product"]
+[owners.product]
+sla = "30d"
+"#;
+
+/// `andon run` in process with its HTTP endpoints on a free port.
+struct Running {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+    addr: SocketAddr,
+}
+
+impl Running {
+    fn start(settings: &Settings) -> Self {
+        let registry = prometheus::Registry::new();
+        let metrics = andon::ops::metrics::Metrics::new(&registry, &settings.engine).expect("metrics");
+        let status = Arc::new(andon::ops::status::Status::default());
+        *status.metrics.lock().expect("lock") = Some(metrics);
+        let addr =
+            andon::ops::http::serve("127.0.0.1:0".parse().expect("addr"), status.clone(), registry).expect("serve");
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, s) = (stop.clone(), settings.clone());
+        let handle = std::thread::spawn(move || andon::kafka::run(Arc::new(s), status, &flag).expect("andon run"));
+        Running { stop, handle: Some(handle), addr }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").expect("write");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).expect("read");
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let code = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (code, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+    }
+
+    /// The value of one metric series, as `/metrics` shows it.
+    fn metric(&self, series: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics");
+        body.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    fn alive(&self) -> bool {
+        self.handle.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            h.join().expect("andon thread");
+        }
+    }
+}
+
+/// Waits until `f` holds, or fails with `what`.
+fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn complaint(id: &str, sku: &str, customer: &str, minute: u32) -> String {
+    format!(
+        r#"{{"event_id":"{id}","occurred_at":"2026-11-01T10:{minute:02}:00Z","subject":{{"kind":"sku","id":"{sku}"}},"issue":"print_defect","customer_id":"{customer}"}}"#
+    )
+}
+
+/// Pairs of complaints on `subjects` subjects: each pulls once.
+fn pairs(prefix: &str, subjects: usize, minute: u32) -> Vec<String> {
+    (0..subjects)
+        .flat_map(|i| {
+            let sku = format!("{prefix}{i}");
+            [complaint(&format!("{sku}-a"), &sku, "ann", minute), complaint(&format!("{sku}-b"), &sku, "bob", minute)]
+        })
+        .collect()
+}
+
+/// The partition each subject key's complaints landed in.
+fn partitions_of_keys(bootstrap: &str) -> std::collections::BTreeMap<String, i32> {
+    read_all(bootstrap, "andon.complaints").into_iter().filter_map(|r| Some((r.key?, r.partition))).collect()
+}
+
+fn outputs(bootstrap: &str) -> Vec<Record> {
+    let mut got = read_all(bootstrap, "andon.delist-commands");
+    got.extend(read_all(bootstrap, "andon.work-orders"));
+    got
+}
+
+/// Every output id once, and the outputs per key equal replay's.
+fn assert_exactly_once_and_equal_to_replay(bootstrap: &str, settings: &Settings, complaints: &[String]) {
+    let got = outputs(bootstrap);
+    let mut ids = BTreeSet::new();
+    for r in &got {
+        let v = r.json();
+        let id = v["command_id"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{}|{}|{}", v["andon_id"], v["type"], v["step"]));
+        assert!(ids.insert(id.clone()), "{id} written twice");
+    }
+    let expected = replay(settings, complaints, &[]);
+    assert_eq!(per_key_topics(&got), per_key_replay(&expected));
+}
+
+fn wait_for_outputs(bootstrap: &str, want: usize) {
+    eventually(Duration::from_secs(120), &format!("{want} outputs"), || outputs(bootstrap).len() >= want);
+    // And nothing more comes.
+    std::thread::sleep(Duration::from_secs(2));
+}
+
+#[test]
+fn a_complaint_of_1_040_000_bytes_goes_to_the_dlq_without_its_value_and_the_pair_behind_it_pulls() {
+    let _s = serial();
+    init_logs();
+    let topics = Settings::from_toml("").expect("defaults").topics;
+    let cluster = DevCluster::start(1, &topics).expect("cluster");
+    let bootstrap = cluster.bootstrap_servers();
+    // Legal under Kafka's default topic limit (1 MiB); the producer must
+    // allow it (librdkafka's own default is 1,000,000).
+    let poison = format!(
+        r#"{{"event_id":"big","occurred_at":"2026-11-01T10:00:00Z","subject":{{"kind":"sku","id":"P"}},"issue":"print_defect","customer_id":"c","note":"{}"}}"#,
+        "x".repeat(1_040_000 - 140)
+    );
+    assert!(poison.len() >= 1_039_000 && poison.len() <= 1_040_000, "{}", poison.len());
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("message.max.bytes", "1048588")
+        .create()
+        .expect("producer");
+    p.send(BaseRecord::to("andon.complaints").key("sku:P").payload(&poison)).map_err(|(e, _)| e).expect("send");
+    p.flush(Duration::from_secs(30)).expect("flush");
+    let good = pairs("G", 1, 1);
+    produce(&bootstrap, "andon.complaints", &good);
+    let settings = settings(&bootstrap, RULES);
+    let run = Running::start(&settings);
+    eventually(Duration::from_secs(60), "the pair behind the poison record pulls", || {
+        outputs(&bootstrap).iter().any(|r| r.json()["type"] == "opened")
+    });
+    let dlq = read_all(&bootstrap, "andon.dlq");
+    assert_eq!(dlq.len(), 1);
+    assert!(dlq[0].value.is_empty(), "the value is omitted");
+    assert_eq!(dlq[0].headers["andon.error.reason"], "too_large");
+    assert_eq!(dlq[0].headers["andon.error.value_omitted"], poison.len().to_string());
+    assert_eq!(dlq[0].headers["andon.source.offset"], "0", "the source coordinates find the original");
+    assert_eq!(run.metric("andon_batch_failures_total{kind=\"permanent\"}"), Some(0.0), "no batch failed");
+    run.stop();
+}
+
+/// Runs andon over `inputs` once so that both partitions have a chain.
+fn seed_state(bootstrap: &str, settings: &Settings, inputs: &[String]) {
+    produce(bootstrap, "andon.complaints", inputs);
+    let run = Running::start(settings);
+    wait_for_outputs(bootstrap, inputs.len() / 2 * 2);
+    run.stop();
+}
+
+/// After a fault in partition 0's chain: partition 1 goes on, partition 0
+/// does not, the process lives, `/readyz` and the metric say so.
+fn assert_partition_0_alone_fails(bootstrap: &str, settings: &Settings, what: &str) {
+    let run = Running::start(settings);
+    let more = pairs("N", 12, 30);
+    produce(bootstrap, "andon.complaints", &more);
+    let placed = partitions_of_keys(bootstrap);
+    let keys = |p: i32| -> BTreeSet<String> {
+        (0..12).map(|i| format!("sku:N{i}")).filter(|k| placed.get(k) == Some(&p)).collect()
+    };
+    let (on0, on1) = (keys(0), keys(1));
+    assert!(!on0.is_empty() && !on1.is_empty(), "the new subjects fall in both partitions");
+    eventually(Duration::from_secs(60), "partition 1 processes", || {
+        let opened: BTreeSet<String> =
+            outputs(bootstrap).iter().filter(|r| r.json()["type"] == "opened").filter_map(|r| r.key.clone()).collect();
+        on1.is_subset(&opened)
+    });
+    eventually(Duration::from_secs(30), "partition 0 reported failed", || {
+        run.metric("andon_partition_failed{partition=\"0\"}") == Some(1.0)
+    });
+    let opened: BTreeSet<String> =
+        outputs(bootstrap).iter().filter(|r| r.json()["type"] == "opened").filter_map(|r| r.key.clone()).collect();
+    assert!(on0.is_disjoint(&opened), "partition 0 processed nothing ({what})");
+    assert!(run.alive(), "the process lives");
+    let (code, body) = run.get("/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("partition 0 failed"), "{body}");
+    assert_eq!(run.metric("andon_partition_failed{partition=\"1\"}"), Some(0.0));
+    run.stop();
+}
+
+#[test]
+fn a_corrupt_state_record_on_partition_0_of_2_stops_that_partition_alone() {
+    let _s = serial();
+    init_logs();
+    let topics = Settings::from_toml("").expect("defaults").topics;
+    let cluster = DevCluster::start(2, &topics).expect("cluster");
+    let bootstrap = cluster.bootstrap_servers();
+    let settings = settings(&bootstrap, RULES);
+    seed_state(&bootstrap, &settings, &pairs("S", 10, 0));
+    // A record that does not decode, appended to partition 0's chain.
+    let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("producer");
+    p.send(BaseRecord::to("andon.state").partition(0).key("checkpoint/garbage").payload("\u{2}not a frame"))
+        .map_err(|(e, _)| e)
+        .expect("send");
+    p.flush(Duration::from_secs(10)).expect("flush");
+    assert_partition_0_alone_fails(&bootstrap, &settings, "corrupt record");
+}
+
+#[test]
+fn a_chain_missing_its_first_checkpoint_is_refused_and_that_partition_alone_stops() {
+    let _s = serial();
+    init_logs();
+    let topics = Settings::from_toml("").expect("defaults").topics;
+    let cluster = DevCluster::start(2, &topics).expect("cluster");
+    let bootstrap = cluster.bootstrap_servers();
+    let settings = settings(&bootstrap, RULES);
+    // Partition 1's chain as andon writes it; partition 0's the same but
+    // for its checkpoint 1, which never reaches the broker (the MockCluster
+    // cannot delete records: the chain is written here, by andon's own
+    // format code, without it).
+    use andon::kafka::checkpoint::{Chain, Kind, Positions, Stamp, Writing};
+    let engine_changes = |n: usize| {
+        let mut e = andon::engine::Engine::new(settings.engine.clone(), andon::engine::EscalationClock::WallClock);
+        e.track_changes();
+        let mut out = Vec::new();
+        let c = andon::event::decode_complaint(complaint(&format!("x{n}"), "X", "ann", 0).as_bytes(), 65536)
+            .expect("complaint");
+        let _ = e.on_complaint(c.clone(), andon::engine::RecordMeta::default(), &mut out);
+        let mut body = Vec::new();
+        e.take_changes(&mut body);
+        body
+    };
+    let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("producer");
+    let mut chain = Chain::default();
+    let w = Writing { stamp: Stamp { era: 0, generation: 1 }, attempt: 1, partitions: 2 };
+    for seq in 1..=3u64 {
+        let pos = Positions { complaints: 0, ..Positions::default() };
+        let written = chain.write(w, Kind::Checkpoint, pos, &engine_changes(seq as usize));
+        if seq > 1 {
+            for r in &written.records {
+                let mut rec = BaseRecord::to("andon.state").partition(0).key(r.key.as_str());
+                if let Some(v) = &r.value {
+                    rec = rec.payload(v.as_slice());
+                }
+                p.send(rec).map_err(|(e, _)| e).expect("send");
+            }
+        }
+        chain.advance(&written, w.stamp, pos, seq as i64 * 2);
+    }
+    p.flush(Duration::from_secs(10)).expect("flush");
+    assert_partition_0_alone_fails(&bootstrap, &settings, "chain without checkpoint 1");
+}
+
+#[test]
+fn produce_and_fetch_errors_transient_and_permanent_lose_nothing_and_duplicate_nothing() {
+    let _s = serial();
+    init_logs();
+    let topics = Settings::from_toml("").expect("defaults").topics;
+    let cluster = DevCluster::start(2, &topics).expect("cluster");
+    let bootstrap = cluster.bootstrap_servers();
+    let settings = settings(&bootstrap, RULES);
+    let mut run = Running::start(&settings);
+    let mut all = Vec::new();
+    // Transient errors, injected before the round's input: the test's own
+    // producer retries them too, andon's batches fail and are retried.
+    for (round, (api, err, n)) in [
+        (RDKafkaApiKey::Produce, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 4),
+        (RDKafkaApiKey::Fetch, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 5),
+        (RDKafkaApiKey::Produce, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, 3),
+        (RDKafkaApiKey::Fetch, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, 3),
+        (RDKafkaApiKey::Fetch, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        cluster.mock().request_errors(api, &vec![err; n]);
+        let inputs = pairs(&format!("R{round}-"), 8, round as u32 * 5);
+        produce(&bootstrap, "andon.complaints", &inputs);
+        all.extend(inputs);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    wait_for_outputs(&bootstrap, all.len()); // a delist and an opened per pair
+                                             // A permanent error (the record too large for the broker) on andon's
+                                             // own writes: injected while andon is stopped and the input is in, so
+                                             // that andon's first batches after its restart meet it.
+    run.stop();
+    let inputs = pairs("P-", 8, 40);
+    produce(&bootstrap, "andon.complaints", &inputs);
+    all.extend(inputs);
+    cluster.mock().request_errors(RDKafkaApiKey::Produce, &[RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; 3]);
+    run = Running::start(&settings);
+    wait_for_outputs(&bootstrap, all.len());
+    assert!(run.alive());
+    assert!(
+        run.metric("andon_batch_failures_total{kind=\"permanent\"}").unwrap_or(0.0) >= 1.0,
+        "a permanent error was met and retried"
+    );
+    assert_exactly_once_and_equal_to_replay(&bootstrap, &settings, &all);
+    eventually(Duration::from_secs(60), "ready again", || run.get("/readyz").0 == 200);
+    run.stop();
+}
+
+#[test]
+fn a_broker_down_for_20_seconds_loses_nothing_duplicates_nothing_and_recovers() {
+    let _s = serial();
+    init_logs();
+    let topics = Settings::from_toml("").expect("defaults").topics;
+    let cluster = DevCluster::start(2, &topics).expect("cluster");
+    let bootstrap = cluster.bootstrap_servers();
+    let settings = settings(&bootstrap, RULES);
+    let run = Running::start(&settings);
+    let first = pairs("A", 10, 0);
+    produce(&bootstrap, "andon.complaints", &first);
+    wait_for_outputs(&bootstrap, first.len());
+    let second = pairs("B", 10, 10);
+    produce(&bootstrap, "andon.complaints", &second);
+    std::thread::sleep(Duration::from_millis(50));
+    cluster.mock().broker_down(1).expect("down");
+    std::thread::sleep(Duration::from_secs(20));
+    assert!(run.alive(), "the process lives through the outage");
+    cluster.mock().broker_up(1).expect("up");
+    let third = pairs("C", 10, 20);
+    produce(&bootstrap, "andon.complaints", &third);
+    let all: Vec<String> = first.into_iter().chain(second).chain(third).collect();
+    wait_for_outputs(&bootstrap, all.len());
+    assert_exactly_once_and_equal_to_replay(&bootstrap, &settings, &all);
+    eventually(Duration::from_secs(60), "ready again", || run.get("/readyz").0 == 200);
+    run.stop();
+}
+
+#[test]
+fn a_restore_slower_than_max_poll_interval_keeps_the_member_in_its_group() {
+    let _s = serial();
+    init_logs();
+    let topics = Settings::from_toml("").expect("defaults").topics;
+    let cluster = DevCluster::start(2, &topics).expect("cluster");
+    let bootstrap = cluster.bootstrap_servers();
+    // max.poll.interval.ms at its smallest legal value (the session
+    // timeout), and every request slowed so that a restore takes longer.
+    let extra = "\"max.poll.interval.ms\" = \"6000\"\n";
+    let toml =
+        settings_toml(&bootstrap, RULES).replace("[kafka.properties]\n", &format!("[kafka.properties]\n{extra}"));
+    let settings = Settings::from_toml(&toml).expect("settings");
+    seed_state(&bootstrap, &settings, &pairs("S", 20, 0));
+    cluster.mock().broker_round_trip_time(1, Duration::from_millis(400)).expect("rtt");
+    let run = Running::start(&settings);
+    let more = pairs("T", 10, 30);
+    produce(&bootstrap, "andon.complaints", &more);
+    let all: Vec<String> = pairs("S", 20, 0).into_iter().chain(more).collect();
+    wait_for_outputs(&bootstrap, all.len());
+    cluster.mock().broker_round_trip_time(1, Duration::ZERO).expect("rtt");
+    assert_eq!(
+        run.metric("andon_rebalances_total"),
+        Some(1.0),
+        "one assignment: the member never fell out of its group"
+    );
+    assert_exactly_once_and_equal_to_replay(&bootstrap, &settings, &all);
+    run.stop();
+}
+
+#[test]
+fn a_partition_that_cannot_write_is_reported_stalled_and_retried_with_backoff() {
+    let _s = serial();
+    init_logs();
+    let topics = Settings::from_toml("").expect("defaults").topics;
+    let cluster = DevCluster::start(1, &topics).expect("cluster");
+    let bootstrap = cluster.bootstrap_servers();
+    // Every batch with a pull fails the same way: the work order (60
+    // evidence ids of 120 characters) does not fit a producer limited to
+    // 1,000 bytes a record. Permanent: it would fail again, and does.
+    let rules =
+        "[rules.default]\nthreshold = 60\nwindow = \"1h\"\nroute = [\"product\"]\n[owners.product]\nsla = \"30d\"\n";
+    let toml = settings_toml(&bootstrap, rules)
+        .replace("[processing]\n", "[processing]\nstall_after = \"3s\"\n")
+        .replace("[kafka.properties]\n", "[kafka.properties]\n\"message.max.bytes\" = \"1000\"\n");
+    let settings = Settings::from_toml(&toml).expect("settings");
+    let run = Running::start(&settings);
+    eventually(Duration::from_secs(30), "ready", || run.get("/readyz").0 == 200);
+    let inputs: Vec<String> =
+        (0..60).map(|i| complaint(&format!("{i:03}{}", "e".repeat(117)), "BIG", &format!("c{i}"), 0)).collect();
+    produce(&bootstrap, "andon.complaints", &inputs);
+    eventually(Duration::from_secs(60), "the partition reported stalled", || {
+        run.metric("andon_partition_stalled{partition=\"0\"}") == Some(1.0)
+    });
+    let (code, body) = run.get("/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("stalled"), "{body}");
+    assert!(run.alive());
+    let failures = run.metric("andon_batch_failures_total{kind=\"permanent\"}").unwrap_or(0.0);
+    assert!(failures >= 1.0, "counted as permanent");
+    // Retried with backoff (100 ms doubling), not in a tight loop.
+    std::thread::sleep(Duration::from_secs(5));
+    let later = run.metric("andon_batch_failures_total{kind=\"permanent\"}").unwrap_or(0.0);
+    assert!(later - failures <= 4.0, "{failures} then {later}: backing off");
+    // What did fit (the delist) may stand in its partition from an aborted
+    // attempt (the MockCluster shows aborted records); the retries find it
+    // there and do not write it again.
+    let written = outputs(&bootstrap);
+    assert!(written.len() <= 1, "each output at most once while retrying: {written:?}");
+    run.stop();
+}
