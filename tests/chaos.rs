@@ -165,7 +165,7 @@ fn chaos_kill_freeze_and_broker_faults_lose_nothing_and_change_nothing() {
     let mut log = vec![say(t0, format!("chaos: seed {seed}, {faults} faults, {rate:.0} complaints/s"))];
     let dir = TestDir::new(&format!("chaos-{seed}"));
     let mut cluster = Cluster::start(dir.path(), PARTITIONS);
-    let config = write_config(dir.path(), &cluster.bootstrap);
+    let config = write_config(dir.path(), &cluster.bootstrap, SESSION_TIMEOUT);
     let mut members: Vec<Member> = ["a", "b", "c"].iter().map(|n| Member::new(n, &config, dir.path())).collect();
     for m in &mut members {
         m.start();

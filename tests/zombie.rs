@@ -21,7 +21,10 @@ fn a_member_frozen_past_its_session_timeout_and_resumed_forks_no_chain_and_repea
     let dir = TestDir::new("zombie");
     let partitions = 4;
     let cluster = Cluster::start(dir.path(), partitions);
-    let config = write_config(dir.path(), &cluster.bootstrap);
+    // A session timeout short enough that b takes over (after about twice
+    // it on the MockCluster) before a's transaction times out: resumed, a
+    // then finishes the batch it was in, as a zombie.
+    let config = write_config(dir.path(), &cluster.bootstrap, Duration::from_millis(3000));
     let mut a = Member::new("a", &config, dir.path());
     let mut b = Member::new("b", &config, dir.path());
     a.start();

@@ -369,14 +369,17 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-/// The members' configuration: the tests' settings (quick batches, a
-/// 6 s session timeout), and empty fetches answered within 50 ms (the
+/// The members' configuration: the tests' settings (quick batches), the
+/// session timeout given, and empty fetches answered within 50 ms (the
 /// MockCluster holds an empty fetch for `fetch.wait.max.ms` and does not
 /// answer it early when records arrive).
-pub fn write_config(dir: &Path, bootstrap: &str) -> PathBuf {
+pub fn write_config(dir: &Path, bootstrap: &str, session_timeout: Duration) -> PathBuf {
     let path = dir.join("andon.toml");
+    let session = format!("\"session.timeout.ms\" = \"{}\"", session_timeout.as_millis());
     let text = common::settings_toml(bootstrap, RULES)
+        .replace("\"session.timeout.ms\" = \"6000\"", &session)
         .replace("[kafka.properties]", "[kafka.properties]\n\"fetch.wait.max.ms\" = \"50\"");
+    assert!(text.contains(&session), "the tests' settings name session.timeout.ms");
     std::fs::write(&path, text).expect("config");
     path
 }
