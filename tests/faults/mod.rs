@@ -129,11 +129,13 @@ pub struct Cluster {
     answers: mpsc::Receiver<String>,
     pub bootstrap: String,
     pub partitions: i32,
+    log: PathBuf,
 }
 
 impl Cluster {
     pub fn start(dir: &Path, partitions: i32) -> Cluster {
-        let log = std::fs::File::create(dir.join("dev-cluster.log")).expect("log file");
+        let log_path = dir.join("dev-cluster.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_andon"))
             .args(["dev-cluster", "--partitions", &partitions.to_string()])
             .env("RUST_LOG", "info,librdkafka=warn")
@@ -155,7 +157,16 @@ impl Cluster {
         });
         let bootstrap =
             answers.recv_timeout(Duration::from_secs(20)).expect("dev-cluster prints its bootstrap servers");
-        Cluster { child, stdin, answers, bootstrap, partitions }
+        Cluster { child, stdin, answers, bootstrap, partitions, log: log_path }
+    }
+
+    /// Why the dev cluster is gone, if it is: its exit and the end of its
+    /// log (librdkafka's MockCluster asserts on some sequences of events).
+    pub fn gone(&mut self) -> Option<String> {
+        let status = self.child.try_wait().ok()??;
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(3).collect();
+        Some(format!("the dev cluster exited ({status}); its log ends: {}", tail.join(" | ")))
     }
 
     /// One control command; its answer.
@@ -171,7 +182,9 @@ impl Cluster {
     /// A control command that must work.
     pub fn must(&mut self, command: &str) {
         if let Err(e) = self.control(command) {
-            panic!("dev-cluster refused {command:?}: {e}");
+            std::thread::sleep(Duration::from_millis(200));
+            let gone = self.gone().unwrap_or_default();
+            panic!("dev-cluster refused {command:?}: {e} {gone}");
         }
     }
 }
