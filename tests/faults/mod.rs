@@ -15,7 +15,7 @@
 //! are about fault handling, not about that timing.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -1110,14 +1110,33 @@ pub fn check(bootstrap: &str, partitions: i32) -> Outcome {
     }
 }
 
+/// What the state partitions say.
+#[derive(Debug, Default)]
+pub struct Chains {
+    /// Partitions whose chain does not resolve, and why.
+    pub errors: Vec<String>,
+    /// Records a writer wrote after a newer writer's first record on the
+    /// same partition (a zombie's late writes).
+    pub late_records: usize,
+    /// For each (partition, older writer): the checkpoints and snapshots
+    /// (by `seq`) it wrote after a newer writer began: the batches a
+    /// zombie wrote.
+    pub late_batches: BTreeMap<(i32, (u32, i32)), BTreeSet<u64>>,
+}
+
+impl Chains {
+    /// The most batches one zombie wrote on one partition.
+    pub fn most_late_batches(&self) -> usize {
+        self.late_batches.values().map(BTreeSet::len).max().unwrap_or(0)
+    }
+}
+
 /// Each state partition's chain resolved as a restore would (from the
-/// partition's low watermark): an error names the partition and why.
-/// Also counts records a writer wrote after a newer writer's first record
-/// on the same partition (a zombie's late writes).
-pub fn chains(bootstrap: &str, partitions: i32) -> (Vec<String>, usize) {
-    use andon::kafka::checkpoint::{self, Read};
-    let mut errors = Vec::new();
-    let mut late = 0;
+/// partition's low watermark), and the zombies' late writes on it (as far
+/// as the MockCluster, which keeps 5 MiB a partition, still holds them).
+pub fn chains(bootstrap: &str, partitions: i32) -> Chains {
+    use andon::kafka::checkpoint::{self, Kind, Read};
+    let mut out = Chains::default();
     let recs = read_topic(bootstrap, "andon.state", partitions);
     let mut by_partition: BTreeMap<i32, Vec<Read>> = BTreeMap::new();
     for r in recs {
@@ -1128,16 +1147,22 @@ pub fn chains(bootstrap: &str, partitions: i32) -> (Vec<String>, usize) {
         for r in reads {
             let Some(Ok((frame, _))) = r.value.as_deref().map(checkpoint::decode_value) else { continue };
             match newest {
-                Some(n) if frame.stamp < n => late += 1,
+                Some(n) if frame.stamp < n => {
+                    out.late_records += 1;
+                    if frame.kind != Kind::Head {
+                        let writer = (frame.stamp.era, frame.stamp.generation);
+                        out.late_batches.entry((*p, writer)).or_default().insert(frame.seq);
+                    }
+                }
                 _ => newest = Some(frame.stamp),
             }
         }
         let end = reads.last().map_or(0, |r| r.offset + 1);
         if let Err(e) = checkpoint::resolve(reads, partitions as u32, end) {
-            errors.push(format!("andon.state[{p}]: {e}"));
+            out.errors.push(format!("andon.state[{p}]: {e}"));
         }
     }
-    (errors, late)
+    out
 }
 
 /// Lines of the members' logs that name a panic, a failed restore, or an
