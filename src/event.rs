@@ -5,7 +5,7 @@
 //! Decoding never panics: every malformed input becomes a [`Reject`] whose
 //! `reason` is a stable code (it goes into the DLQ header
 //! `andon.error.reason`) and whose `message` names the offending field.
-//! Unknown fields are ignored, as the spec asks for forward compatibility.
+//! Unknown fields are ignored, for forward compatibility (docs/records.md).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -400,7 +400,7 @@ pub fn is_valid_issue(issue: &str) -> bool {
 /// instants outside what nanoseconds in an i64 can hold are rejected.
 pub fn parse_timestamp(field: &str, s: &str) -> Result<Ts, Reject> {
     let b = s.as_bytes();
-    // chrono also takes a space between date and time; the spec (and JSON
+    // chrono also takes a space between date and time; RFC 3339 (and JSON
     // Schema's date-time) does not.
     if b.len() < 20 || !matches!(b[10], b'T' | b't') {
         return Err(Reject::schema(format!("{field}: {s:?} is not an RFC 3339 date-time with a UTC offset")));

@@ -1,7 +1,7 @@
 //! andon: pull the andon cord on products and promotions that customers keep
 //! complaining about.
 //!
-//! The layout (README, "Architecture", maps the spec onto it):
+//! The layout (README, "Architecture", maps the contract in docs/ onto it):
 //!
 //! - [`time`]: event time ([`time::Ts`]) and spans of it ([`time::Dur`]).
 //! - [`event`]: wire types in and out; decoding with stable reject reasons.

@@ -1,6 +1,7 @@
 //! `andon replay`: the engine offline, over files. Each file is read in its
 //! own order; the two are merged by their next records' event times,
-//! complaints first on ties (spec, Semantics 0). Every output goes to `out`
+//! complaints first on ties (docs/semantics.md, rule 0), by the same
+//! [`Merge`] as the Kafka task's. Every output goes to `out`
 //! as one JSON line in emission order; a rejected line goes there as a DLQ
 //! line and never stops the run. A [`Summary`] of the run is returned.
 
@@ -16,6 +17,8 @@ use crate::event::{
     decode_complaint, decode_update, Action, Complaint, Output, Reject, RejectReason, Trigger, Update, Verdict,
     WorkOrderEvent,
 };
+use crate::merge::{Merge, Next, Side, Timed};
+use crate::time::Ts;
 
 /// One input file: a name for the DLQ headers and its lines.
 pub struct Input<R> {
@@ -125,30 +128,49 @@ struct DlqHeaders<'a> {
     line: String,
 }
 
-/// Reads lines of one file and decodes them, handing bad ones to the DLQ.
+/// Reads lines of one file and decodes them.
 struct Source<R, T> {
     input: Input<R>,
     line_no: u64,
+    /// Lines read that were not blank (the summary's count).
+    read: u64,
     buf: Vec<u8>,
     decode: fn(&[u8], usize) -> Result<T, Reject>,
     done: bool,
 }
 
-/// A decoded record with the line it came from.
-struct Next<T> {
-    line_no: u64,
-    raw: Vec<u8>,
-    record: T,
+/// A line read: decoded, or rejected (it takes no part in the merge and
+/// goes to the DLQ as soon as it reaches the front of its queue).
+enum Line<T> {
+    Decoded { line_no: u64, raw: Vec<u8>, record: T },
+    Rejected { line_no: u64, raw: Vec<u8>, reject: Reject },
+}
+
+impl Timed for Line<Complaint> {
+    fn event_time(&self) -> Option<Ts> {
+        match self {
+            Line::Decoded { record, .. } => Some(record.occurred_at),
+            Line::Rejected { .. } => None,
+        }
+    }
+}
+
+impl Timed for Line<Update> {
+    fn event_time(&self) -> Option<Ts> {
+        match self {
+            Line::Decoded { record, .. } => Some(record.at),
+            Line::Rejected { .. } => None,
+        }
+    }
 }
 
 impl<R: BufRead, T> Source<R, T> {
     fn new(input: Input<R>, decode: fn(&[u8], usize) -> Result<T, Reject>) -> Self {
-        Self { input, line_no: 0, buf: Vec::with_capacity(1024), decode, done: false }
+        Self { input, line_no: 0, read: 0, buf: Vec::with_capacity(1024), decode, done: false }
     }
 
-    /// The next line that decodes; the ones before it that do not are
-    /// written to `sink` as DLQ lines on the way.
-    fn next(&mut self, sink: &mut Sink<'_, impl Write>, bytes_read: &mut u64) -> io::Result<Option<Next<T>>> {
+    /// The next line that is not blank (`None`: the end of the file).
+    fn next(&mut self, max_bytes: usize, bytes_read: &mut u64) -> io::Result<Option<Line<T>>> {
         while !self.done {
             self.buf.clear();
             let n = self.input.reader.read_until(b'\n', &mut self.buf)?;
@@ -165,11 +187,12 @@ impl<R: BufRead, T> Source<R, T> {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue; // blank lines are not records
             }
-            sink.read += 1;
-            match (self.decode)(line, sink.max_bytes) {
-                Ok(record) => return Ok(Some(Next { line_no: self.line_no, raw: line.to_vec(), record })),
-                Err(reject) => sink.dlq(line, &reject, &self.input.name, self.line_no)?,
-            }
+            self.read += 1;
+            let (line_no, raw) = (self.line_no, line.to_vec());
+            return Ok(Some(match (self.decode)(line, max_bytes) {
+                Ok(record) => Line::Decoded { line_no, raw, record },
+                Err(reject) => Line::Rejected { line_no, raw, reject },
+            }));
         }
         Ok(None)
     }
@@ -183,8 +206,6 @@ struct Sink<'a, W> {
     out: W,
     settings: &'a Settings,
     summary: Summary,
-    read: u64,
-    max_bytes: usize,
 }
 
 impl<W: Write> Sink<'_, W> {
@@ -241,57 +262,60 @@ pub fn replay<C: BufRead, U: BufRead, W: Write>(
     progress: Progress<'_>,
 ) -> io::Result<Summary> {
     let mut engine = Engine::new(settings.engine.clone(), EscalationClock::StreamTime);
-    let mut sink =
-        Sink { out, settings, summary: Summary::default(), read: 0, max_bytes: settings.processing.max_event_bytes };
+    let mut sink = Sink { out, settings, summary: Summary::default() };
+    let max_bytes = settings.processing.max_event_bytes;
     let mut cs: Source<C, Complaint> = Source::new(complaints, decode_complaint);
     let mut us: Option<Source<U, Update>> = updates.map(|u| Source::new(u, decode_update));
     let mut bytes = 0u64;
     let mut outputs = Vec::with_capacity(16);
-    let mut complaints_read = 0u64;
-    let mut updates_read = 0u64;
-
-    let read_before = sink.read;
-    let mut nc = cs.next(&mut sink, &mut bytes)?;
-    complaints_read += sink.read - read_before;
-    let mut nu = match us.as_mut() {
-        Some(s) => {
-            let before = sink.read;
-            let n = s.next(&mut sink, &mut bytes)?;
-            updates_read += sink.read - before;
-            n
-        }
-        None => None,
-    };
+    // The same merge as the Kafka task's, one line ahead on each side: a
+    // side may be passed over only when its file is read to the end.
+    let mut merge: Merge<Line<Complaint>, Line<Update>> = Merge::default();
     let mut since_progress = 0u32;
     loop {
-        let take_complaint = match (&nc, &nu) {
-            (Some(c), Some(u)) => c.record.occurred_at <= u.record.at,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => break,
+        if merge.len(Side::Complaints) == 0 {
+            if let Some(line) = cs.next(max_bytes, &mut bytes)? {
+                merge.push_complaint(line);
+            }
+        }
+        if let (0, Some(src)) = (merge.len(Side::Updates), us.as_mut()) {
+            if let Some(line) = src.next(max_bytes, &mut bytes)? {
+                merge.push_update(line);
+            }
+        }
+        let ended = |side| match side {
+            Side::Complaints => cs.done,
+            Side::Updates => us.as_ref().is_none_or(|u| u.done),
         };
-        if take_complaint {
-            let Some(c) = nc.take() else { break };
-            match engine.on_complaint(c.record, RecordMeta::default(), &mut outputs) {
-                Ok(outcome) => *sink.summary.complaints.entry(outcome.class.as_str()).or_default() += 1,
-                Err(reject) => sink.dlq(&c.raw, &reject, &cs.input.name, c.line_no)?,
+        match merge.next(ended) {
+            Next::Complaint(Line::Decoded { line_no, raw, record }) => {
+                match engine.on_complaint(record, RecordMeta::default(), &mut outputs) {
+                    Ok(outcome) => *sink.summary.complaints.entry(outcome.class.as_str()).or_default() += 1,
+                    Err(reject) => sink.dlq(&raw, &reject, &cs.input.name, line_no)?,
+                }
+                sink.emit(&mut outputs)?;
             }
-            sink.emit(&mut outputs)?;
-            let before = sink.read;
-            nc = cs.next(&mut sink, &mut bytes)?;
-            complaints_read += sink.read - before;
-        } else {
-            let Some(u) = nu.take() else { break };
-            let Some(src) = us.as_mut() else { break };
-            match engine.on_update(&u.record, RecordMeta::default(), &mut outputs) {
-                Ok(UpdateOutcome::Duplicate) => sink.summary.duplicate_updates += 1,
-                Ok(UpdateOutcome::Applied) => {}
-                Err(reject) => sink.dlq(&u.raw, &reject, &src.input.name, u.line_no)?,
+            Next::Update(Line::Decoded { line_no, raw, record }) => {
+                match engine.on_update(&record, RecordMeta::default(), &mut outputs) {
+                    Ok(UpdateOutcome::Duplicate) => sink.summary.duplicate_updates += 1,
+                    Ok(UpdateOutcome::Applied) => {}
+                    Err(reject) => {
+                        let name = us.as_ref().map_or("", |u| u.input.name.as_str());
+                        sink.dlq(&raw, &reject, name, line_no)?;
+                    }
+                }
+                sink.emit(&mut outputs)?;
             }
-            sink.emit(&mut outputs)?;
-            let before = sink.read;
-            nu = src.next(&mut sink, &mut bytes)?;
-            updates_read += sink.read - before;
+            Next::Complaint(Line::Rejected { line_no, raw, reject }) => {
+                sink.dlq(&raw, &reject, &cs.input.name, line_no)?;
+            }
+            Next::Update(Line::Rejected { line_no, raw, reject }) => {
+                let name = us.as_ref().map_or("", |u| u.input.name.as_str());
+                sink.dlq(&raw, &reject, name, line_no)?;
+            }
+            // Both sides were just refilled: a side with nothing queued is
+            // read to its end, so the merge never waits; empty is the end.
+            Next::Wait(_) | Next::Empty => break,
         }
         since_progress += 1;
         if since_progress == 4096 {
@@ -302,8 +326,8 @@ pub fn replay<C: BufRead, U: BufRead, W: Write>(
     progress(bytes);
     sink.out.flush()?;
     let mut summary = sink.summary;
-    summary.complaints_read = complaints_read;
-    summary.updates_read = updates_read;
+    summary.complaints_read = cs.read;
+    summary.updates_read = us.as_ref().map_or(0, |u| u.read);
     summary.open_at_end = engine.open_andon_count();
     Ok(summary)
 }

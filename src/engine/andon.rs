@@ -1,5 +1,5 @@
 //! One open andon (work order): its route, its current step and deadline,
-//! and the records its lifecycle emits (spec, Semantics 4 to 6).
+//! and the records its lifecycle emits (docs/semantics.md, rules 4 to 6).
 
 use serde::{Deserialize, Serialize};
 

@@ -179,6 +179,11 @@ pub fn split(bytes: &[u8], max: usize) -> Result<Vec<&[u8]>, OpsError> {
     Ok(runs)
 }
 
+thread_local! {
+    /// For the id hashes a restore recomputes.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Applies one operation to `state`.
 pub fn apply(state: &mut State, op: Op<'_>) {
     match op {
@@ -196,6 +201,9 @@ pub fn apply(state: &mut State, op: Op<'_>) {
             }
         }
         Op::Count { subject, issue, at, customer, event_id } => {
+            // A counted complaint's id is remembered with it (no Seen op).
+            let h = SCRATCH.with_borrow_mut(|scratch| super::id_hash(scratch, b'c', &subject, &event_id));
+            state.seen.insert(h, at);
             let is = issue_mut(state, &subject, &issue);
             is.counted.push_back(Counted { at, customer: customer.into(), event_id: event_id.into() });
         }

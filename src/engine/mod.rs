@@ -8,8 +8,8 @@
 //! serialises and restores to an engine that behaves identically. The rules
 //! it applies are its own types ([`rules`]); `config` converts into them.
 //!
-//! Spec map: Semantics 1 (duplicates) in [`Engine::is_seen`]; 2 and 3
-//! (counting, stream time, lateness) in [`Engine::on_complaint`] and
+//! Map of docs/semantics.md: rule 1 (duplicates) in [`Engine::is_seen`];
+//! 2 and 3 (counting, stream time, lateness) in [`Engine::on_complaint`] and
 //! [`window`]; 4 (pull) in [`Engine::pull`]; 5 and 6 (steps, escalations,
 //! close, relist) in [`Engine::on_update`], [`Engine::tick`] and [`andon`].
 
@@ -231,10 +231,6 @@ impl Engine {
         }
     }
 
-    fn log(&mut self) -> Option<&mut ChangeLog> {
-        self.changes.as_mut()
-    }
-
     pub fn state(&self) -> &State {
         &self.state
     }
@@ -297,9 +293,14 @@ impl Engine {
             return Ok(ComplaintOutcome { class: ComplaintClass::Duplicate, pulled: None });
         }
         self.state.seen.insert(h, c.occurred_at);
-        if let Some(log) = self.log() {
-            log.seen(h, c.occurred_at);
-        }
+        // Logged below, where the complaint is not counted: a counted one's
+        // Count op carries the id (changes::apply remembers it).
+        let at = c.occurred_at;
+        let log_seen = |log: Option<&mut ChangeLog>| {
+            if let Some(log) = log {
+                log.seen(h, at);
+            }
+        };
         let before = self.state.stream_time;
         self.advance(c.occurred_at, out);
 
@@ -324,6 +325,7 @@ impl Engine {
             if let Some(log) = self.changes.as_mut() {
                 log.attached(key, &c.issue, open.attached);
             }
+            log_seen(self.changes.as_mut());
             return Ok(ComplaintOutcome { class: ComplaintClass::Attached, pulled: None });
         }
         let late = before.is_some_and(|st| c.occurred_at < st - rule.window - cfg.grace);
@@ -334,6 +336,9 @@ impl Engine {
         } else {
             ComplaintClass::Counted
         };
+        if c.pull || class != ComplaintClass::Counted {
+            log_seen(self.changes.as_mut());
+        }
         if c.pull {
             // The agent's own call: pulls whatever the count, late or stale.
             let evidence = Evidence { listed: vec![c.event_id.into_boxed_str()], total: 1 };
@@ -501,13 +506,7 @@ impl Engine {
     }
 
     fn id_hash(&mut self, tag: u8, scope: &str, id: &str) -> u128 {
-        self.scratch.clear();
-        self.scratch.push(tag);
-        self.scratch.extend_from_slice(scope.as_bytes());
-        // A byte no UTF-8 string contains keeps ("a", "bc") apart from ("ab", "c").
-        self.scratch.push(0xff);
-        self.scratch.extend_from_slice(id.as_bytes());
-        xxh3_128(&self.scratch)
+        id_hash(&mut self.scratch, tag, scope, id)
     }
 
     /// Seen before, and still within the dedup horizon of stream time. The
@@ -632,6 +631,19 @@ impl Engine {
         is.open = Some(Box::new(open));
         self.open_andons += 1;
     }
+}
+
+/// The 128-bit hash under which an id is remembered: `tag` b'c' for a
+/// complaint's (subject key, event_id), b'u' for an update's (andon_id,
+/// update_id). `scratch` is reused (no allocation per id).
+pub fn id_hash(scratch: &mut Vec<u8>, tag: u8, scope: &str, id: &str) -> u128 {
+    scratch.clear();
+    scratch.push(tag);
+    scratch.extend_from_slice(scope.as_bytes());
+    // A byte no UTF-8 string contains keeps ("a", "bc") apart from ("ab", "c").
+    scratch.push(0xff);
+    scratch.extend_from_slice(id.as_bytes());
+    xxh3_128(scratch)
 }
 
 /// `<subject key>/<issue>#<n>`

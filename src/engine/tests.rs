@@ -1,4 +1,4 @@
-//! One test per rule of the spec's Semantics section, edge cases named.
+//! One test per rule of docs/semantics.md, edge cases named.
 
 use super::*;
 use crate::config::Settings;

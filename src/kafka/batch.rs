@@ -81,6 +81,7 @@ pub fn write(
     w: Writer,
 ) -> Result<Vec<Done>, BatchError> {
     let step = |step| move |error| BatchError { step, error };
+    let t0 = std::time::Instant::now();
     sink.begin().map_err(step("beginning the batch"))?;
     let mut any_output = false;
     for s in shares {
@@ -107,8 +108,10 @@ pub fn write(
             sink.send(&out).map_err(step("writing the view's table"))?;
         }
     }
+    let t1 = t0.elapsed();
     let acks =
         if any_output { sink.flush().map_err(step("waiting for the outputs' acknowledgements"))? } else { Acks::new() };
+    let t2 = t0.elapsed();
     let end = |topic: &str, p: i32, prev: i64| acks.get(&(topic.to_owned(), p)).map_or(prev, |(_, e)| (*e).max(prev));
     let mut pending = Vec::with_capacity(shares.len());
     for s in shares {
@@ -135,9 +138,19 @@ pub fn write(
         }
         pending.push((s.partition, written, stamp, positions));
     }
+    let t3 = t0.elapsed();
     let acks = sink.flush().map_err(step("waiting for the checkpoints' acknowledgements"))?;
+    let t4 = t0.elapsed();
     let inputs: Vec<(i32, i64)> = shares.iter().map(|s| (s.partition, s.inputs.0)).collect();
     sink.commit(&inputs).map_err(step("committing"))?;
+    tracing::trace!(
+        sent_us = t1.as_micros() as u64,
+        outputs_acked_us = t2.as_micros() as u64,
+        checkpoints_sent_us = t3.as_micros() as u64,
+        checkpoints_acked_us = t4.as_micros() as u64,
+        committed_us = t0.elapsed().as_micros() as u64,
+        "batch steps"
+    );
     Ok(pending
         .into_iter()
         .map(|(partition, written, stamp, positions)| {

@@ -23,6 +23,8 @@ pub enum TopologyError {
     Create(String),
     #[error("topics.state must be compacted (cleanup.policy=compact; andon's restores rest on it): {0}")]
     NotCompacted(String),
+    #[error("{state} was written when andon's topics had {written} partitions; they have {now} now: keys would have moved between partitions (docs/guarantees.md, \"Migrating to a new partition count\")")]
+    Repartitioned { state: String, written: u32, now: u32 },
     #[error("stopped while waiting for the brokers")]
     Stopped,
     #[error(transparent)]
@@ -105,8 +107,12 @@ fn consumer_base(settings: &Settings) -> ClientConfig {
         // partition count; so would a real cluster with auto-creation on.
         .set("allow.auto.create.topics", "false")
         .set("isolation.level", "read_committed")
-        // The merge by event time needs to know when an input is caught up.
-        .set("enable.partition.eof", "true");
+        // The merge by event time needs to know when an input is caught up,
+        .set("enable.partition.eof", "true")
+        // and an empty partition says so only when its fetch returns: the
+        // broker holds an empty fetch up to this long (default 500 ms, which
+        // then delayed the first batch after every assignment).
+        .set("fetch.wait.max.ms", "100");
     // User properties win (they were set in `base`; set them again on top).
     for (k, v) in user_properties(settings, Role::Consumer) {
         c.set(k, v);
@@ -237,15 +243,21 @@ pub fn check_state_compaction(settings: &Settings) -> Result<(), TopologyError> 
     }
 }
 
-/// Waits until the brokers answer, saying so in the log, with backoff.
-pub fn wait_for_brokers(settings: &Settings, shutdown: &AtomicBool) -> Result<(), TopologyError> {
+/// A client for metadata questions (brokers reachable, partition counts),
+/// made once: each new client costs a connection and a first metadata
+/// round trip, which showed at start-up.
+pub type MetadataClient = BaseConsumer<Quiet>;
+
+/// Waits until the brokers answer, saying so in the log, with backoff;
+/// returns the client that asked, for further questions.
+pub fn wait_for_brokers(settings: &Settings, shutdown: &AtomicBool) -> Result<MetadataClient, TopologyError> {
     let consumer: BaseConsumer<Quiet> = plain_consumer(settings).create_with_context(Quiet)?;
     let mut backoff = Duration::from_millis(500);
     loop {
         match consumer.fetch_metadata(None, Duration::from_secs(5)) {
             Ok(md) if !md.brokers().is_empty() => {
                 tracing::info!(brokers = md.brokers().len(), bootstrap = %settings.kafka.brokers, "connected to Kafka");
-                return Ok(());
+                return Ok(consumer);
             }
             Ok(_) => tracing::warn!(bootstrap = %settings.kafka.brokers, "no brokers in metadata yet; retrying"),
             Err(e) => {
@@ -264,8 +276,10 @@ pub fn wait_for_brokers(settings: &Settings, shutdown: &AtomicBool) -> Result<()
 }
 
 /// Partition counts of the seven topics (`None`: missing).
-fn partition_counts(settings: &Settings) -> Result<Vec<(String, Option<usize>)>, KafkaError> {
-    let consumer: BaseConsumer<Quiet> = plain_consumer(settings).create_with_context(Quiet)?;
+fn partition_counts(
+    consumer: &MetadataClient,
+    settings: &Settings,
+) -> Result<Vec<(String, Option<usize>)>, KafkaError> {
     let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
     Ok(settings
         .topics
@@ -285,8 +299,8 @@ fn partition_counts(settings: &Settings) -> Result<Vec<(String, Option<usize>)>,
 
 /// Refuses to start unless all seven topics exist with one partition count;
 /// creates missing ones first when `processing.create_topics` is set.
-pub fn check_topics(settings: &Settings) -> Result<usize, TopologyError> {
-    let mut counts = partition_counts(settings)?;
+pub fn check_topics(consumer: &MetadataClient, settings: &Settings) -> Result<usize, TopologyError> {
+    let mut counts = partition_counts(consumer, settings)?;
     let missing: Vec<&str> = counts.iter().filter(|(_, n)| n.is_none()).map(|(t, _)| t.as_str()).collect();
     if !missing.is_empty() {
         if !settings.processing.create_topics {
@@ -294,7 +308,7 @@ pub fn check_topics(settings: &Settings) -> Result<usize, TopologyError> {
         }
         let partitions = counts.iter().find_map(|(_, n)| *n).unwrap_or(6);
         create(settings, &missing, partitions)?;
-        counts = partition_counts(settings)?;
+        counts = partition_counts(consumer, settings)?;
     }
     let first = counts.iter().find_map(|(_, n)| *n).unwrap_or(0);
     if counts.iter().any(|(_, n)| *n != Some(first)) {

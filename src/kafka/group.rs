@@ -81,17 +81,17 @@ impl ConsumerContext for GroupContext {
         match err {
             RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 tracing::info!(?partitions, "partitions assigned: restoring them");
-                // Assigned paused: nothing is fetched until the restore has
-                // said where to start (then a seek and a resume).
+                // Assigned at the beginning and fetching while the restore
+                // runs (each partition has its own queue, drained only once
+                // its task exists): a partition with no checkpoint then
+                // starts at once, and one with a checkpoint is sought to it,
+                // which drops what was fetched before.
                 for p in &partitions {
                     let _ = tpl.set_partition_offset(&self.complaints, *p, Offset::Beginning);
                 }
                 let r = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
                 if let Err(e) = r {
                     tracing::error!(error = %e, "assign failed");
-                }
-                if let Err(e) = consumer.pause(tpl) {
-                    tracing::error!(error = %e, "pausing newly assigned partitions failed");
                 }
                 self.push(Event::Assigned(partitions));
             }

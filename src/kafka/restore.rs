@@ -16,7 +16,7 @@ use std::time::Instant;
 use crate::config::Settings;
 use crate::kafka::checkpoint::{self, ChainError, Read};
 use crate::kafka::errors::FailureKind;
-use crate::kafka::io::{IoError, LogReader, Range, Rec};
+use crate::kafka::io::{IoError, LogReader, Range, Record};
 use crate::kafka::task::{dlq_id, Limits, Task};
 
 /// State records read from the end of a partition to find its newest head.
@@ -75,19 +75,21 @@ pub fn restore(
 
     // 1. Watermarks; a partition with a transaction still open waits.
     let mut live: Vec<(i32, Why, i64, i64)> = Vec::new(); // (partition, why, low, end)
-    for &(p, why) in partitions {
-        match reader.watermarks(&t.state, p) {
-            Ok(w) if w.stable < w.high => {
-                let e = RestoreError::Open { topic: t.state.clone(), partition: p, stable: w.stable, high: w.high };
-                results.insert(p, Err(e));
-            }
-            Ok(w) => live.push((p, why, w.low, w.high)),
-            Err(e) => {
-                results.insert(p, Err(e.into()));
-            }
+    let numbers: Vec<i32> = partitions.iter().map(|(p, _)| *p).collect();
+    let marks = match reader.watermarks(&t.state, &numbers) {
+        Ok(m) => m,
+        Err(e) => return fail_all(partitions, &results, e),
+    };
+    for (&(p, why), w) in partitions.iter().zip(marks) {
+        if w.stable < w.high {
+            let e = RestoreError::Open { topic: t.state.clone(), partition: p, stable: w.stable, high: w.high };
+            results.insert(p, Err(e));
+        } else {
+            live.push((p, why, w.low, w.high));
         }
     }
 
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: watermarks");
     // 2. The tail of each, for its newest head.
     let tail_from: Vec<i64> = live.iter().map(|(_, _, low, end)| (end - TAIL).max(*low)).collect();
     let ranges: Vec<Range> = live
@@ -99,6 +101,12 @@ pub fn restore(
         Ok(r) => r,
         Err(e) => return fail_all(partitions, &results, e),
     };
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: tails read");
+    // Changelog bytes read per partition (keys and values), for the log.
+    let mut bytes: HashMap<i32, u64> = HashMap::new();
+    for ((p, ..), records) in live.iter().zip(&tails) {
+        *bytes.entry(*p).or_default() += size(records);
+    }
 
     // 3. From each head's base (the whole partition where no head is in
     // the tail, or the chain from the base does not hold), then resolved.
@@ -123,6 +131,7 @@ pub fn restore(
         match read_all(reader, &ranges) {
             Ok(reads) => {
                 for ((p, why, low, end, _), records) in full.into_iter().zip(reads) {
+                    *bytes.entry(p).or_default() += size(&records);
                     resolved.push((p, why, low, end, records));
                 }
             }
@@ -131,14 +140,25 @@ pub fn restore(
     }
     let mut chains = Vec::new();
     let mut retry_whole = Vec::new();
-    for (p, why, low, end, records) in resolved {
-        match checkpoint::resolve(&records, partition_count, end) {
+    // Resolving (decoding and applying the operations) is the CPU of a
+    // restore: the partitions go in parallel.
+    let outcomes: Vec<_> = {
+        use rayon::prelude::*;
+        resolved
+            .into_par_iter()
+            .map(|(p, why, low, end, records)| {
+                let r = checkpoint::resolve(&records, partition_count, end);
+                let first = records.first().map(|r| r.offset);
+                (p, why, low, end, first, r)
+            })
+            .collect()
+    };
+    for (p, why, low, end, first, r) in outcomes {
+        match r {
             Ok(r) => chains.push((p, why, r)),
             // The base a head named may rest on records since compacted
             // away (a zombie's head, say): read the whole partition once.
-            Err(ChainError::Gap { .. } | ChainError::Lost { .. })
-                if records.first().is_some_and(|r| r.offset > low) =>
-            {
+            Err(ChainError::Gap { .. } | ChainError::Lost { .. }) if first.is_some_and(|f| f > low) => {
                 retry_whole.push((p, why, low, end));
             }
             Err(error) => {
@@ -154,6 +174,7 @@ pub fn restore(
         match read_all(reader, &ranges) {
             Ok(reads) => {
                 for ((p, why, _, end), records) in retry_whole.into_iter().zip(reads) {
+                    *bytes.entry(p).or_default() += size(&records);
                     match checkpoint::resolve(&records, partition_count, end) {
                         Ok(r) => chains.push((p, why, r)),
                         Err(error) => {
@@ -167,6 +188,7 @@ pub fn restore(
         }
     }
 
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: chains resolved");
     // 4. Outputs already written past each checkpoint.
     let outputs = [&t.delist_commands, &t.work_orders, &t.dlq];
     let mut ranges = Vec::new();
@@ -177,15 +199,16 @@ pub fn restore(
         }
     }
     let mut written: Vec<HashSet<String>> = vec![HashSet::new(); chains.len()];
-    let read = reader.read(&ranges, &mut |i, rec| {
-        if let Some(id) = stored_output_id(&rec) {
-            written[i / outputs.len()].insert(id);
+    match reader.read(&ranges) {
+        Ok(reads) => {
+            for (i, records) in reads.iter().enumerate() {
+                written[i / outputs.len()].extend(records.iter().filter_map(stored_output_id));
+            }
         }
-    });
-    if let Err(e) = read {
-        return fail_all(partitions, &results, e);
+        Err(e) => return fail_all(partitions, &results, e),
     }
 
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: outputs read back");
     let names: [Arc<str>; 2] = [t.complaints.as_str().into(), t.work_order_updates.as_str().into()];
     for ((p, why, r), suppress) in chains.into_iter().zip(written) {
         let era = match why {
@@ -201,6 +224,7 @@ pub fn restore(
             partition = p,
             seq = r.chain.seq,
             changelog_records = r.records_read,
+            changelog_bytes = bytes.get(&p).copied().unwrap_or(0),
             already_written,
             subjects = r.state.subjects.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -216,16 +240,40 @@ pub fn restore(
     out
 }
 
+/// The partition count the state topic's newest records were written
+/// with (`None`: nothing written yet). Asked at start-up: partitions added
+/// in place while andon was stopped leave the old partitions' chains
+/// refusing to restore ([`ChainError::Partitions`]), but the new ones
+/// empty, and a member that owned only new ones would process them.
+pub fn written_partition_count(reader: &dyn LogReader, state: &str, partitions: u32) -> Result<Option<u32>, IoError> {
+    let numbers: Vec<i32> = (0..partitions as i32).collect();
+    let marks = reader.watermarks(state, &numbers)?;
+    // The first partition with records: its tail holds a frame (heads are
+    // written last and are small).
+    let Some((p, w)) = numbers.iter().zip(&marks).find(|(_, w)| w.high > w.low) else {
+        return Ok(None);
+    };
+    let range = Range { topic: state.to_owned(), partition: *p, from: (w.high - TAIL).max(w.low) };
+    let tail = reader.read(&[range])?;
+    Ok(tail
+        .iter()
+        .flatten()
+        .rev()
+        .find_map(|r| checkpoint::decode_value(r.value.as_deref()?).ok())
+        .map(|(frame, _)| frame.partitions))
+}
+
 fn read_all(reader: &dyn LogReader, ranges: &[Range]) -> Result<Vec<Vec<Read>>, IoError> {
-    let mut out: Vec<Vec<Read>> = vec![Vec::new(); ranges.len()];
-    reader.read(ranges, &mut |i, rec| {
-        out[i].push(Read {
-            offset: rec.offset,
-            key: rec.key.map(<[u8]>::to_vec),
-            value: rec.value.map(<[u8]>::to_vec),
-        });
-    })?;
-    Ok(out)
+    Ok(reader
+        .read(ranges)?
+        .into_iter()
+        .map(|records| records.into_iter().map(|r| Read { offset: r.offset, key: r.key, value: r.value }).collect())
+        .collect())
+}
+
+/// Bytes of keys and values in `records`.
+fn size(records: &[Read]) -> u64 {
+    records.iter().map(|r| (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len)) as u64).sum()
 }
 
 fn fail_all(
@@ -248,8 +296,8 @@ fn fail_all(
 /// The id of an output record as it stands in its topic: `command_id`,
 /// `andon_id|type|step`, or the DLQ record's source coordinates. The same
 /// ids as [`crate::event::Output::id`] and [`dlq_id`].
-pub fn stored_output_id(rec: &Rec<'_>) -> Option<String> {
-    let get = |name: &str| rec.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| String::from_utf8_lossy(v));
+pub fn stored_output_id(rec: &Record) -> Option<String> {
+    let get = |name: &str| rec.header(name).map(String::from_utf8_lossy);
     if let (Some(t), Some(p), Some(o)) =
         (get("andon.source.topic"), get("andon.source.partition"), get("andon.source.offset"))
     {
@@ -263,7 +311,7 @@ pub fn stored_output_id(rec: &Rec<'_>) -> Option<String> {
         kind: Option<String>,
         step: Option<u32>,
     }
-    let ids: Ids = serde_json::from_slice(rec.value?).ok()?;
+    let ids: Ids = serde_json::from_slice(rec.value.as_deref()?).ok()?;
     if let Some(c) = ids.command_id {
         return Some(c);
     }

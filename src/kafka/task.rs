@@ -56,6 +56,16 @@ struct Pending<T> {
     record: Result<T, Reject>,
 }
 
+/// A queued record's source coordinates and its record, tagged with its
+/// side's type.
+type Parts = (i64, Option<Box<[u8]>>, Box<[u8]>, Option<Ts>, Decoded);
+
+impl<T> Pending<T> {
+    fn into_parts(self, tag: fn(Result<T, Reject>) -> Decoded) -> Parts {
+        (self.offset, self.key, self.value, self.timestamp, tag(self.record))
+    }
+}
+
 impl Timed for Pending<Complaint> {
     fn event_time(&self) -> Option<Ts> {
         self.record.as_ref().ok().map(|c| c.occurred_at)
@@ -173,7 +183,8 @@ impl Task {
             engine,
             merge: Merge::default(),
             fetched: [chain.positions.complaints, chain.positions.updates],
-            empty_since: [None, None],
+            // Nothing has been taken from either input since the task began.
+            empty_since: [Some(Instant::now()), Some(Instant::now())],
             at_end: [false, false],
             suppress,
             chain,
@@ -255,35 +266,12 @@ impl Task {
         loop {
             let skip =
                 [self.may_skip(Side::Complaints, now, max_task_idle), self.may_skip(Side::Updates, now, max_task_idle)];
-            match self.merge.next(|side| skip[side as usize]) {
+            let (side, (offset, key, value, timestamp, record)) = match self.merge.next(|side| skip[side as usize]) {
                 Next::Wait(_) | Next::Empty => break,
-                Next::Complaint(p) => {
-                    let record = Decoded::Complaint(p.record);
-                    self.handle(
-                        Side::Complaints,
-                        p.offset,
-                        p.key.as_deref(),
-                        &p.value,
-                        p.timestamp,
-                        record,
-                        &mut tally,
-                        out,
-                    )
-                }
-                Next::Update(p) => {
-                    let record = Decoded::Update(p.record);
-                    self.handle(
-                        Side::Updates,
-                        p.offset,
-                        p.key.as_deref(),
-                        &p.value,
-                        p.timestamp,
-                        record,
-                        &mut tally,
-                        out,
-                    )
-                }
-            }
+                Next::Complaint(p) => (Side::Complaints, p.into_parts(Decoded::Complaint)),
+                Next::Update(p) => (Side::Updates, p.into_parts(Decoded::Update)),
+            };
+            self.handle(side, offset, key.as_deref(), &value, timestamp, record, &mut tally, out);
         }
         let caught_up = self.merge.is_empty() && self.at_end == [true, true];
         let escalate_at = if caught_up { Some(wall) } else { self.newest_record.map(|t| t.min(wall)) };
@@ -451,7 +439,7 @@ impl Task {
     /// whole state (which covers the changes).
     pub fn checkpoint_body(&mut self, snapshot_after_bytes: usize) -> (Kind, Vec<u8>) {
         let mut body = Vec::new();
-        if self.chain.snapshot_due(snapshot_after_bytes) {
+        if self.chain.snapshot_due(snapshot_after_bytes, self.partition) {
             self.engine.take_changes(&mut Vec::new());
             // Encoding into a Vec only fails on types serde cannot describe.
             let _ = changes::encode_state(self.engine.state(), &mut body);

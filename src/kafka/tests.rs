@@ -14,7 +14,7 @@ use super::checkpoint::{ChainError, SNAPSHOT_AFTER_BYTES};
 use super::errors::FailureKind;
 use super::io::memory::{Fault, Memory, MemoryReader, MemorySink};
 use super::io::BatchSink;
-use super::restore::{restore, RestoreError, Why};
+use super::restore::{restore, written_partition_count, RestoreError, Why};
 use super::task::{Incoming, Limits, Produce, Task};
 use crate::config::Settings;
 use crate::merge::Side;
@@ -62,6 +62,8 @@ struct Member {
     tasks: BTreeMap<i32, Task>,
     pending: BTreeMap<i32, Vec<Produce>>,
     attempt: u64,
+    /// The partition count its checkpoints say they were written with.
+    partitions: u32,
 }
 
 impl Member {
@@ -75,6 +77,7 @@ impl Member {
             tasks: BTreeMap::new(),
             pending: BTreeMap::new(),
             attempt: 0,
+            partitions: PARTITIONS as u32,
         }
     }
 
@@ -140,7 +143,7 @@ impl Member {
                 era: task.era,
             })
             .collect();
-        let writer = Writer { generation: self.generation, attempt: self.attempt, partitions: PARTITIONS as u32 };
+        let writer = Writer { generation: self.generation, attempt: self.attempt, partitions: self.partitions };
         match batch::write(&mut self.sink, &self.settings.topics, &shares, writer) {
             Ok(done) => {
                 for d in done {
@@ -252,6 +255,20 @@ fn without_faults_the_outputs_equal_replay() {
     assert!(m.restore(&[0, 1], Why::Assigned { generation: 1 }).is_empty());
     run_in_slices(&mut m, &b, &inputs, 10, &[]);
     assert_eq!(written(&b), replayed(&inputs));
+}
+
+#[test]
+fn the_partition_count_the_changelog_was_written_with_is_read_back() {
+    let inputs = traffic(50);
+    let b = broker(&[]);
+    let state = settings().topics.state.clone();
+    assert_eq!(written_partition_count(&b.reader(), &state, PARTITIONS as u32), Ok(None), "nothing written yet");
+    let mut m = Member::new(&b, 1);
+    // As if written before the topics had partitions added in place.
+    m.partitions = 7;
+    assert!(m.restore(&[0, 1], Why::Assigned { generation: 1 }).is_empty());
+    run_in_slices(&mut m, &b, &inputs, 2, &[]);
+    assert_eq!(written_partition_count(&b.reader(), &state, PARTITIONS as u32), Ok(Some(7)));
 }
 
 #[test]

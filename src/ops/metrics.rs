@@ -1,5 +1,5 @@
-//! Prometheus metrics, exactly the names and labels of the spec (section
-//! Metrics), registered on a registry passed in (tests use their own).
+//! Prometheus metrics, exactly the names and labels docs/metrics.md
+//! promises, registered on a registry passed in (tests use their own).
 //!
 //! Label values come from enums or from the configuration, never from
 //! data: `issue` is an issue named in the rules or `other`, `owner` an owner
@@ -38,7 +38,7 @@ pub struct Metrics {
     pub batch_failures: IntCounterVec,
     pub partition_stalled: IntGaugeVec,
     pub partition_failed: IntGaugeVec,
-    /// 1 when `/readyz` would answer 200. Not in the spec's list: added so
+    /// 1 when `/readyz` would answer 200. Beyond the contract's list: so
     /// that Prometheus can alert on an instance that is up but not ready.
     pub ready: IntGauge,
     /// How far the cluster-wide view is behind its topic (0 when caught up).
@@ -98,7 +98,7 @@ impl Metrics {
             consumer_lag: reg(
                 registry,
                 IntGaugeVec::new(
-                    Opts::new("andon_consumer_lag", "Complaints not yet consumed, per partition."),
+                    Opts::new("andon_consumer_lag", "Records not yet processed (complaints and work-order updates), per partition."),
                     &["partition"],
                 )?,
             )?,

@@ -66,7 +66,7 @@ pub struct Me {
 }
 
 /// The view as the rest of the process sees it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct View {
     model: RwLock<Model>,
     /// Partitions of the view topic (0 until the reader has seen it).
@@ -77,6 +77,19 @@ pub struct View {
     pub caught_up: AtomicBool,
     pub me: OnceLock<Me>,
     pub queries: Queries,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        Self {
+            model: RwLock::default(),
+            partitions: AtomicI32::new(0),
+            lag_ms: AtomicI64::new(-1),
+            caught_up: AtomicBool::new(false),
+            me: OnceLock::new(),
+            queries: Queries::default(),
+        }
+    }
 }
 
 impl View {

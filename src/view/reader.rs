@@ -22,10 +22,19 @@ use crate::ops::Status;
 /// when the topic cannot be read or its partition count changes.
 pub fn run(settings: &Settings, status: &Status) {
     let mut backoff = Duration::from_millis(500);
+    // When the model was last known current (at the end of every
+    // partition), or the start: while the topic cannot be read, the lag
+    // gauge counts from it (growing, for an alert), and /cluster says
+    // `null` (not known).
+    let mut current_at = now();
     loop {
-        match read(settings, status) {
+        match read(settings, status, &mut current_at) {
             Ok(()) => backoff = Duration::from_millis(500),
             Err(e) => {
+                status.view.lag_ms.store(-1, Ordering::Relaxed);
+                if let Some(m) = status.metrics() {
+                    m.view_lag_seconds.set((now() - current_at).as_nanos().max(0) as f64 / 1e9);
+                }
                 tracing::warn!(topic = %settings.topics.view, error = %e, retry_in_ms = backoff.as_millis() as u64, "view reader: cannot read the view topic; retrying");
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -39,7 +48,7 @@ fn now() -> Ts {
 }
 
 /// Reads until an error or a change of the partition count.
-fn read(settings: &Settings, status: &Status) -> Result<(), KafkaError> {
+fn read(settings: &Settings, status: &Status, current_at: &mut Ts) -> Result<(), KafkaError> {
     let topic = settings.topics.view.as_str();
     let mut cfg = client::plain_consumer(settings);
     cfg.set("group.id", format!("{}-view", settings.kafka.group_id)).set("fetch.wait.max.ms", "100");
@@ -108,6 +117,7 @@ fn read(settings: &Settings, status: &Status) -> Result<(), KafkaError> {
             let caught_up = at_end.iter().all(|e| *e);
             let lag_ms = if caught_up {
                 view.caught_up.store(true, Ordering::Relaxed);
+                *current_at = now();
                 0
             } else {
                 (now() - last_applied.unwrap_or(started)).as_nanos().max(0) / 1_000_000

@@ -112,14 +112,31 @@ pub fn refresh_records(partition: i32, engine: &Engine, in_view: &[String]) -> V
 #[derive(Debug)]
 pub struct TableWriter {
     partition: i32,
+    made: Instant,
     refreshed: Option<Instant>,
     bytes_since: usize,
     last_refresh_bytes: usize,
 }
 
 impl TableWriter {
-    pub fn new(partition: i32) -> Self {
-        Self { partition, refreshed: None, bytes_since: 0, last_refresh_bytes: 0 }
+    pub fn new(partition: i32, now: Instant) -> Self {
+        Self { partition, made: now, refreshed: None, bytes_since: 0, last_refresh_bytes: 0 }
+    }
+
+    /// A re-put is due with the next batch: the first one, then
+    /// [`REFRESH_EVERY`] after the last re-put.
+    fn refresh_due(&self, now: Instant) -> bool {
+        self.refreshed.is_none_or(|at| now.duration_since(at) >= REFRESH_EVERY)
+    }
+
+    /// A partition with no input writes a batch for its re-put when this
+    /// says so ([`REFRESH_EVERY`] after the last re-put, or after the
+    /// writer was made): else an andon open on an idle partition would age
+    /// out of the view topic. Not at once after a restore: a partition
+    /// that keeps failing would otherwise write a batch of its own after
+    /// each restore, and count it as progress.
+    pub fn idle_refresh_due(&self, now: Instant) -> bool {
+        now.duration_since(self.refreshed.unwrap_or(self.made)) >= REFRESH_EVERY
     }
 
     /// The records to write to the view topic's partition with this
@@ -132,13 +149,7 @@ impl TableWriter {
         now: Instant,
     ) -> Vec<TableRecord> {
         let mut records = table_records(self.partition, outputs, engine);
-        let due = match self.refreshed {
-            None => true,
-            Some(at) => {
-                now.duration_since(at) >= REFRESH_EVERY
-                    || self.bytes_since >= REFRESH_BYTES.max(2 * self.last_refresh_bytes)
-            }
-        };
+        let due = self.refresh_due(now) || self.bytes_since >= REFRESH_BYTES.max(2 * self.last_refresh_bytes);
         if due {
             // Both read the same state: where they name the same key they
             // agree. The batch's closes first, then one record per andon key.
@@ -290,12 +301,17 @@ mod tests {
     fn the_writer_refreshes_first_then_after_enough_bytes() {
         let mut e = engine();
         let view = Model::default();
-        let mut w = TableWriter::new(0);
         let t = Instant::now();
+        let mut w = TableWriter::new(0, t);
         let out = pull_a(&mut e);
+        assert!(!w.idle_refresh_due(t), "no batch of its own at once");
         assert_eq!(w.records(&[], &e, &view, t).len(), 1, "first batch after assignment: the open andon");
         assert!(w.records(&[], &e, &view, t).is_empty(), "then only what batches touch");
         assert_eq!(w.records(&out, &e, &view, t).len(), 1);
+        // An idle partition's processor writes a batch when it is due.
+        assert!(!w.idle_refresh_due(t + REFRESH_EVERY / 2));
+        assert!(w.idle_refresh_due(t + REFRESH_EVERY), "an hour later, whatever the input");
+        assert!(TableWriter::new(1, t).idle_refresh_due(t + REFRESH_EVERY), "assigned an hour ago and idle since");
         assert!(w.records(&[], &e, &view, t + REFRESH_EVERY).len() == 1, "an hour later: re-put");
         // Bytes: a busy andon's records add up until a re-put is due.
         let mut written = 0;

@@ -1,10 +1,18 @@
-//! Helpers for the tests that talk Kafka over real sockets: a MockCluster in
-//! process or an `andon dev-cluster` process, a plain rdkafka producer and
-//! consumer (not andon's code path), and `andon replay` for the expected
-//! outputs.
+//! Helpers shared by the two test binaries (`tests/offline/`,
+//! `tests/cluster/`), included by each as `mod common`: for the tests that
+//! talk Kafka over real sockets a MockCluster in process or an
+//! `andon dev-cluster` process, a plain rdkafka producer and consumer (not
+//! andon's code path), and `andon replay` for the expected outputs; the
+//! lock that keeps heavy tests from running beside others ([`serial`],
+//! [`parallel`]); the tools from outside cargo ([`need_tool`]).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use andon::config::Settings;
@@ -14,6 +22,27 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
+
+/// The tests of one binary run on parallel threads (as many as cores: two
+/// here). A test that leans on session timeouts, a traffic rate or the
+/// timing of an injected fault holds this lock for writing ([`serial`]) and
+/// so runs alone, as it did when it had a binary of its own; a test that
+/// can share the machine (an in-process MockCluster of its own, say) holds
+/// it for reading ([`parallel`]), beside others like it but never beside a
+/// serial one. `tests/cluster/main.rs` says which test is which.
+static MACHINE: RwLock<()> = RwLock::new(());
+
+/// The machine to this test alone, for as long as the guard lives.
+pub fn serial() -> RwLockWriteGuard<'static, ()> {
+    // A test that panicked holding the lock leaves nothing inconsistent.
+    MACHINE.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The machine shared with the other [`parallel`] tests, for as long as the
+/// guard lives.
+pub fn parallel() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Settings for a test: the cluster's brokers, quick batches, a short
 /// session timeout (the MockCluster drops a killed member only after it).
@@ -252,7 +281,10 @@ pub fn wait_stable<T: PartialEq>(
 }
 
 /// A tool from Debian's packages that `scripts/test` installs (promtool,
-/// prometheus, chromium). Missing, the test fails: it never skips.
+/// prometheus, chromium). The tests that call it are `#[ignore]`d with the
+/// tool's name, so that a plain `cargo test` leaves them out and says so;
+/// `scripts/test` runs them (`--include-ignored`). Missing, such a test
+/// fails: it never skips.
 pub fn need_tool(tool: &str) -> std::path::PathBuf {
     for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
         let p = std::path::Path::new(dir).join(tool);
@@ -261,4 +293,91 @@ pub fn need_tool(tool: &str) -> std::path::PathBuf {
         }
     }
     panic!("{tool} is not installed: run scripts/test (the README's test command), which installs it");
+}
+
+/// A child process, killed and reaped when dropped (resumed first if it
+/// still runs: a test may have stopped it with SIGSTOP).
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = Command::new("kill").args(["-CONT", &self.0.id().to_string()]).status();
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `andon` binary with `args`, its logs appended to `log`.
+pub fn spawn_andon(args: &[&str], log: &Path) -> Proc {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_andon"))
+        .args(args)
+        .env("RUST_LOG", "info,librdkafka=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn andon");
+    Proc(child)
+}
+
+/// An `andon dev-cluster` process with `partitions` per topic, logging and
+/// writing its bootstrap servers into `dir`: the process and the servers.
+pub fn start_dev_cluster(dir: &Path, partitions: u32) -> (Proc, String) {
+    let file = dir.join("bootstrap");
+    let p = spawn_andon(
+        &["dev-cluster", "--partitions", &partitions.to_string(), "--bootstrap-file", file.to_str().expect("path")],
+        &dir.join("dev-cluster.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&file) {
+            if s.ends_with('\n') {
+                return (p, s.trim().to_owned());
+            }
+        }
+        assert!(Instant::now() < deadline, "dev-cluster did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Headless Chromium on `url` with `args` (`--dump-dom`, `--screenshot=`),
+/// in a profile of its own, its console logged to stderr.
+pub fn chromium(args: &[&str], url: &str) -> Output {
+    let profile = tempfile::tempdir().expect("profile dir");
+    Command::new(need_tool("chromium"))
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            // Let the page's first fetches and refresh run.
+            "--virtual-time-budget=6000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("chromium runs")
+}
+
+/// `GET path` over HTTP/1.1 on a fresh connection: (status, body); status
+/// 0 when nothing answers (a test polls until something does).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else { return (0, String::new()) };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
 }

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Acks, BatchSink, IoError, LogReader, Out, Range, Rec, Watermarks};
+use super::{Acks, BatchSink, IoError, LogReader, Out, Range, Record, Watermarks};
 use crate::kafka::errors::FailureKind;
 
 /// A fault for the next matching operation.
@@ -288,30 +288,35 @@ impl BatchSink for MemorySink {
 pub struct MemoryReader(Memory);
 
 impl LogReader for MemoryReader {
-    fn watermarks(&self, topic: &str, partition: i32) -> Result<Watermarks, IoError> {
+    fn watermarks(&self, topic: &str, partitions: &[i32]) -> Result<Vec<Watermarks>, IoError> {
         let mut inner = self.0.lock();
         if let Some(Fault::Read(kind)) = inner.fault(|f| matches!(f, Fault::Read(_))) {
-            return Err(IoError::new(kind, format!("reading the offsets of {topic}[{partition}]"), "injected"));
+            return Err(IoError::new(kind, format!("reading the offsets of {topic}"), "injected"));
         }
-        let (low, records) = &inner.topics[topic][partition as usize];
-        let (low, len) = (*low, records.len() as i64);
-        let stable = low + inner.stable(records);
-        Ok(Watermarks { low, high: low + len, stable })
+        Ok(partitions
+            .iter()
+            .map(|p| {
+                let (low, records) = &inner.topics[topic][*p as usize];
+                let (low, len) = (*low, records.len() as i64);
+                Watermarks { low, high: low + len, stable: low + inner.stable(records) }
+            })
+            .collect())
     }
 
-    fn read(&self, ranges: &[Range], f: &mut dyn FnMut(usize, Rec<'_>)) -> Result<(), IoError> {
+    fn read(&self, ranges: &[Range]) -> Result<Vec<Vec<Record>>, IoError> {
         if let Some(Fault::Read(kind)) = self.0.lock().fault(|f| matches!(f, Fault::Read(_))) {
             return Err(IoError::new(kind, "reading", "injected"));
         }
-        for (i, r) in ranges.iter().enumerate() {
-            for (offset, rec) in self.0.visible(&r.topic, r.partition) {
-                if offset < r.from {
-                    continue;
-                }
-                let headers = rec.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-                f(i, Rec { offset, key: rec.key.as_deref(), value: rec.value.as_deref(), headers });
-            }
-        }
-        Ok(())
+        Ok(ranges
+            .iter()
+            .map(|r| {
+                self.0
+                    .visible(&r.topic, r.partition)
+                    .into_iter()
+                    .filter(|(offset, _)| *offset >= r.from)
+                    .map(|(offset, s)| Record { offset, key: s.key, value: s.value, headers: s.headers })
+                    .collect()
+            })
+            .collect())
     }
 }

@@ -87,12 +87,18 @@ pub struct Watermarks {
 }
 
 /// A record read.
-#[derive(Debug)]
-pub struct Rec<'a> {
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
     pub offset: i64,
-    pub key: Option<&'a [u8]>,
-    pub value: Option<&'a [u8]>,
-    pub headers: Vec<(&'a str, &'a [u8])>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Record {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
+    }
 }
 
 /// A partition to read, from an offset to its end.
@@ -106,9 +112,11 @@ pub struct Range {
 /// Reads partitions outside the consumer group, as a read_committed
 /// consumer sees them.
 pub trait LogReader: Send + Sync {
-    fn watermarks(&self, topic: &str, partition: i32) -> Result<Watermarks, IoError>;
+    /// The watermarks of several partitions of one topic (asked together:
+    /// one request per broker, not one per partition).
+    fn watermarks(&self, topic: &str, partitions: &[i32]) -> Result<Vec<Watermarks>, IoError>;
     /// Reads every range from `from` to the end of its partition as the
-    /// broker reports it now, all ranges at once, handing each record with
-    /// the index of its range to `f` (in offset order within a range).
-    fn read(&self, ranges: &[Range], f: &mut dyn FnMut(usize, Rec<'_>)) -> Result<(), IoError>;
+    /// broker reports it now, all ranges at once: the records of each
+    /// range, in offset order.
+    fn read(&self, ranges: &[Range]) -> Result<Vec<Vec<Record>>, IoError>;
 }

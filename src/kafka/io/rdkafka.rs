@@ -12,12 +12,15 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::{Acks, BatchSink, IoError, LogReader, Out, Range, Rec, Watermarks};
+use super::{Acks, BatchSink, IoError, LogReader, Out, Range, Record, Watermarks};
 use crate::kafka::client::{self, Quiet};
 use crate::kafka::errors::{classify, FailureKind};
 
 /// How long a transaction operation or a flush may take.
 pub const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The pause between looks at the producer while waiting for it.
+const NAP: Duration = Duration::from_micros(200);
 
 /// What the batch sink needs of the consumer group.
 pub trait Group: Send + Sync {
@@ -145,7 +148,8 @@ impl BatchSink for KafkaSink {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     rec = back;
-                    self.producer.poll(Duration::from_millis(5));
+                    self.producer.poll(Duration::ZERO);
+                    std::thread::sleep(NAP);
                 }
                 Err((e, _)) => {
                     return Err(IoError::new(classify(&e), format!("writing to {}[{}]", r.topic, r.partition), e))
@@ -157,9 +161,15 @@ impl BatchSink for KafkaSink {
     fn flush(&mut self) -> Result<Acks, IoError> {
         // Not `Producer::flush`: rdkafka's BaseProducer polls in slices of
         // 100 ms that it always sits out, which made every batch at least
-        // 200 ms long.
+        // 200 ms long. Nor `poll(1 ms)`: rdkafka rounds what is left of its
+        // deadline down to whole milliseconds and spins through the last
+        // one (a profile found it). Serve what is there, then nap briefly.
         let deadline = Instant::now() + TXN_TIMEOUT;
-        while self.producer.in_flight_count() > 0 {
+        loop {
+            self.producer.poll(Duration::ZERO);
+            if self.producer.in_flight_count() == 0 {
+                break;
+            }
             if Instant::now() > deadline {
                 let n = self.producer.in_flight_count();
                 return Err(IoError::new(
@@ -168,7 +178,7 @@ impl BatchSink for KafkaSink {
                     format!("{n} records not acknowledged within {TXN_TIMEOUT:?}"),
                 ));
             }
-            self.producer.poll(Duration::from_millis(1));
+            std::thread::sleep(NAP);
         }
         if let Some(e) = self.deliveries.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
             return Err(e);
@@ -208,8 +218,12 @@ impl BatchSink for KafkaSink {
         // late acknowledgement would otherwise be written twice).
         self.producer.purge(PurgeConfig::default().queue());
         let settle = Instant::now() + TXN_TIMEOUT + Duration::from_secs(5);
-        while self.producer.in_flight_count() > 0 && Instant::now() < settle {
-            self.producer.poll(Duration::from_millis(5));
+        loop {
+            self.producer.poll(Duration::ZERO);
+            if self.producer.in_flight_count() == 0 || Instant::now() >= settle {
+                break;
+            }
+            std::thread::sleep(NAP);
         }
         let stuck = self.producer.in_flight_count();
         let _ = self.deliveries.error.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -253,26 +267,63 @@ impl KafkaReader {
     }
 }
 
-impl LogReader for KafkaReader {
-    fn watermarks(&self, topic: &str, partition: i32) -> Result<Watermarks, IoError> {
-        let what = || format!("reading the offsets of {topic}[{partition}]");
-        let t = Duration::from_secs(10);
-        let (low, stable) =
-            self.committed.fetch_watermarks(topic, partition, t).map_err(|e| IoError::new(classify(&e), what(), e))?;
-        let (_, high) = self
-            .uncommitted
-            .fetch_watermarks(topic, partition, t)
+impl KafkaReader {
+    /// Offsets of `which` (the beginning, or the end as `consumer`'s
+    /// isolation level sees it) of several partitions, in one request per
+    /// broker (ListOffsets by the timestamps -2 and -1).
+    fn offsets(
+        consumer: &BaseConsumer<Quiet>,
+        topic: &str,
+        partitions: &[i32],
+        which: Offset,
+    ) -> Result<Vec<i64>, IoError> {
+        let what = || format!("reading the offsets of {topic}");
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition_offset(topic, *p, which).map_err(|e| IoError::new(FailureKind::Permanent, what(), e))?;
+        }
+        let got = consumer
+            .offsets_for_times(tpl, Duration::from_secs(10))
             .map_err(|e| IoError::new(classify(&e), what(), e))?;
-        Ok(Watermarks { low, high: high.max(stable), stable })
+        partitions
+            .iter()
+            .map(|p| {
+                let e = got
+                    .find_partition(topic, *p)
+                    .ok_or_else(|| IoError::new(FailureKind::Transient, what(), "no answer"))?;
+                if let Err(err) = e.error() {
+                    return Err(IoError::new(classify(&err), what(), err));
+                }
+                match e.offset() {
+                    Offset::Offset(o) => Ok(o),
+                    // No record at or past the "timestamp": an empty partition.
+                    _ => Ok(0),
+                }
+            })
+            .collect()
+    }
+}
+
+impl LogReader for KafkaReader {
+    fn watermarks(&self, topic: &str, partitions: &[i32]) -> Result<Vec<Watermarks>, IoError> {
+        let low = Self::offsets(&self.committed, topic, partitions, Offset::Beginning)?;
+        let stable = Self::offsets(&self.committed, topic, partitions, Offset::End)?;
+        let high = Self::offsets(&self.uncommitted, topic, partitions, Offset::End)?;
+        Ok(low
+            .into_iter()
+            .zip(stable)
+            .zip(high)
+            .map(|((low, stable), high)| Watermarks { low, high: high.max(stable), stable })
+            .collect())
     }
 
-    fn read(&self, ranges: &[Range], f: &mut dyn FnMut(usize, Rec<'_>)) -> Result<(), IoError> {
+    fn read(&self, ranges: &[Range]) -> Result<Vec<Vec<Record>>, IoError> {
         // An end-of-partition event names the partition but not its topic:
         // each topic is read by a consumer of its own, all at once.
         let mut topics: Vec<&str> = ranges.iter().map(|r| r.topic.as_str()).collect();
         topics.sort_unstable();
         topics.dedup();
-        let results: Vec<Result<Vec<Owned>, IoError>> = std::thread::scope(|scope| {
+        let results: Vec<Result<Vec<(usize, Record)>, IoError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = topics
                 .iter()
                 .map(|topic| {
@@ -288,37 +339,33 @@ impl LogReader for KafkaReader {
                 })
                 .collect()
         });
+        let mut out: Vec<Vec<Record>> = vec![Vec::new(); ranges.len()];
         for records in results {
-            for r in records? {
-                let headers = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-                f(r.range, Rec { offset: r.offset, key: r.key.as_deref(), value: r.value.as_deref(), headers });
+            for (range, r) in records? {
+                out[range].push(r);
             }
         }
-        Ok(())
+        Ok(out)
     }
-}
-
-/// A record read, copied out of librdkafka's buffers.
-struct Owned {
-    range: usize,
-    offset: i64,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(String, Vec<u8>)>,
 }
 
 impl KafkaReader {
     /// Reads the ranges of one topic to the end of each partition.
-    fn read_topic(&self, topic: &str, ranges: &[(usize, &Range)]) -> Result<Vec<Owned>, IoError> {
-        let mut todo: HashMap<i32, usize> = HashMap::new();
+    fn read_topic(&self, topic: &str, ranges: &[(usize, &Range)]) -> Result<Vec<(usize, Record)>, IoError> {
+        // Per partition: its range, and the last offset it holds as the
+        // watermarks said (reached, the read is done without waiting for
+        // the end-of-partition, which comes only once an empty fetch has
+        // returned: up to fetch.wait.max.ms later).
+        let mut todo: HashMap<i32, (usize, i64)> = HashMap::new();
         let mut tpl = TopicPartitionList::new();
-        for (i, r) in ranges {
-            let w = self.watermarks(topic, r.partition)?;
+        let partitions: Vec<i32> = ranges.iter().map(|(_, r)| r.partition).collect();
+        let marks = self.watermarks(topic, &partitions)?;
+        for ((i, r), w) in ranges.iter().zip(marks) {
             let from = r.from.max(w.low);
             if from >= w.stable {
                 continue;
             }
-            todo.insert(r.partition, *i);
+            todo.insert(r.partition, (*i, w.stable - 1));
             tpl.add_partition_offset(topic, r.partition, Offset::Offset(from))
                 .map_err(|e| IoError::new(FailureKind::Permanent, format!("reading {topic}"), e))?;
         }
@@ -337,18 +384,23 @@ impl KafkaReader {
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
                     last_progress = Instant::now();
-                    let Some(&range) = todo.get(&m.partition()) else { continue };
+                    let Some(&(range, last)) = todo.get(&m.partition()) else { continue };
                     let headers = m
                         .headers()
                         .map(|h| h.iter().map(|x| (x.key.to_owned(), x.value.unwrap_or_default().to_vec())).collect())
                         .unwrap_or_default();
-                    out.push(Owned {
-                        range,
+                    let record = Record {
                         offset: m.offset(),
                         key: m.key().map(<[u8]>::to_vec),
                         value: m.payload().map(<[u8]>::to_vec),
                         headers,
-                    });
+                    };
+                    out.push((range, record));
+                    // A transaction marker may take the last offset: then
+                    // the end-of-partition says it.
+                    if m.offset() >= last {
+                        todo.remove(&m.partition());
+                    }
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     last_progress = Instant::now();

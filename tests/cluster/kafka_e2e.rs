@@ -2,14 +2,12 @@
 //! sockets: inputs produced by a plain client, outputs read back and
 //! compared with `andon replay` on the same inputs.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use andon::dev_cluster::DevCluster;
-use common::*;
 use serde_json::Value;
 
 fn lines(path: &str) -> Vec<String> {
@@ -39,6 +37,7 @@ fn start(settings: andon::config::Settings) -> (Arc<AtomicBool>, std::thread::Jo
 
 #[test]
 fn examples_through_kafka_equal_replay_per_key() {
+    let _parallel = parallel();
     // One partition: stream time (and so lateness) is then the same as in
     // replay, which has one stream time for the whole input.
     let cluster =
@@ -122,6 +121,7 @@ route = ["product"]
 
 #[test]
 fn every_reject_reason_lands_in_the_dlq_and_the_partition_goes_on() {
+    let _parallel = parallel();
     init_logs();
     let cluster =
         DevCluster::start(1, &andon::config::Settings::from_toml("").expect("defaults").topics).expect("cluster");
@@ -197,6 +197,7 @@ fn every_reject_reason_lands_in_the_dlq_and_the_partition_goes_on() {
 
 #[test]
 fn a_quiet_work_order_escalates_on_the_wall_clock() {
+    let _parallel = parallel();
     init_logs();
     let cluster =
         DevCluster::start(1, &andon::config::Settings::from_toml("").expect("defaults").topics).expect("cluster");
@@ -226,6 +227,7 @@ fn a_quiet_work_order_escalates_on_the_wall_clock() {
 
 #[test]
 fn snapshots_keep_restores_right_across_restarts() {
+    let _parallel = parallel();
     init_logs();
     let topics = andon::config::Settings::from_toml("").expect("defaults").topics;
     let cluster = DevCluster::start(2, &topics).expect("cluster");

@@ -6,8 +6,6 @@
 //! where the fault is one an operator must fix, that it is loud and
 //! confined to its partition.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -16,19 +14,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use andon::config::Settings;
 use andon::dev_cluster::DevCluster;
-use common::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr::*};
-
-/// These tests lean on timing (outages, stalls): one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 const RULES: &str = r#"
 [rules.default]
@@ -424,8 +415,13 @@ fn a_partition_that_cannot_write_is_reported_stalled_and_retried_with_backoff() 
     assert!(run.alive());
     let failures = run.metric("andon_batch_failures_total{kind=\"permanent\"}").unwrap_or(0.0);
     assert!(failures >= 1.0, "counted as permanent");
-    // Retried with backoff (100 ms doubling), not in a tight loop.
-    std::thread::sleep(Duration::from_secs(5));
+    // Retried with backoff (100 ms doubling), not in a tight loop; and
+    // stalled all along: each retry restores the partition and fails
+    // again, which is no progress (the clock does not restart).
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(run.metric("andon_partition_stalled{partition=\"0\"}"), Some(1.0), "stalled through its retries");
+    }
     let later = run.metric("andon_batch_failures_total{kind=\"permanent\"}").unwrap_or(0.0);
     assert!(later - failures <= 4.0, "{failures} then {later}: backing off");
     // What did fit (the delist) may stand in its partition from an aborted
@@ -434,4 +430,63 @@ fn a_partition_that_cannot_write_is_reported_stalled_and_retried_with_backoff() 
     let written = outputs(&bootstrap);
     assert!(written.len() <= 1, "each output at most once while retrying: {written:?}");
     run.stop();
+}
+
+#[test]
+fn partitions_added_in_place_while_stopped_are_refused_at_start() {
+    let _s = serial();
+    init_logs();
+    let topics = Settings::from_toml("").expect("defaults").topics;
+    let cluster = DevCluster::start(2, &topics).expect("cluster");
+    let bootstrap = cluster.bootstrap_servers();
+    let settings = settings(&bootstrap, RULES);
+    let run = Running::start(&settings);
+    eventually(Duration::from_secs(30), "ready", || run.get("/readyz").0 == 200);
+    produce(&bootstrap, "andon.complaints", &pairs("S", 4, 0));
+    wait_for_outputs(&bootstrap, 8);
+    run.stop();
+    // The same topics with 4 partitions, the changelog carried over as it
+    // is (what `kafka-topics --alter --partitions 4` does to andon's topics).
+    let mut four = settings.clone();
+    for t in [
+        &mut four.topics.complaints,
+        &mut four.topics.work_order_updates,
+        &mut four.topics.delist_commands,
+        &mut four.topics.work_orders,
+        &mut four.topics.dlq,
+        &mut four.topics.state,
+        &mut four.topics.view,
+    ] {
+        t.push_str(".four");
+        cluster.mock().create_topic(t, 4, 1).expect("create topic");
+    }
+    let state = read_all(&bootstrap, "andon.state");
+    assert!(!state.is_empty(), "a changelog was written");
+    let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("producer");
+    for r in &state {
+        let mut rec: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(&four.topics.state).partition(r.partition).payload(r.value.as_slice());
+        if let Some(k) = &r.key {
+            rec = rec.key(k.as_bytes());
+        }
+        p.send(rec).map_err(|(e, _)| e).expect("send");
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let flag = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let _ = tx.send(andon::kafka::run(Arc::new(four), Arc::default(), &flag).map_err(|e| e.to_string()));
+    });
+    // Refused at start, before any partition (old or new) is processed.
+    let result = rx.recv_timeout(Duration::from_secs(30));
+    stop.store(true, Ordering::SeqCst);
+    let _ = handle.join();
+    let message = match result {
+        Ok(Err(message)) => message,
+        Ok(Ok(())) => panic!("andon ran on topics with partitions added"),
+        Err(_) => panic!("andon started on topics with partitions added (not refused within 30 s)"),
+    };
+    assert!(message.contains("2 partitions") && message.contains("4 now"), "{message}");
+    assert!(message.contains("Migrating to a new partition count"), "{message}");
 }

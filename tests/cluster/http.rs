@@ -2,16 +2,14 @@
 //! spec's names, health and readiness, the open andons, the status page,
 //! and odd requests.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use andon::dev_cluster::DevCluster;
-use common::*;
 use serde_json::Value;
 
 /// One HTTP/1.1 request on a fresh connection: (status, body).
@@ -33,6 +31,7 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 #[test]
 fn metrics_health_readiness_andons_and_the_page_over_http() {
+    let _parallel = parallel();
     init_logs();
     let topics = andon::config::Settings::from_toml("").expect("defaults").topics;
     // One partition: the examples' counts are then exactly replay's.

@@ -3,66 +3,16 @@
 //! restarted mid-stream; afterwards every output id stands exactly once in
 //! its topic and the outputs per key equal `andon replay`'s.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{json, Value};
-
-/// These tests start several processes each and lean on session
-/// timeouts: on a 2-core machine they run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn andon(args: &[&str], log: &Path) -> Proc {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_andon"))
-        .args(args)
-        .env("RUST_LOG", "info,librdkafka=warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn andon");
-    Proc(child)
-}
-
-fn dev_cluster(dir: &Path, partitions: u32) -> (Proc, String) {
-    let file = dir.join("bootstrap");
-    let p = andon(
-        &["dev-cluster", "--partitions", &partitions.to_string(), "--bootstrap-file", file.to_str().expect("path")],
-        &dir.join("dev-cluster.log"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(s) = std::fs::read_to_string(&file) {
-            if s.ends_with('\n') {
-                return (p, s.trim().to_owned());
-            }
-        }
-        assert!(Instant::now() < deadline, "dev-cluster did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 const RULES: &str = r#"
 [rules.default]
@@ -243,7 +193,7 @@ fn assert_exactly_once_and_equal_to_replay(bootstrap: &str, complaints: &[String
 fn kill_9_mid_stream_three_times_then_outputs_are_exactly_once() {
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_cluster, bootstrap) = dev_cluster(dir.path(), 3);
+    let (_cluster, bootstrap) = start_dev_cluster(dir.path(), 3);
     let (complaints, updates) = workload(24_000);
     let expected_commands = {
         let e = replay(&settings("unused:9092", RULES), &complaints, &updates);
@@ -257,7 +207,7 @@ fn kill_9_mid_stream_three_times_then_outputs_are_exactly_once() {
 
     // Kill at about a tenth, a third and two thirds of the delist commands.
     for fraction in [0.1, 0.33, 0.66] {
-        let mut p = andon(&args, &log);
+        let mut p = spawn_andon(&args, &log);
         let mark = (expected_commands as f64 * fraction) as i64;
         let deadline = Instant::now() + Duration::from_secs(90);
         while high_watermarks(&bootstrap, "andon.delist-commands", 3) < mark {
@@ -278,7 +228,7 @@ fn kill_9_mid_stream_three_times_then_outputs_are_exactly_once() {
     }
     // The last run finishes the input and stops gracefully.
     let restores_before = std::fs::read_to_string(&log).unwrap_or_default().matches("partition restored").count();
-    let mut p = andon(&args, &log);
+    let mut p = spawn_andon(&args, &log);
     wait_for_restores(&log, restores_before + 3);
     let want = expected_outputs(&replay(&settings("unused:9092", RULES), &complaints, &updates));
     wait_stable(
@@ -300,7 +250,7 @@ fn kill_9_mid_stream_three_times_then_outputs_are_exactly_once() {
 fn two_processes_split_the_partitions_and_take_over_from_each_other() {
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_cluster, bootstrap) = dev_cluster(dir.path(), 4);
+    let (_cluster, bootstrap) = start_dev_cluster(dir.path(), 4);
     let (complaints, updates) = workload(16_000);
     // All input first: then the merge by event time sees what replay sees,
     // whoever processes a partition and whenever (spec, Semantics 0).
@@ -313,7 +263,7 @@ fn two_processes_split_the_partitions_and_take_over_from_each_other() {
     // A starts alone and gets everything; B joins mid-stream and A hands
     // half of its partitions over (cooperative rebalance); then A leaves
     // and B takes over the rest.
-    let mut a = andon(&args, &a_log);
+    let mut a = spawn_andon(&args, &a_log);
     let first = expected_outputs(&expected) / 5;
     let deadline = Instant::now() + Duration::from_secs(60);
     while counted_outputs(&bootstrap) < first {
@@ -324,7 +274,7 @@ fn two_processes_split_the_partitions_and_take_over_from_each_other() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let b = andon(&args, &b_log);
+    let b = spawn_andon(&args, &b_log);
     wait_for_restores(&b_log, 2);
     let pid = a.0.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");

@@ -6,26 +6,18 @@
 //! recording rule of `deploy/prometheus/rules.yaml`.
 //!
 //! Chromium and Prometheus come from Debian's packages, installed by
-//! `scripts/test` (the README's test command); without them these tests
-//! fail, they do not skip.
+//! `scripts/test` (the README's test command): these tests are ignored by a
+//! plain `cargo test` (which lists them as such) and run by `scripts/test`;
+//! run without the tools, they fail, they do not skip.
 
-mod common;
-
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::common::{self, chromium, http_get, Proc};
 
 /// Starts `andon demo` with its HTTP server on a free port; returns the
 /// process and the address it serves on.
@@ -53,22 +45,11 @@ fn demo(seconds: u32) -> (Proc, SocketAddr) {
     (Proc(child), addr.parse().expect("an address"))
 }
 
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let Ok(mut s) = TcpStream::connect(addr) else { return (0, String::new()) };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
-}
-
 /// Waits until the demo has committed at least one pull.
 fn wait_for_pulls(addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let (_, body) = get(addr, "/metrics");
+        let (_, body) = http_get(addr, "/metrics");
         let pulls: f64 = body
             .lines()
             .filter(|l| l.starts_with("andon_pulls_total{"))
@@ -82,32 +63,10 @@ fn wait_for_pulls(addr: SocketAddr) {
     }
 }
 
-fn chromium(args: &[&str], url: &str) -> std::process::Output {
-    let profile = tempfile::tempdir().expect("profile dir");
-    Command::new(common::need_tool("chromium"))
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-            // Let the page's first fetches and refresh run.
-            "--virtual-time-budget=6000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .arg(url)
-        .output()
-        .expect("chromium runs")
-}
-
 #[test]
+#[ignore = "needs Chromium: scripts/test installs it"]
 fn the_status_page_in_headless_chromium_shows_pulls_without_console_errors() {
+    let _parallel = common::parallel();
     let (_demo, addr) = demo(150);
     wait_for_pulls(addr);
     let url = format!("http://{addr}/");
@@ -137,7 +96,9 @@ fn the_status_page_in_headless_chromium_shows_pulls_without_console_errors() {
 }
 
 #[test]
+#[ignore = "needs Prometheus: scripts/test installs it"]
 fn a_real_prometheus_scrapes_the_demo_and_evaluates_the_recording_rule() {
+    let _parallel = common::parallel();
     let (_demo, addr) = demo(150);
     wait_for_pulls(addr);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -174,7 +135,7 @@ fn a_real_prometheus_scrapes_the_demo_and_evaluates_the_recording_rule() {
                 }
             })
             .collect();
-        get(prom_addr, &format!("/api/v1/query?query={q}")).1
+        http_get(prom_addr, &format!("/api/v1/query?query={q}")).1
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut pulls = String::new();

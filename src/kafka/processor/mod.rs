@@ -13,10 +13,15 @@
 //! A partition with input waiting and no progress for
 //! `processing.stall_after` is reported stalled
 //! (docs/guarantees.md#progress-is-watched).
+//!
+//! Here: the loop, processing and the batch. Beside it: [`slots`] (the
+//! three states, restores that finish, a changed partition count),
+//! [`restorer`] (the restorer thread and the loop's waker), [`health`]
+//! (what is reported after each batch).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::base_consumer::PartitionQueue;
@@ -25,6 +30,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+mod health;
+mod restorer;
+mod slots;
+
 use super::batch::{self, Share, Writer};
 use super::checkpoint::Kind;
 use super::client;
@@ -32,16 +41,18 @@ use super::errors::{Backoff, FailureKind};
 use super::group::{self, Ends, Event, GroupContext, GroupHandle, UpdatesContext};
 use super::io::rdkafka::{KafkaReader, KafkaSink};
 use super::io::BatchSink;
-use super::restore::{self, RestoreError, Restored, Why};
-use super::task::{Incoming, Limits, Produce, Task};
+use super::restore::{self, Why};
+use super::task::{Incoming, Limits};
 use super::{RunError, RunOptions};
 use crate::config::{Guarantee, Settings};
-use crate::event::{Output, WorkOrderEvent};
 use crate::merge::Side;
 use crate::ops::metrics::Metrics;
-use crate::ops::status::{PartitionHealth, Status};
+use crate::ops::status::Status;
 use crate::time::Ts;
-use crate::view::{TableRecord, TableWriter};
+use crate::view::TableRecord;
+use health::log_output;
+use restorer::{Job, Reply, Waker};
+use slots::{restoring, Active, Slot};
 
 /// Records processed after which a batch is written before its interval
 /// is up: bounds memory and the size of a transaction.
@@ -57,80 +68,6 @@ const TOPOLOGY_EVERY: Duration = Duration::from_secs(30);
 /// The wall clock as event time.
 pub fn wall_clock() -> Ts {
     chrono::Utc::now().timestamp_nanos_opt().map_or(Ts::MAX, Ts::from_nanos)
-}
-
-/// Wakes the loop when a partition queue receives something.
-#[derive(Default)]
-struct Waker {
-    woken: Mutex<bool>,
-    cond: Condvar,
-}
-
-impl Waker {
-    fn wake(&self) {
-        *self.woken.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.cond.notify_one();
-    }
-
-    /// Waits until woken or `until`; clears the wake.
-    fn wait(&self, until: Instant) {
-        let mut woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
-        while !*woken {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            woken = self.cond.wait_timeout(woken, left).unwrap_or_else(|e| e.into_inner()).0;
-        }
-        *woken = false;
-    }
-}
-
-/// A partition this member owns.
-enum Slot {
-    /// Waiting for its restore (`requested`: handed to the restorer).
-    Restoring {
-        why: Why,
-        since: Instant,
-        not_before: Instant,
-        requested: bool,
-        backoff: Backoff,
-    },
-    /// Its restore failed; tried again at `retry_at`.
-    Failed {
-        why: Why,
-        since: Instant,
-        retry_at: Instant,
-        backoff: Backoff,
-        error: String,
-    },
-    Active(Box<Active>),
-}
-
-struct Active {
-    task: Task,
-    /// Outputs processed and not yet written.
-    pending: Vec<Produce>,
-    /// Records processed since the last batch.
-    processed: u64,
-    /// When the partition last made progress (a batch that moved it, or
-    /// nothing waiting).
-    progress: Instant,
-    backoff: Backoff,
-    /// The partition's side of the cluster-wide view's table.
-    view: TableWriter,
-}
-
-/// The restorer thread: restores (all requested partitions at once) and
-/// topology checks, off the loop.
-enum Job {
-    Restore(Vec<(i32, Why)>),
-    CheckTopics,
-}
-
-enum Reply {
-    Restored(Vec<(i32, Result<Restored, RestoreError>)>, Duration),
-    Topics(Result<usize, String>),
 }
 
 pub struct Processor {
@@ -152,10 +89,15 @@ pub struct Processor {
     /// Workers for the partitions (none with one thread).
     pool: Option<rayon::ThreadPool>,
     ends: Arc<Ends>,
+    /// Each owned partition's input positions (complaints, updates) when it
+    /// was last active: its lag while it restores or has failed.
+    positions: BTreeMap<i32, (i64, i64)>,
     waker: Arc<Waker>,
     attempt: u64,
     /// Set when a topic's partition count changed: processing stops.
     halted: Option<String>,
+    /// The group has assigned this member its partitions (maybe none) once.
+    joined: bool,
     last_board: Instant,
     last_topology: Instant,
     batch_started: Instant,
@@ -169,8 +111,10 @@ impl Processor {
         shutdown: &AtomicBool,
         options: RunOptions,
     ) -> Result<Self, RunError> {
-        client::wait_for_brokers(&settings, shutdown)?;
-        let partitions = client::check_topics(&settings)?;
+        let t0 = Instant::now();
+        let metadata = client::wait_for_brokers(&settings, shutdown)?;
+        let partitions = client::check_topics(&metadata, &settings)?;
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "start: brokers and topics checked");
         // The broker may not say (the MockCluster lets the question time
         // out): asked beside the group join, not before it.
         let compaction = {
@@ -218,14 +162,32 @@ impl Processor {
             update_queues.push(q);
         }
         let eos = settings.processing.guarantee == Guarantee::ExactlyOnce;
+        // Join as early as possible: the join takes seconds (the group's
+        // initial rebalance delay), the rest of the start-up happens meanwhile.
+        group.subscribe(&[t.complaints.as_str()])?;
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "start: subscribed");
         let sink = KafkaSink::new(client::producer(&settings, eos), eos, Arc::new(GroupHandle(group.clone())))?;
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "start: producer ready");
         let reader = KafkaReader::new(client::plain_consumer(&settings))?;
+        // Partitions added in place while andon was stopped: refused here,
+        // before any partition (an old one or a new one) is processed.
+        match restore::written_partition_count(&reader, &t.state, partitions as u32) {
+            Ok(Some(written)) if written != partitions as u32 => {
+                let (state, now) = (t.state.clone(), partitions as u32);
+                return Err(client::TopologyError::Repartitioned { state, written, now }.into());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the partition count of the changelog failed: each restore checks its own")
+            }
+        }
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "start: changelog's partition count checked");
         let limits = Limits {
             max_event_bytes: settings.processing.max_event_bytes,
             max_message_bytes: client::max_message_bytes(&settings),
         };
-        let (jobs, replies) = restorer(settings.clone(), reader, partitions as u32, limits)?;
-        group.subscribe(&[t.complaints.as_str()])?;
+        let (jobs, replies) =
+            restorer::start(settings.clone(), reader, partitions as u32, limits, waker.clone(), metadata)?;
         let threads = settings.processing.effective_threads();
         let pool = if threads > 1 {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -262,9 +224,11 @@ impl Processor {
             partitions: partitions as u32,
             pool,
             ends,
+            positions: BTreeMap::new(),
             waker,
             attempt: 0,
             halted: None,
+            joined: false,
             last_board: Instant::now(),
             last_topology: Instant::now(),
             batch_started: Instant::now(),
@@ -283,16 +247,34 @@ impl Processor {
             self.status.touch();
             let deadline = self.batch_started + interval;
             let mut processed = 0;
+            let (mut rounds, mut idle) = (0u32, Duration::ZERO);
+            let started = Instant::now();
             loop {
                 let n = self.process_round();
                 processed += n;
+                rounds += 1;
                 if stopping || Instant::now() >= deadline || processed >= MAX_BATCH || shutdown.load(Ordering::Relaxed)
                 {
                     break;
                 }
                 if n == 0 {
+                    let t = Instant::now();
                     self.waker.wait(deadline.min(Instant::now() + Duration::from_millis(20)));
+                    idle += t.elapsed();
                 }
+                // A restore finished: take it now, not at the next batch.
+                if self.waker.take_reply() {
+                    break;
+                }
+            }
+            if processed > 0 {
+                tracing::debug!(
+                    processed,
+                    rounds,
+                    busy_ms = (started.elapsed() - idle).as_millis() as u64,
+                    idle_ms = idle.as_millis() as u64,
+                    "batch processed"
+                );
             }
             self.batch_started = Instant::now();
             self.write_batch();
@@ -327,10 +309,20 @@ impl Processor {
             self.metrics.rebalances.inc();
             match e {
                 Event::Assigned(ps) => {
+                    self.joined = true;
                     let generation = group::generation(&self.group).unwrap_or(0);
+                    // The updates partitions follow, fetching meanwhile too
+                    // (so that an empty one has said so by the time its
+                    // task starts).
+                    let mut tpl = TopicPartitionList::new();
                     for p in ps {
                         let why = Why::Assigned { generation };
                         self.slots.insert(p, restoring(why, Instant::now(), Backoff::default()));
+                        let _ =
+                            tpl.add_partition_offset(&self.settings.topics.work_order_updates, p, Offset::Beginning);
+                    }
+                    if let Err(e) = self.updates.incremental_assign(&tpl) {
+                        tracing::warn!(error = %e, "assigning the updates partitions failed");
                     }
                 }
                 Event::Revoked(ps) => {
@@ -339,6 +331,7 @@ impl Processor {
                             tracing::info!(partition = p, dropped_unprocessed = a.task.waiting(), "partition revoked");
                         }
                         self.unassign_updates(p);
+                        self.positions.remove(&p);
                         let label = p.to_string();
                         for g in [
                             &self.metrics.consumer_lag,
@@ -355,9 +348,7 @@ impl Processor {
             match reply {
                 Reply::Restored(results, elapsed) => {
                     self.restoring = false;
-                    for (p, r) in results {
-                        self.restored(p, r, elapsed);
-                    }
+                    self.restored(results, elapsed);
                 }
                 Reply::Topics(r) => self.topology(r),
             }
@@ -400,101 +391,6 @@ impl Processor {
         }
     }
 
-    /// A restore finished: the partition starts where its chain ends, or
-    /// is marked failed and tried again later.
-    fn restored(&mut self, p: i32, r: Result<Restored, RestoreError>, elapsed: Duration) {
-        let Some(Slot::Restoring { why, since, backoff, .. }) = self.slots.get(&p) else {
-            return; // revoked meanwhile
-        };
-        let (why, since, mut backoff) = (*why, *since, backoff.clone());
-        match r {
-            Ok(restored) => {
-                self.metrics.restore_seconds.observe(elapsed.as_secs_f64());
-                let task = restored.task;
-                let pos = task.chain.positions;
-                let known = task.chain.seq > 0;
-                let offset = |o| if known { Offset::Offset(o) } else { Offset::Beginning };
-                let t = &self.settings.topics;
-                if let Err(e) = self.group.seek(&t.complaints, p, offset(pos.complaints), Duration::from_secs(10)) {
-                    tracing::warn!(partition = p, error = %e, "seek failed: restoring again");
-                    self.slots.insert(p, restoring(why, since, backoff));
-                    return;
-                }
-                let mut tpl = TopicPartitionList::new();
-                let _ = tpl.add_partition_offset(&t.complaints, p, offset(pos.complaints));
-                if let Err(e) = self.group.resume(&tpl) {
-                    tracing::warn!(partition = p, error = %e, "resume failed");
-                }
-                let mut tpl = TopicPartitionList::new();
-                let _ = tpl.add_partition_offset(&t.work_order_updates, p, offset(pos.updates));
-                if let Err(e) = self.updates.incremental_assign(&tpl) {
-                    tracing::warn!(partition = p, error = %e, "assigning the updates partition failed");
-                }
-                self.metrics.partition_failed.with_label_values(&[&p.to_string()]).set(0);
-                self.slots.insert(
-                    p,
-                    Slot::Active(Box::new(Active {
-                        task,
-                        pending: Vec::new(),
-                        processed: 0,
-                        progress: Instant::now(),
-                        backoff,
-                        view: TableWriter::new(p),
-                    })),
-                );
-            }
-            Err(e) => {
-                let wait = if e.is_transient() { backoff.fail() } else { backoff.fail().max(Duration::from_secs(5)) };
-                tracing::error!(
-                    partition = p,
-                    error = %e,
-                    retry_in_ms = wait.as_millis() as u64,
-                    "restore failed: the partition is not processed until it restores (README, \"A corrupt or broken checkpoint chain\")"
-                );
-                self.metrics.partition_failed.with_label_values(&[&p.to_string()]).set(1);
-                let now = Instant::now();
-                self.slots.insert(p, Slot::Failed { why, since, retry_at: now + wait, backoff, error: e.to_string() });
-            }
-        }
-    }
-
-    fn topology(&mut self, r: Result<usize, String>) {
-        let problem = match r {
-            Ok(n) if n as u32 == self.partitions => return,
-            Ok(n) => format!(
-                "the partition count of andon's topics changed from {} to {n}: keys would move between partitions and ids would restart; processing stopped (README, \"Partition counts are fixed\")",
-                self.partitions
-            ),
-            Err(e) if e.contains("must have the same partition count") => e,
-            Err(e) => {
-                tracing::warn!(error = %e, "checking the topics failed");
-                return;
-            }
-        };
-        if self.halted.is_none() {
-            tracing::error!(problem = %problem, "stopping processing");
-        }
-        // Nothing more is processed: every partition is paused, its
-        // uncommitted work dropped, and reported failed.
-        let ps: Vec<i32> = self.slots.keys().copied().collect();
-        for p in ps {
-            self.pause(p);
-            let now = Instant::now();
-            self.slots.insert(
-                p,
-                Slot::Failed {
-                    why: Why::Recovery { era: 0 },
-                    since: now,
-                    retry_at: now + Duration::from_secs(3600 * 24 * 365),
-                    backoff: Backoff::default(),
-                    error: problem.clone(),
-                },
-            );
-            self.metrics.partition_failed.with_label_values(&[&p.to_string()]).set(1);
-        }
-        self.halted = Some(problem);
-    }
-
     /// One pass over the active partitions: drain their queues, process.
     fn process_round(&mut self) -> u64 {
         let now = Instant::now();
@@ -514,8 +410,10 @@ impl Processor {
         }
         let work = |a: &mut Active| {
             let p = a.task.partition as usize;
-            let mut n = drain(a, Side::Complaints, &cq[p], now, idle);
-            n += drain(a, Side::Updates, &uq[p], now, idle);
+            // Updates first: usually few or none, and an end-of-partition
+            // known before the complaints are offered lets them straight through.
+            let mut n = drain(a, Side::Updates, &uq[p], now, idle);
+            n += drain(a, Side::Complaints, &cq[p], now, idle);
             let tally = a.task.process(now, wall, idle, &mut a.pending);
             n += tally.processed + tally.undecodable;
             a.processed += n;
@@ -541,7 +439,7 @@ impl Processor {
             let Slot::Active(a) = slot else { continue };
             let (c, u) = a.task.input_positions();
             let moved = (c, u) != (a.task.chain.positions.complaints, a.task.chain.positions.updates);
-            if a.pending.is_empty() && !a.task.has_changes() && !moved {
+            if a.pending.is_empty() && !a.task.has_changes() && !moved && !a.view.idle_refresh_due(now) {
                 continue;
             }
             // The view's table records come from the same state as the
@@ -586,6 +484,18 @@ impl Processor {
         match result {
             Ok(done) => {
                 self.metrics.transaction_seconds.observe(started.elapsed().as_secs_f64());
+                tracing::debug!(
+                    partitions = done.len(),
+                    records = done
+                        .iter()
+                        .filter_map(|d| match self.slots.get(&d.partition) {
+                            Some(Slot::Active(a)) => Some(a.processed),
+                            _ => None,
+                        })
+                        .sum::<u64>(),
+                    write_ms = started.elapsed().as_millis() as u64,
+                    "batch written"
+                );
                 let now = Instant::now();
                 let wall = wall_clock();
                 for d in done {
@@ -634,8 +544,12 @@ impl Processor {
             waits.push(wait.as_millis() as u64);
             self.pause(*p);
             let why = Why::Recovery { era: a.task.era };
-            self.slots
-                .insert(*p, Slot::Restoring { why, since: now, not_before: now + wait, requested: false, backoff });
+            // `since`: the last progress, not now (see `restored`).
+            let since = a.progress;
+            // Its lag meanwhile: from the checkpoint it goes back to.
+            let at = a.task.chain.positions;
+            self.positions.insert(*p, (at.complaints, at.updates));
+            self.slots.insert(*p, Slot::Restoring { why, since, not_before: now + wait, requested: false, backoff });
         }
         tracing::warn!(
             kind = kind.as_str(),
@@ -664,61 +578,6 @@ impl Processor {
         tpl.add_partition(&self.settings.topics.work_order_updates, p);
         let _ = self.updates.incremental_unassign(&tpl);
     }
-
-    /// After a batch: health, lag and gauges; at most once a second the
-    /// board that `/andons` and the status page show.
-    fn publish(&mut self) {
-        let now = Instant::now();
-        let stall_after = self.settings.processing.stall_after;
-        let mut health = Vec::with_capacity(self.slots.len());
-        let mut ready = self.halted.is_none();
-        for (p, slot) in self.slots.iter_mut() {
-            let label = p.to_string();
-            let (state, error, stalled) = match slot {
-                Slot::Active(a) => {
-                    if a.task.caught_up() && a.pending.is_empty() {
-                        a.progress = now;
-                    }
-                    let stalled = now.duration_since(a.progress) > stall_after;
-                    let pos = a.task.input_positions();
-                    let lag = [(Side::Complaints, pos.0), (Side::Updates, pos.1)]
-                        .iter()
-                        .map(|(side, at)| self.ends.get(*side, *p).map_or(0, |end| (end - at).max(0)))
-                        .sum::<i64>();
-                    self.metrics.consumer_lag.with_label_values(&[&label]).set(lag);
-                    ("active", None, stalled)
-                }
-                Slot::Restoring { since, .. } => ("restoring", None, now.duration_since(*since) > stall_after),
-                Slot::Failed { error, .. } => ("failed", Some(error.clone()), true),
-            };
-            self.metrics.partition_stalled.with_label_values(&[&label]).set(i64::from(stalled));
-            ready &= state == "active" && !stalled;
-            health.push(PartitionHealth { partition: *p, state, stalled, error });
-        }
-        *self.status.health.lock().unwrap_or_else(|e| e.into_inner()) = health;
-        *self.status.problem.lock().unwrap_or_else(|e| e.into_inner()) = self.halted.clone();
-        self.status.set_partitions(self.slots.keys().copied());
-        self.status.ready.store(ready, Ordering::Relaxed);
-        if self.last_board.elapsed() < Duration::from_secs(1) {
-            return;
-        }
-        self.last_board = Instant::now();
-        let (mut open, mut delisted, mut keys) = (0, 0, 0);
-        for slot in self.slots.values() {
-            let Slot::Active(a) = slot else { continue };
-            let e = a.task.engine();
-            open += e.open_andon_count();
-            delisted += e.delisted_subject_count();
-            keys += e.key_count();
-        }
-        self.metrics.open_andons.set(open as i64);
-        self.metrics.delisted_subjects.set(delisted as i64);
-        self.metrics.state_keys.set(keys as i64);
-    }
-}
-
-fn restoring(why: Why, since: Instant, backoff: Backoff) -> Slot {
-    Slot::Restoring { why, since, not_before: Instant::now(), requested: false, backoff }
 }
 
 /// Hands what a partition queue holds to the task (at most [`DRAIN`]);
@@ -752,64 +611,5 @@ fn incoming<'a>(side: Side, m: &'a BorrowedMessage<'a>) -> Incoming<'a> {
         key: m.key(),
         value: m.payload(),
         timestamp: m.timestamp().to_millis().map(Ts::from_millis),
-    }
-}
-
-/// Starts the restorer thread.
-fn restorer(
-    settings: Arc<Settings>,
-    reader: KafkaReader,
-    partitions: u32,
-    limits: Limits,
-) -> Result<(mpsc::Sender<Job>, mpsc::Receiver<Reply>), RunError> {
-    let (jobs, rx) = mpsc::channel::<Job>();
-    let (tx, replies) = mpsc::channel::<Reply>();
-    std::thread::Builder::new()
-        .name("restorer".into())
-        .spawn(move || {
-            for job in rx {
-                let reply = match job {
-                    Job::Restore(ps) => {
-                        let started = Instant::now();
-                        let r = restore::restore(&reader, &settings, &ps, partitions, &limits);
-                        Reply::Restored(r, started.elapsed())
-                    }
-                    Job::CheckTopics => Reply::Topics(client::check_topics(&settings).map_err(|e| e.to_string())),
-                };
-                if tx.send(reply).is_err() {
-                    return;
-                }
-            }
-        })
-        .map_err(RunError::Thread)?;
-    Ok((jobs, replies))
-}
-
-/// One structured line per pull, delist, relist and escalation.
-fn log_output(partition: i32, o: &Output) {
-    match o {
-        Output::Command(c) => tracing::info!(
-            partition,
-            action = c.action.as_str(),
-            command_id = %c.command_id,
-            andon_id = %c.andon_id,
-            subject = %c.subject_key,
-            "subject {}", if matches!(c.action, crate::event::Action::Delist) { "delisted" } else { "relisted" }
-        ),
-        Output::WorkOrder(WorkOrderEvent::Opened { andon_id, issue, trigger, evidence_total, .. }) => tracing::info!(
-            partition,
-            andon_id = %andon_id,
-            issue = %issue,
-            trigger = trigger.as_str(),
-            evidence = evidence_total,
-            "andon pulled"
-        ),
-        Output::WorkOrder(WorkOrderEvent::Escalated { andon_id, step, owner, .. }) => {
-            tracing::info!(partition, andon_id = %andon_id, step, owner = %owner, "step escalated")
-        }
-        Output::WorkOrder(WorkOrderEvent::Closed { andon_id, verdict, .. }) => {
-            tracing::info!(partition, andon_id = %andon_id, verdict = verdict.as_str(), "work order closed")
-        }
-        Output::WorkOrder(WorkOrderEvent::StepCompleted { .. }) => {}
     }
 }

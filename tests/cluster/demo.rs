@@ -6,8 +6,12 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::serial;
+
 #[test]
 fn demo_runs_the_whole_cycle_and_exits_cleanly() {
+    // Timed: tens of complaints a second for 40 s.
+    let _serial = serial();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_andon"));
     // A developer's own ANDON__ variables must not change what the test sees.
     for (k, _) in std::env::vars() {

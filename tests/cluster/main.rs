@@ -1,0 +1,27 @@
+//! The tests that talk Kafka or HTTP, in one binary (one link of
+//! librdkafka): against librdkafka's MockCluster in process or an
+//! `andon dev-cluster` process, with `andon run` and `andon demo` in
+//! process or as processes of their own.
+//!
+//! Tests of one binary run on parallel threads, so each test here takes
+//! the lock in `common` first:
+//!
+//! - alone ([`common::serial`]): those that start processes and lean on
+//!   session timeouts ([`kafka_restart`], [`view`]), the demo's run whose
+//!   traffic rate is checked ([`demo`]), and the injected faults, whose
+//!   outages and stalls are timed ([`kafka_faults`]);
+//! - beside each other ([`common::parallel`]): those with an in-process
+//!   MockCluster of their own ([`kafka_e2e`], [`http`]), and the two that
+//!   each run a demo for Chromium or Prometheus to look at ([`ops`]; they
+//!   ran side by side in their own binary too).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod demo;
+mod http;
+mod kafka_e2e;
+mod kafka_faults;
+mod kafka_restart;
+mod ops;
+mod view;
