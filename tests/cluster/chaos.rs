@@ -21,16 +21,14 @@
 //!
 //! `cargo test` runs about ten faults (two to three minutes). Longer runs:
 //! `scripts/chaos [faults] [seed]`, or `CHAOS_FAULTS=200 CHAOS_SEED=42
-//! cargo test --release --test chaos -- --nocapture`; `CHAOS_RATE` sets the
-//! complaints a second (by default as many as the MockCluster keeps for the
-//! whole run: it holds at most 5 MiB a partition).
-
-mod common;
-mod faults;
+//! cargo test --release --test cluster chaos -- --nocapture`; `CHAOS_RATE`
+//! sets the complaints a second (by default as many as the MockCluster
+//! keeps for the whole run: it holds at most 5 MiB a partition).
 
 use std::time::{Duration, Instant};
 
-use faults::*;
+use crate::common::faults::*;
+use crate::common::serial;
 
 const PARTITIONS: i32 = 6;
 const MEMBERS: usize = 3;
@@ -173,6 +171,7 @@ fn no_crash(members: &mut [Member], t0: Instant) {
 
 #[test]
 fn chaos_kill_freeze_and_broker_faults_lose_nothing_and_change_nothing() {
+    let _serial = serial();
     let faults: usize = env("CHAOS_FAULTS").unwrap_or(10);
     let seed: u64 = env("CHAOS_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_secs() % 100_000)

@@ -1,10 +1,10 @@
-//! The pieces of the multi-process fault tests (`tests/zombie.rs`,
-//! `tests/chaos.rs`): an `andon dev-cluster` process that takes fault
-//! commands on its stdin, `andon run` members to kill, stop and restart,
+//! The pieces of the multi-process fault tests (`tests/cluster/zombie.rs`,
+//! `tests/cluster/chaos.rs`): an `andon dev-cluster` process that takes
+//! fault commands on its stdin, `andon run` members to kill, stop and restart,
 //! traffic that flows while they do (complaints, and updates that close
 //! the work orders the members open), and the final check of every output
 //! partition against `andon replay` of the inputs as they stand in their
-//! topics.
+//! topics ([`compare`] serves `tests/cluster/kafka_restart.rs` too).
 //!
 //! The traffic keeps every subject's complaints and updates apart in time
 //! (see [`TrafficOptions`]), so that what a member processes does not
@@ -16,24 +16,25 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{ChildStdin, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
-use super::common;
+use super::{http_get, per_key_replay, read_all, replay, send_waiting, served_addr, settings, watermarks};
+use super::{PerKey, Proc, Record};
 
-/// Rules of the fault tests: pairs of customers pull within an hour, a
+/// Rules of the fault tests and of `kafka_restart`: pairs of customers pull within an hour, a
 /// safety hazard at once; two owners per work order.
 pub const RULES: &str = r#"
 [rules.default]
@@ -124,7 +125,7 @@ impl Drop for TestDir {
 /// `andon dev-cluster` in a process of its own, its stdin the fault
 /// control (see `andon dev-cluster --help`).
 pub struct Cluster {
-    child: Child,
+    proc: Proc,
     stdin: ChildStdin,
     answers: mpsc::Receiver<String>,
     pub bootstrap: String,
@@ -134,36 +135,26 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(dir: &Path, partitions: i32) -> Cluster {
-        let log_path = dir.join("dev-cluster.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_andon"))
-            .args(["dev-cluster", "--partitions", &partitions.to_string()])
-            .env("RUST_LOG", "info,librdkafka=warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("spawn andon dev-cluster");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = child.stdout.take().expect("stdout");
+        let (mut proc, bootstrap) = super::start_dev_cluster(dir, partitions);
+        let stdin = proc.0.stdin.take().expect("stdin");
+        let stdout = proc.0.stdout.take().expect("stdout");
         let (tx, answers) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
+            // The first line is the bootstrap servers; answers follow.
+            for line in BufReader::new(stdout).lines().skip(1) {
                 let Ok(line) = line else { return };
                 if tx.send(line).is_err() {
                     return;
                 }
             }
         });
-        let bootstrap =
-            answers.recv_timeout(Duration::from_secs(20)).expect("dev-cluster prints its bootstrap servers");
-        Cluster { child, stdin, answers, bootstrap, partitions, log: log_path }
+        Cluster { proc, stdin, answers, bootstrap, partitions, log: dir.join("dev-cluster.log") }
     }
 
     /// Why the dev cluster is gone, if it is: its exit and the end of its
     /// log (librdkafka's MockCluster asserts on some sequences of events).
     pub fn gone(&mut self) -> Option<String> {
-        let status = self.child.try_wait().ok()??;
+        let status = self.proc.0.try_wait().ok()??;
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(3).collect();
         Some(format!("the dev cluster exited ({status}); its log ends: {}", tail.join(" | ")))
@@ -189,13 +180,6 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 // ---------------------------------------------------------------- members
 
 /// An `andon run` process, started and stopped at will; each start
@@ -204,7 +188,7 @@ pub struct Member {
     pub name: String,
     config: PathBuf,
     pub log: PathBuf,
-    child: Option<Child>,
+    child: Option<Proc>,
     stopped: bool,
     pub starts: u32,
 }
@@ -226,19 +210,12 @@ impl Member {
         self.starts += 1;
         let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
         let _ = writeln!(log, "=== start {} of {} ===", self.starts, self.name);
-        let child = Command::new(env!("CARGO_BIN_EXE_andon"))
-            .args(["run", "--config", self.config.to_str().expect("path")])
-            .env("RUST_LOG", "info,librdkafka=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn andon run");
-        self.child = Some(child);
+        drop(log);
+        self.child = Some(super::spawn_andon(&["run", "--config", self.config.to_str().expect("path")], &self.log));
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.as_ref().map(|c| c.0.id())
     }
 
     fn signal(&self, sig: &str) {
@@ -255,12 +232,9 @@ impl Member {
         self.stopped
     }
 
-    /// `kill -9`.
+    /// `kill -9` (a frozen member is resumed first, to die at once).
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        drop(self.child.take());
         self.stopped = false;
     }
 
@@ -270,15 +244,14 @@ impl Member {
             self.cont();
         }
         let Some(mut c) = self.child.take() else { return Err("not running".into()) };
-        self.signal_pid(c.id(), "TERM");
+        self.signal_pid(c.0.id(), "TERM");
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(Some(status)) = c.try_wait() {
+            if let Ok(Some(status)) = c.0.try_wait() {
                 return Ok(status);
             }
             if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
+                // Dropped: killed and reaped.
                 return Err(format!("did not stop within {timeout:?} of SIGTERM: killed"));
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -302,7 +275,7 @@ impl Member {
 
     /// The exit status if the process ended on its own.
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        let status = self.child.as_mut()?.try_wait().ok()??;
+        let status = self.child.as_mut()?.0.try_wait().ok()??;
         self.child = None;
         Some(status)
     }
@@ -323,18 +296,18 @@ impl Member {
 
     /// Where this start serves HTTP (from its log).
     pub fn http(&self) -> Option<SocketAddr> {
-        let log = self.current_log();
-        let line = log.lines().rev().find(|l| l.contains("and the status page"))?;
-        let addr = line.split("addr=").nth(1)?.split_whitespace().next()?;
-        addr.parse().ok()
+        served_addr(&self.current_log())
     }
 
     /// `/readyz` and the consumer lag summed over the partitions it owns
     /// with the partitions it reports lag for (`None`: not answering).
     pub fn health(&self) -> Option<Health> {
         let addr = self.http()?;
-        let (ready_code, ready) = http_get(addr, "/readyz")?;
-        let (_, metrics) = http_get(addr, "/metrics")?;
+        let (ready_code, ready) = http_get(addr, "/readyz");
+        let (code, metrics) = http_get(addr, "/metrics");
+        if ready_code == 0 || code == 0 {
+            return None;
+        }
         let mut lag = 0;
         let mut lag_partitions = Vec::new();
         for l in metrics.lines().filter(|l| l.starts_with("andon_consumer_lag{")) {
@@ -350,15 +323,6 @@ impl Member {
     }
 }
 
-impl Drop for Member {
-    fn drop(&mut self) {
-        if self.stopped {
-            self.cont();
-        }
-        self.kill9();
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Health {
     pub ready: bool,
@@ -369,32 +333,13 @@ pub struct Health {
     pub lag_partitions: Vec<i32>,
 }
 
-/// One HTTP/1.1 GET on a fresh connection: (status, body).
-pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok())?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Some((status, body))
-}
-
 /// The members' configuration: the tests' settings (quick batches), the
 /// session timeout given, and empty fetches answered within 50 ms (the
 /// MockCluster holds an empty fetch for `fetch.wait.max.ms` and does not
 /// answer it early when records arrive).
 pub fn write_config(dir: &Path, bootstrap: &str, session_timeout: Duration) -> PathBuf {
-    let path = dir.join("andon.toml");
-    let session = format!("\"session.timeout.ms\" = \"{}\"", session_timeout.as_millis());
-    let text = common::settings_toml(bootstrap, RULES)
-        .replace("\"session.timeout.ms\" = \"6000\"", &session)
-        .replace("[kafka.properties]", "[kafka.properties]\n\"fetch.wait.max.ms\" = \"50\"");
-    assert!(text.contains(&session), "the tests' settings name session.timeout.ms");
-    std::fs::write(&path, text).expect("config");
-    path
+    let session = session_timeout.as_millis().to_string();
+    super::write_config(dir, bootstrap, RULES, &[("session.timeout.ms", &session), ("fetch.wait.max.ms", "50")])
 }
 
 /// Waits until the running members together own every partition, all
@@ -430,7 +375,7 @@ pub fn wait_drained(
         if assigned != partitions as usize {
             problems.push(format!("{assigned} of {partitions} partitions owned by ready members"));
         }
-        let outputs = end_offsets(bootstrap, &TOPICS_OUT, partitions);
+        let outputs = watermarks(bootstrap, &TOPICS_OUT, partitions).1;
         if outputs != last_outputs || !problems.is_empty() {
             last_outputs = outputs;
             calm_since = Instant::now();
@@ -443,137 +388,6 @@ pub fn wait_drained(
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-}
-
-/// Sum of the high watermarks of `topics`.
-pub fn end_offsets(bootstrap: &str, topics: &[&str], partitions: i32) -> i64 {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "fault-probe")
-        .create()
-        .expect("consumer");
-    let mut n = 0;
-    for t in topics {
-        for p in 0..partitions {
-            n += c.fetch_watermarks(t, p, Duration::from_secs(5)).map_or(0, |(_, h)| h);
-        }
-    }
-    n
-}
-
-/// Records the MockCluster dropped from the start of `topics` (it keeps at
-/// most 5 MiB or 100,000 message sets per partition).
-pub fn dropped(bootstrap: &str, topics: &[&str], partitions: i32) -> i64 {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "fault-probe")
-        .create()
-        .expect("consumer");
-    let mut n = 0;
-    for t in topics {
-        for p in 0..partitions {
-            n += c.fetch_watermarks(t, p, Duration::from_secs(10)).map_or(0, |(l, _)| l);
-        }
-    }
-    n
-}
-
-// ---------------------------------------------------------------- topics
-
-/// A record as it stands in its topic.
-#[derive(Debug, Clone)]
-pub struct Raw {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Vec<u8>)>,
-}
-
-impl Raw {
-    pub fn json(&self) -> Value {
-        self.value.as_deref().and_then(|v| serde_json::from_slice(v).ok()).unwrap_or(Value::Null)
-    }
-
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-    }
-
-    pub fn key_str(&self) -> Option<String> {
-        self.key.as_deref().map(|k| String::from_utf8_lossy(k).into_owned())
-    }
-
-    /// The output's id: `command_id`; `andon_id|type|step`; for the DLQ
-    /// the source coordinates.
-    pub fn output_id(&self) -> String {
-        if self.topic.ends_with("dlq") {
-            return format!(
-                "dlq:{}/{}/{}",
-                self.header("andon.source.topic").unwrap_or_default(),
-                self.header("andon.source.partition").unwrap_or_default(),
-                self.header("andon.source.offset").unwrap_or_default()
-            );
-        }
-        let v = self.json();
-        match v.get("command_id").and_then(Value::as_str) {
-            Some(c) => c.to_owned(),
-            None => {
-                format!("{}|{}|{}", v["andon_id"], v["type"], v.get("step").map(|s| s.to_string()).unwrap_or_default())
-            }
-        }
-    }
-}
-
-/// Everything in `topic` now (from each partition's low watermark), in
-/// partition and offset order.
-pub fn read_topic(bootstrap: &str, topic: &str, partitions: i32) -> Vec<Raw> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "fault-reader")
-        .set("enable.auto.commit", "false")
-        .set("allow.auto.create.topics", "false")
-        .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "50")
-        .create()
-        .expect("consumer");
-    let mut out = Vec::new();
-    for p in 0..partitions {
-        let (low, high) = c.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks");
-        if low >= high {
-            continue;
-        }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, p, Offset::Offset(low)).expect("tpl");
-        c.assign(&tpl).expect("assign");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            assert!(Instant::now() < deadline, "reading {topic}[{p}] timed out");
-            match c.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => {
-                    let headers = m
-                        .headers()
-                        .map(|h| h.iter().map(|x| (x.key.to_owned(), x.value.unwrap_or_default().to_vec())).collect())
-                        .unwrap_or_default();
-                    out.push(Raw {
-                        topic: topic.to_owned(),
-                        partition: p,
-                        offset: m.offset(),
-                        key: m.key().map(<[u8]>::to_vec),
-                        value: m.payload().map(<[u8]>::to_vec),
-                        headers,
-                    });
-                    if m.offset() + 1 >= high {
-                        break;
-                    }
-                }
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
-                Some(Err(e)) => panic!("reading {topic}: {e}"),
-                None => {}
-            }
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------- traffic
@@ -915,15 +729,7 @@ fn send(producer: &BaseProducer<ReportContext>, topic: &str, key: Option<&str>, 
     if let Some(k) = key {
         rec = rec.key(k);
     }
-    loop {
-        match producer.send(rec) {
-            Ok(()) => return,
-            Err((_, r)) => {
-                rec = r;
-                producer.poll(Duration::from_millis(10));
-            }
-        }
-    }
+    send_waiting(producer, rec);
 }
 
 // ---------------------------------------------------------------- check
@@ -933,12 +739,12 @@ fn send(producer: &BaseProducer<ReportContext>, topic: &str, key: Option<&str>, 
 /// place of the one before it in its partition), then partition, then
 /// offset. The traffic writes each partition in event-time order, so this
 /// keeps every partition's order, which is what `run` sees.
-pub fn inputs_in_topics(bootstrap: &str, partitions: i32) -> (Vec<String>, Vec<String>) {
+pub fn inputs_in_topics(bootstrap: &str) -> (Vec<String>, Vec<String>) {
     let order = |topic: &str, field: &str| -> Vec<String> {
         let mut recs: Vec<(i64, i32, i64, String)> = Vec::new();
         let mut last: HashMap<i32, i64> = HashMap::new();
-        for r in read_topic(bootstrap, topic, partitions) {
-            let line = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+        for r in read_all(bootstrap, topic) {
+            let line = String::from_utf8_lossy(&r.value).into_owned();
             let t = r.json()[field]
                 .as_str()
                 .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
@@ -1029,19 +835,25 @@ impl Outcome {
     }
 }
 
-/// Reads every output partition and the inputs, and compares.
+/// Reads the inputs and every output partition, and compares.
 pub fn check(bootstrap: &str, partitions: i32) -> Outcome {
-    let (complaints, updates) = inputs_in_topics(bootstrap, partitions);
+    let (complaints, updates) = inputs_in_topics(bootstrap);
+    compare(bootstrap, partitions, &complaints, &updates)
+}
+
+/// Every output partition against `andon replay` of `complaints` and
+/// `updates` (with [`RULES`]).
+pub fn compare(bootstrap: &str, partitions: i32, complaints: &[String], updates: &[String]) -> Outcome {
     let mut all_topics: Vec<&str> = TOPICS_IN.to_vec();
     all_topics.extend(TOPICS_OUT);
-    let dropped = dropped(bootstrap, &all_topics, partitions);
-    let mut got: Vec<Raw> = Vec::new();
+    let dropped = watermarks(bootstrap, &all_topics, partitions).0;
+    let mut got: Vec<Record> = Vec::new();
     for t in TOPICS_OUT {
-        got.extend(read_topic(bootstrap, t, partitions));
+        got.extend(read_all(bootstrap, t));
     }
     // The first occurrence of each id; later ones are repeats.
     let mut first: HashMap<String, usize> = HashMap::new();
-    let mut kept: Vec<&Raw> = Vec::new();
+    let mut kept: Vec<&Record> = Vec::new();
     let mut repeats = Vec::new();
     for (i, r) in got.iter().enumerate() {
         let id = r.output_id();
@@ -1064,17 +876,16 @@ pub fn check(bootstrap: &str, partitions: i32) -> Outcome {
             }
         }
     }
-    let settings = common::settings("unused:9092", RULES);
-    let expected = common::replay(&settings, &complaints, &updates);
-    let want = common::per_key_replay(&expected);
-    let mut have = common::PerKey::new();
+    let expected = replay(&settings("unused:9092", RULES), complaints, updates);
+    let want = per_key_replay(&expected);
+    let mut have = PerKey::new();
     for r in kept.iter().filter(|r| !r.topic.ends_with("dlq")) {
         let v = r.json();
         if v["type"] == "escalated" {
             continue;
         }
-        if let Some(k) = r.key_str() {
-            have.entry((r.topic.clone(), k)).or_default().push(v);
+        if let Some(k) = &r.key {
+            have.entry((r.topic.clone(), k.clone())).or_default().push(v);
         }
     }
     let mut keys: Vec<&(String, String)> = want.keys().chain(have.keys()).collect();
@@ -1137,10 +948,15 @@ impl Chains {
 pub fn chains(bootstrap: &str, partitions: i32) -> Chains {
     use andon::kafka::checkpoint::{self, Kind, Read};
     let mut out = Chains::default();
-    let recs = read_topic(bootstrap, "andon.state", partitions);
     let mut by_partition: BTreeMap<i32, Vec<Read>> = BTreeMap::new();
-    for r in recs {
-        by_partition.entry(r.partition).or_default().push(Read { offset: r.offset, key: r.key, value: r.value });
+    for r in read_all(bootstrap, "andon.state") {
+        // An empty value is a tombstone (no frame is empty).
+        let value = (!r.value.is_empty()).then_some(r.value);
+        by_partition.entry(r.partition).or_default().push(Read {
+            offset: r.offset,
+            key: r.key.map(String::into_bytes),
+            value,
+        });
     }
     for (p, reads) in &by_partition {
         let mut newest = None;

@@ -10,16 +10,15 @@
 //! changelog and printed: the batch it was in, and so far one or two more
 //! before librdkafka tells it that its partitions are lost.
 
-mod common;
-mod faults;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use faults::*;
+use crate::common::faults::*;
+use crate::common::serial;
 
 #[test]
 fn a_member_frozen_past_its_session_timeout_and_resumed_forks_no_chain_and_repeats_only_identical_outputs() {
+    let _serial = serial();
     let t0 = Instant::now();
     let dir = TestDir::new("zombie");
     let partitions = 4;
