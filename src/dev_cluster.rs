@@ -6,7 +6,8 @@
 //! The MockCluster keeps at most 5 MiB or 100,000 message sets per
 //! partition, never compacts, and neither hides aborted transactions nor
 //! stores transactional offsets: andon's guarantees do not lean on any of
-//! that (see `kafka::checkpoint`).
+//! that (see `kafka::checkpoint`, the changelog's records and chain rules,
+//! and docs/guarantees.md, "How it is kept, without trusting the broker").
 //!
 //! Faults can be injected into a running dev cluster from another process
 //! (tests, `scripts/chaos`) through [`Control`] commands, one per line on

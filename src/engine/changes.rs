@@ -6,10 +6,13 @@
 //! with the size of the keys touched, not with the input: a key holding a
 //! thousand counted complaints was written out again for each new one. An
 //! operation per change keeps it proportional to the input: a counted
-//! complaint is one [`Op::Count`], an id remembered one [`Op::Seen`]; the
-//! rarer changes to a subject's andons (pull, step, close, escalation,
-//! attached complaint) mark it dirty, and one [`Op::Subject`] with its
-//! header (everything but the counted complaints) closes the batch.
+//! complaint is one [`Op::Count`], which carries its id (applying it
+//! remembers the id); any other id remembered (a complaint attached, late,
+//! stale or pulling by hand; an update) is one [`Op::Seen`]; a complaint
+//! attached to an open andon also one [`Op::Attached`]. The rarer changes
+//! to a subject's andons (pull, step, close, escalation) mark it dirty, and
+//! one [`Op::Subject`] with its header (everything but the counted
+//! complaints) closes the batch.
 //!
 //! Applying the operations of a stretch of processing, in order, to the
 //! state it started from gives the state it ended at, as far as outputs can

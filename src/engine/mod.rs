@@ -664,4 +664,4 @@ fn key_mismatch(key: &[u8], expected: &str) -> Reject {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

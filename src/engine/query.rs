@@ -80,8 +80,9 @@ mod tests {
 
     use super::*;
     use crate::config::Settings;
+    use crate::engine::tests::complaint;
     use crate::engine::{EscalationClock, RecordMeta};
-    use crate::event::{Complaint, Output, Subject, SubjectKind, Update, Verdict};
+    use crate::event::{Output, Update, Verdict};
     use crate::time::{Dur, Ts};
 
     const H: Dur = Dur::from_secs(3600);
@@ -106,19 +107,8 @@ mod tests {
     }
 
     fn complain(e: &mut Engine, id: &str, at: Ts, sku: &str, issue: &str, customer: &str) -> Vec<Output> {
-        let subject = Subject { kind: SubjectKind::Sku, id: sku.into() };
-        let c = Complaint {
-            event_id: id.into(),
-            occurred_at: at,
-            subject_key: subject.key(),
-            subject,
-            issue: issue.into(),
-            customer_id: customer.into(),
-            pull: false,
-            channel: None,
-        };
         let mut out = Vec::new();
-        e.on_complaint(c.clone(), RecordMeta::default(), &mut out).expect("accepted");
+        e.on_complaint(complaint(id, at, sku, issue, customer), RecordMeta::default(), &mut out).expect("accepted");
         out
     }
 

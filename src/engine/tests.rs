@@ -48,7 +48,9 @@ struct T {
     out: Vec<Output>,
 }
 
-fn complaint(id: &str, at: Ts, sku: &str, issue: &str, customer: &str) -> Complaint {
+/// A complaint about SKU `sku` (not a pull, no channel), for the tests of
+/// the engine and of what reads it (`query`, the view's writer).
+pub(crate) fn complaint(id: &str, at: Ts, sku: &str, issue: &str, customer: &str) -> Complaint {
     let subject = Subject { kind: SubjectKind::Sku, id: sku.into() };
     Complaint {
         event_id: id.into(),

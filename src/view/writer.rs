@@ -182,8 +182,9 @@ mod tests {
 
     use super::*;
     use crate::config::Settings;
+    use crate::engine::tests::complaint;
     use crate::engine::{EscalationClock, RecordMeta};
-    use crate::event::{Channel, Complaint, Subject, SubjectKind, Update, Verdict};
+    use crate::event::{Channel, Complaint, Update, Verdict};
     use crate::time::{Dur, Ts};
     use crate::view::record::ClosedRecord;
 
@@ -199,18 +200,8 @@ mod tests {
     }
 
     fn complain(e: &mut Engine, id: &str, at: Ts, sku: &str, customer: &str, out: &mut Vec<Output>) {
-        let subject = Subject { kind: SubjectKind::Sku, id: sku.into() };
-        let c = Complaint {
-            event_id: id.into(),
-            occurred_at: at,
-            subject_key: subject.key(),
-            subject,
-            issue: "print_defect".into(),
-            customer_id: customer.into(),
-            pull: false,
-            channel: Some(Channel::Phone),
-        };
-        e.on_complaint(c.clone(), RecordMeta::default(), out).expect("accepted");
+        let c = Complaint { channel: Some(Channel::Phone), ..complaint(id, at, sku, "print_defect", customer) };
+        e.on_complaint(c, RecordMeta::default(), out).expect("accepted");
     }
 
     fn update(

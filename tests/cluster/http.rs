@@ -1,6 +1,6 @@
 //! The HTTP endpoints of a running andon over real HTTP: metrics with the
-//! spec's names, health and readiness, the open andons, the status page,
-//! and odd requests.
+//! names docs/metrics.md gives, health and readiness, the open andons, the
+//! status page, and odd requests.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use andon::dev_cluster::DevCluster;
 use serde_json::Value;
 
 /// One HTTP/1.1 request on a fresh connection: (status, body).
@@ -32,11 +31,8 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 #[test]
 fn metrics_health_readiness_andons_and_the_page_over_http() {
     let _parallel = parallel();
-    init_logs();
-    let topics = andon::config::Settings::from_toml("").expect("defaults").topics;
     // One partition: the examples' counts are then exactly replay's.
-    let cluster = DevCluster::start(1, &topics).expect("cluster");
-    let bootstrap = cluster.bootstrap_servers();
+    let (_cluster, bootstrap) = mock_cluster(1);
     let rules = std::fs::read_to_string(format!("{}/examples/andon.toml", env!("CARGO_MANIFEST_DIR"))).expect("rules");
     let rules = format!("[rules.default]{}", rules.split("[rules.default]").nth(1).expect("rules"));
     let settings = settings(&bootstrap, &rules);
@@ -74,7 +70,7 @@ fn metrics_health_readiness_andons_and_the_page_over_http() {
         assert!(Instant::now() < deadline, "outputs never counted:\n{body}");
         std::thread::sleep(Duration::from_millis(200));
     };
-    // The spec's names and bounded labels, with the examples' counts.
+    // The documented names and bounded labels, with the examples' counts.
     for expected in [
         "andon_pulls_total{issue=\"safety_hazard\",trigger=\"threshold\"} 1",
         "andon_pulls_total{issue=\"other\",trigger=\"manual\"} 1",

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::*;
-use andon::dev_cluster::DevCluster;
 use serde_json::Value;
 
 fn lines(path: &str) -> Vec<String> {
@@ -40,9 +39,7 @@ fn examples_through_kafka_equal_replay_per_key() {
     let _parallel = parallel();
     // One partition: stream time (and so lateness) is then the same as in
     // replay, which has one stream time for the whole input.
-    let cluster =
-        DevCluster::start(1, &andon::config::Settings::from_toml("").expect("defaults").topics).expect("cluster");
-    let bootstrap = cluster.bootstrap_servers();
+    let (_cluster, bootstrap) = mock_cluster(1);
     let rules = example_rules();
     let settings = settings(&bootstrap, &rules);
     let (complaints, updates) = (lines("complaints.jsonl"), lines("updates.jsonl"));
@@ -123,9 +120,7 @@ route = ["product"]
 fn every_reject_reason_lands_in_the_dlq_and_the_partition_goes_on() {
     let _parallel = parallel();
     init_logs();
-    let cluster =
-        DevCluster::start(1, &andon::config::Settings::from_toml("").expect("defaults").topics).expect("cluster");
-    let bootstrap = cluster.bootstrap_servers();
+    let (_cluster, bootstrap) = mock_cluster(1);
     let mut settings = settings(&bootstrap, ONE_STEP);
     settings.processing.max_event_bytes = 1024;
     let big = complaint("big", "A", &t(0)).replace(r#""issue""#, &format!(r#""note":"{}","issue""#, "n".repeat(1100)));
@@ -199,9 +194,7 @@ fn every_reject_reason_lands_in_the_dlq_and_the_partition_goes_on() {
 fn a_quiet_work_order_escalates_on_the_wall_clock() {
     let _parallel = parallel();
     init_logs();
-    let cluster =
-        DevCluster::start(1, &andon::config::Settings::from_toml("").expect("defaults").topics).expect("cluster");
-    let bootstrap = cluster.bootstrap_servers();
+    let (_cluster, bootstrap) = mock_cluster(1);
     let settings = settings(&bootstrap, &format!("{ONE_STEP}\n[owners.product]\nsla = \"3s\"\n"));
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     produce(&bootstrap, "andon.complaints", &[complaint("c1", "Q", &now)]);
@@ -228,10 +221,7 @@ fn a_quiet_work_order_escalates_on_the_wall_clock() {
 #[test]
 fn snapshots_keep_restores_right_across_restarts() {
     let _parallel = parallel();
-    init_logs();
-    let topics = andon::config::Settings::from_toml("").expect("defaults").topics;
-    let cluster = DevCluster::start(2, &topics).expect("cluster");
-    let bootstrap = cluster.bootstrap_servers();
+    let (_cluster, bootstrap) = mock_cluster(2);
     let settings = settings(&bootstrap, &example_rules());
     let (complaints, updates) = (lines("complaints.jsonl"), lines("updates.jsonl"));
     let expected = replay(&settings, &complaints, &updates);

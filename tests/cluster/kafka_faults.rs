@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use andon::config::Settings;
-use andon::dev_cluster::DevCluster;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr::*};
@@ -141,10 +140,7 @@ fn wait_for_outputs(bootstrap: &str, want: usize) {
 #[test]
 fn a_complaint_of_1_040_000_bytes_goes_to_the_dlq_without_its_value_and_the_pair_behind_it_pulls() {
     let _s = serial();
-    init_logs();
-    let topics = Settings::from_toml("").expect("defaults").topics;
-    let cluster = DevCluster::start(1, &topics).expect("cluster");
-    let bootstrap = cluster.bootstrap_servers();
+    let (_cluster, bootstrap) = mock_cluster(1);
     // Legal under Kafka's default topic limit (1 MiB); the producer must
     // allow it (librdkafka's own default is 1,000,000).
     let poison = format!(
@@ -218,10 +214,7 @@ fn assert_partition_0_alone_fails(bootstrap: &str, settings: &Settings, what: &s
 #[test]
 fn a_corrupt_state_record_on_partition_0_of_2_stops_that_partition_alone() {
     let _s = serial();
-    init_logs();
-    let topics = Settings::from_toml("").expect("defaults").topics;
-    let cluster = DevCluster::start(2, &topics).expect("cluster");
-    let bootstrap = cluster.bootstrap_servers();
+    let (_cluster, bootstrap) = mock_cluster(2);
     let settings = settings(&bootstrap, RULES);
     seed_state(&bootstrap, &settings, &pairs("S", 10, 0));
     // A record that does not decode, appended to partition 0's chain.
@@ -236,10 +229,7 @@ fn a_corrupt_state_record_on_partition_0_of_2_stops_that_partition_alone() {
 #[test]
 fn a_chain_missing_its_first_checkpoint_is_refused_and_that_partition_alone_stops() {
     let _s = serial();
-    init_logs();
-    let topics = Settings::from_toml("").expect("defaults").topics;
-    let cluster = DevCluster::start(2, &topics).expect("cluster");
-    let bootstrap = cluster.bootstrap_servers();
+    let (_cluster, bootstrap) = mock_cluster(2);
     let settings = settings(&bootstrap, RULES);
     // Partition 1's chain as andon writes it; partition 0's the same but
     // for its checkpoint 1, which never reaches the broker (the MockCluster
@@ -281,10 +271,7 @@ fn a_chain_missing_its_first_checkpoint_is_refused_and_that_partition_alone_stop
 #[test]
 fn produce_and_fetch_errors_transient_and_permanent_lose_nothing_and_duplicate_nothing() {
     let _s = serial();
-    init_logs();
-    let topics = Settings::from_toml("").expect("defaults").topics;
-    let cluster = DevCluster::start(2, &topics).expect("cluster");
-    let bootstrap = cluster.bootstrap_servers();
+    let (cluster, bootstrap) = mock_cluster(2);
     let settings = settings(&bootstrap, RULES);
     let mut run = Running::start(&settings);
     let mut all = Vec::new();
@@ -306,10 +293,11 @@ fn produce_and_fetch_errors_transient_and_permanent_lose_nothing_and_duplicate_n
         all.extend(inputs);
         std::thread::sleep(Duration::from_millis(1500));
     }
-    wait_for_outputs(&bootstrap, all.len()); // a delist and an opened per pair
-                                             // A permanent error (the record too large for the broker) on andon's
-                                             // own writes: injected while andon is stopped and the input is in, so
-                                             // that andon's first batches after its restart meet it.
+    // A delist and an opened per pair.
+    wait_for_outputs(&bootstrap, all.len());
+    // A permanent error (the record too large for the broker) on andon's
+    // own writes: injected while andon is stopped and the input is in, so
+    // that andon's first batches after its restart meet it.
     run.stop();
     let inputs = pairs("P-", 8, 40);
     produce(&bootstrap, "andon.complaints", &inputs);
@@ -330,10 +318,7 @@ fn produce_and_fetch_errors_transient_and_permanent_lose_nothing_and_duplicate_n
 #[test]
 fn a_broker_down_for_20_seconds_loses_nothing_duplicates_nothing_and_recovers() {
     let _s = serial();
-    init_logs();
-    let topics = Settings::from_toml("").expect("defaults").topics;
-    let cluster = DevCluster::start(2, &topics).expect("cluster");
-    let bootstrap = cluster.bootstrap_servers();
+    let (cluster, bootstrap) = mock_cluster(2);
     let settings = settings(&bootstrap, RULES);
     let run = Running::start(&settings);
     let first = pairs("A", 10, 0);
@@ -358,10 +343,7 @@ fn a_broker_down_for_20_seconds_loses_nothing_duplicates_nothing_and_recovers() 
 #[test]
 fn a_restore_slower_than_max_poll_interval_keeps_the_member_in_its_group() {
     let _s = serial();
-    init_logs();
-    let topics = Settings::from_toml("").expect("defaults").topics;
-    let cluster = DevCluster::start(2, &topics).expect("cluster");
-    let bootstrap = cluster.bootstrap_servers();
+    let (cluster, bootstrap) = mock_cluster(2);
     // max.poll.interval.ms at its smallest legal value (the session
     // timeout), and every request slowed so that a restore takes longer.
     let extra = "\"max.poll.interval.ms\" = \"6000\"\n";
@@ -388,10 +370,7 @@ fn a_restore_slower_than_max_poll_interval_keeps_the_member_in_its_group() {
 #[test]
 fn a_partition_that_cannot_write_is_reported_stalled_and_retried_with_backoff() {
     let _s = serial();
-    init_logs();
-    let topics = Settings::from_toml("").expect("defaults").topics;
-    let cluster = DevCluster::start(1, &topics).expect("cluster");
-    let bootstrap = cluster.bootstrap_servers();
+    let (_cluster, bootstrap) = mock_cluster(1);
     // Every batch with a pull fails the same way: the work order (60
     // evidence ids of 120 characters) does not fit a producer limited to
     // 1,000 bytes a record. Permanent: it would fail again, and does.
@@ -435,10 +414,7 @@ fn a_partition_that_cannot_write_is_reported_stalled_and_retried_with_backoff() 
 #[test]
 fn partitions_added_in_place_while_stopped_are_refused_at_start() {
     let _s = serial();
-    init_logs();
-    let topics = Settings::from_toml("").expect("defaults").topics;
-    let cluster = DevCluster::start(2, &topics).expect("cluster");
-    let bootstrap = cluster.bootstrap_servers();
+    let (cluster, bootstrap) = mock_cluster(2);
     let settings = settings(&bootstrap, RULES);
     let run = Running::start(&settings);
     eventually(Duration::from_secs(30), "ready", || run.get("/readyz").0 == 200);

@@ -182,7 +182,7 @@ fn two_processes_split_the_partitions_and_take_over_from_each_other() {
     let (_cluster, bootstrap) = start_dev_cluster(dir.path(), 4);
     let (complaints, updates) = workload(16_000);
     // All input first: then the merge by event time sees what replay sees,
-    // whoever processes a partition and whenever (spec, Semantics 0).
+    // whoever processes a partition and whenever (docs/semantics.md, rule 0).
     produce(&bootstrap, "andon.complaints", &complaints);
     produce(&bootstrap, "andon.work-order-updates", &updates);
     let expected = replay(&settings("unused:9092", RULES), &complaints, &updates);
@@ -232,10 +232,7 @@ fn a_broker_outage_and_request_errors_lose_nothing_and_duplicate_nothing() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr::*};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    init_logs();
-    let topics = andon::config::Settings::from_toml("").expect("defaults").topics;
-    let cluster = andon::dev_cluster::DevCluster::start(2, &topics).expect("cluster");
-    let bootstrap = cluster.bootstrap_servers();
+    let (cluster, bootstrap) = mock_cluster(2);
     let (complaints, updates) = workload(9_000);
     let settings = settings(&bootstrap, RULES);
     let stop = Arc::new(AtomicBool::new(false));

@@ -34,6 +34,16 @@ use serde_json::Value;
 /// serial one. `tests/cluster/main.rs` says which test is which.
 static MACHINE: RwLock<()> = RwLock::new(());
 
+/// A MockCluster in this process with andon's default topics, each of
+/// `partitions` partitions, the test's logs on; and its bootstrap servers.
+pub fn mock_cluster(partitions: i32) -> (andon::dev_cluster::DevCluster, String) {
+    init_logs();
+    let topics = Settings::from_toml("").expect("defaults").topics;
+    let cluster = andon::dev_cluster::DevCluster::start(partitions, &topics).expect("cluster");
+    let bootstrap = cluster.bootstrap_servers();
+    (cluster, bootstrap)
+}
+
 /// The machine to this test alone, for as long as the guard lives.
 pub fn serial() -> RwLockWriteGuard<'static, ()> {
     // A test that panicked holding the lock leaves nothing inconsistent.
@@ -83,7 +93,8 @@ pub fn key_of(line: &str) -> Option<String> {
 }
 
 /// Produces lines keyed by their subject key with the Java client's
-/// partitioner, as the spec asks of producers.
+/// partitioner, as docs/records.md asks of producers ("What producers of
+/// the inputs must do").
 pub fn produce(bootstrap: &str, topic: &str, lines: &[String]) {
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)

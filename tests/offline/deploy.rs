@@ -1,8 +1,12 @@
 //! `deploy/` checked without a container engine (none runs here or in CI):
 //! every YAML and JSON file parses; Prometheus's own `promtool` accepts the
-//! rules and the scrape config; every metric the dashboard and the rules
-//! query is one andon really exports (read off a registry andon filled) or a
-//! recording rule; the compose file's andon config passes
+//! rules and the scrape config, and runs the rules' unit tests
+//! (`prometheus/rules.test.yaml`: each alert on partitions, batch failures
+//! and the view fired by one case and not by another); every alert has a
+//! summary, a description and a runbook naming a section that exists in
+//! the repository's docs, and docs/metrics.md lists it; every metric the
+//! dashboard and the rules query is one andon really exports (read off a
+//! registry andon filled) or a recording rule; the compose file's andon config passes
 //! `andon check-config` and the Kubernetes ConfigMap carries that same file;
 //! the probes and scrape targets point at andon's real port and paths.
 //!
@@ -65,8 +69,9 @@ fn every_yaml_and_json_file_in_deploy_parses() {
             _ => {}
         }
     }
-    // compose, prometheus ×2, grafana ×3, kubernetes ×4.
-    assert!(seen >= 10, "found {seen} YAML/JSON files in deploy/");
+    // compose, prometheus ×3 (config, rules, their tests), grafana ×3,
+    // kubernetes ×4.
+    assert!(seen >= 11, "found {seen} YAML/JSON files in deploy/");
 }
 
 #[test]
@@ -86,14 +91,97 @@ fn promtool_accepts_the_rules_and_the_prometheus_config() {
     }
 }
 
+/// The alerts whose unit tests `prometheus/rules.test.yaml` holds.
+const TESTED_ALERTS: [&str; 4] =
+    ["AndonPartitionFailed", "AndonPartitionStalled", "AndonBatchFailuresPermanent", "AndonViewLagging"];
+
+#[test]
+#[ignore = "needs promtool (Prometheus): scripts/test installs it"]
+fn promtool_runs_the_rules_unit_tests() {
+    let promtool = common::need_tool("promtool");
+    // As `promtool check` above, from deploy/ (the test file names
+    // rules.yaml relative to itself).
+    let out = Command::new(&promtool)
+        .args(["test", "rules", "prometheus/rules.test.yaml"])
+        .current_dir(deploy())
+        .output()
+        .expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_rules_unit_tests_fire_each_alert_once_and_leave_it_quiet_once() {
+    let tests = yaml(&deploy().join("prometheus/rules.test.yaml"));
+    assert_eq!(tests["rule_files"][0].as_str(), Some("rules.yaml"));
+    for alert in TESTED_ALERTS {
+        let cases: Vec<&Yaml> = tests["tests"]
+            .as_vec()
+            .expect("tests")
+            .iter()
+            .flat_map(|t| t["alert_rule_test"].as_vec().map(|v| v.iter()).into_iter().flatten())
+            .filter(|c| c["alertname"].as_str() == Some(alert))
+            .collect();
+        let fired = |c: &&Yaml| c["exp_alerts"].as_vec().is_some_and(|v| !v.is_empty());
+        assert!(cases.iter().any(fired), "a case fires {alert}");
+        assert!(cases.iter().any(|c| !fired(c)), "a case leaves {alert} quiet");
+    }
+}
+
+/// The headings of a Markdown file, without their `#`s and backticks.
+fn headings(text: &str) -> Vec<String> {
+    text.lines().filter(|l| l.starts_with('#')).map(|l| l.trim_start_matches('#').trim().replace('`', "")).collect()
+}
+
+#[test]
+fn every_alert_has_a_summary_a_description_and_a_runbook_section_that_exists_and_the_docs_list_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules = yaml(&deploy().join("prometheus/rules.yaml"));
+    let listed = std::fs::read_to_string(root.join("docs/metrics.md")).expect("docs/metrics.md");
+    let mut alerts = 0;
+    for group in rules["groups"].as_vec().expect("groups") {
+        for rule in group["rules"].as_vec().expect("rules") {
+            let Some(alert) = rule["alert"].as_str() else { continue };
+            alerts += 1;
+            let notes = &rule["annotations"];
+            for key in ["summary", "description", "runbook"] {
+                assert!(notes[key].as_str().is_some_and(|v| !v.trim().is_empty()), "{alert} has a {key}");
+            }
+            assert!(
+                ["page", "ticket"].contains(&rule["labels"]["severity"].as_str().unwrap_or("")),
+                "{alert}: severity"
+            );
+            // A file of the repository and its section, as andon's own
+            // messages cite the docs: `README.md, "A stalled partition"`.
+            let runbook = notes["runbook"].as_str().unwrap_or_default();
+            let (file, section) = runbook
+                .split_once(", ")
+                .and_then(|(f, s)| Some((f, s.strip_prefix('"')?.strip_suffix('"')?)))
+                .unwrap_or_else(|| panic!("{alert}: the runbook names a file and a section: {runbook}"));
+            let text = std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("{alert}: {file}: {e}"));
+            let sections = headings(&text);
+            assert!(sections.iter().any(|h| h == section), "{alert}: no section \"{section}\" in {file}: {sections:?}");
+            assert!(listed.contains(&format!("| `{alert}` |")), "docs/metrics.md lists {alert} in its alerts table");
+        }
+    }
+    assert!(alerts >= 9, "{alerts} alerts");
+}
+
 /// Names andon exports: every family a registry holds after andon's
 /// `Metrics` registered on it (each labelled series is created up front,
-/// but a partition's lag only exists once assigned: one is set here).
+/// but a partition's series only exist once it is assigned: one is set
+/// here).
 fn exported() -> BTreeSet<String> {
     let settings = Settings::load_with_env(Some(&deploy().join("andon.toml")), Vec::new()).expect("deploy/andon.toml");
     let registry = prometheus::Registry::new();
     let metrics = Metrics::new(&registry, &settings.engine).expect("metrics");
-    metrics.consumer_lag.with_label_values(&["0"]).set(0);
+    for partition in [&metrics.consumer_lag, &metrics.partition_stalled, &metrics.partition_failed] {
+        partition.with_label_values(&["0"]).set(0);
+    }
     let mut names = BTreeSet::new();
     for family in registry.gather() {
         let name = family.name().to_owned();
@@ -149,6 +237,8 @@ fn rule_exprs() -> (Vec<String>, BTreeSet<String>) {
     }
     for alert in
         ["AndonBadPullRatioHigh", "AndonConsumerLagGrowing", "AndonDLQRate", "AndonWorkOrdersOverdue", "AndonNotReady"]
+            .into_iter()
+            .chain(TESTED_ALERTS)
     {
         assert!(alerts.contains(alert), "rules.yaml has the alert {alert}");
     }

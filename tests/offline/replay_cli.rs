@@ -1,5 +1,5 @@
 //! `andon replay` and `andon check-config` as a user runs them: the real
-//! binary, real files, exit codes and stdout/stderr as the spec gives them.
+//! binary, real files, exit codes and stdout/stderr as docs/cli.md gives them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -111,7 +111,7 @@ const BAD_TIMESTAMPS: [(&str, &str); 14] = [
 fn invalid_complaints_are_rejected_by_decoder_and_schema() {
     let c = complaint;
     let mut cases: Vec<(&str, Value)> = vec![
-        // Spec: "Values are UTF-8 JSON objects".
+        // docs/records.md: "Values ... are UTF-8 JSON objects".
         (
             "complaint as an array",
             json!(["e1", "2026-11-02T09:15:00Z", {"kind": "sku", "id": "B1"}, "print_defect", "c1"]),
@@ -221,8 +221,9 @@ fn valid_complaint_variants_are_accepted_by_decoder_and_schema() {
 fn invalid_updates_are_rejected_by_decoder_and_schema() {
     let u = update;
     let mut cases: Vec<(&str, Value)> = vec![
-        // Spec: "Values are UTF-8 JSON objects" (serde's derive would also
-        // take an array of the fields in order; the decoder refuses it).
+        // docs/records.md: "Values ... are UTF-8 JSON objects" (serde's
+        // derive would also take an array of the fields in order; the
+        // decoder refuses it).
         ("update as an array", json!(["u1", "sku:B1/x#1", 1, "a", "2026-11-02T09:15:00Z"])),
         ("missing update_id", del(u(), "/update_id")),
         ("missing andon_id", del(u(), "/andon_id")),
@@ -301,7 +302,7 @@ fn closed() -> Value {
 }
 
 #[test]
-fn output_schemas_reject_what_the_spec_forbids() {
+fn output_schemas_reject_what_docs_records_forbids() {
     let s = schemas();
     for v in [delist(), relist()] {
         assert!(errors(&s.delist, &v).is_empty(), "{v}");
@@ -370,7 +371,8 @@ fn output_schemas_reject_what_the_spec_forbids() {
 // Where the decoder and the schemas disagree
 
 /// Inputs on which the decoder and the schema are known to disagree. The
-/// schema follows the spec here (see each note); the decoder's verdict is
+/// schema takes the stricter reading here (see each note, and
+/// docs/records.md, where andon's choice is listed); the decoder's verdict is
 /// printed, not asserted, so that fixing the decoder does not break this
 /// test (then move the case to the tables above).
 fn divergences() -> Vec<(In, &'static str, Value, bool)> {
@@ -378,8 +380,8 @@ fn divergences() -> Vec<(In, &'static str, Value, bool)> {
     let u = update;
     let raw = |s: &str| -> Value { serde_json::from_str(s).expect("JSON") };
     vec![
-        // Spec: the optional fields are strings / a bool / an enum; null is
-        // none of them. The decoder treats null as absent.
+        // docs/records.md: the optional fields are strings / a bool / an
+        // enum; null is none of them. The decoder treats null as absent.
         (In::Complaint, "note null", set(c(), "/note", Value::Null), false),
         (In::Complaint, "pull null", set(c(), "/pull", Value::Null), false),
         (In::Complaint, "channel null", set(c(), "/channel", Value::Null), false),
@@ -402,11 +404,11 @@ fn divergences() -> Vec<(In, &'static str, Value, bool)> {
             raw(r#"{"update_id":"u","andon_id":"a","step":1e0,"actor":"a","at":"2026-11-02T09:15:00Z"}"#),
             true,
         ),
-        // Spec: step is an integer ≥ 1 (a wrong one is step_out_of_order);
-        // the decoder stops at u32::MAX with schema_violation.
+        // docs/records.md: step is an integer ≥ 1 (a wrong one is
+        // step_out_of_order); the decoder stops at u32::MAX with schema_violation.
         (In::Update, "step 2^32", set(u(), "/step", json!(4_294_967_296u64)), true),
-        // Spec: andon_id is a string (an unknown one is unknown_andon); the
-        // decoder stops at 256 chars with schema_violation (no real andon_id
+        // docs/records.md: andon_id is a string (an unknown one is
+        // unknown_andon); the decoder stops at 256 chars with schema_violation (no real andon_id
         // is longer than 214).
         (In::Update, "andon_id 257 chars", set(u(), "/andon_id", json!(chars('a', 257))), true),
         // Valid RFC 3339, outside what i64 nanoseconds hold (documented in
@@ -417,7 +419,7 @@ fn divergences() -> Vec<(In, &'static str, Value, bool)> {
 }
 
 #[test]
-fn schemas_follow_the_spec_where_the_decoder_does_not() {
+fn schemas_follow_docs_records_where_the_decoder_does_not() {
     let mut wrong = Vec::new();
     for (which, label, v, schema_valid) in divergences() {
         let errs = errors(which.validator(), &v);

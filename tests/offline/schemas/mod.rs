@@ -146,7 +146,7 @@ fn every_schema_is_a_described_draft_2020_12_document() {
 
 #[test]
 fn outputs_are_closed_and_inputs_are_open() {
-    // Spec, "Topics": unknown input fields are ignored; outputs carry
+    // docs/records.md: unknown input fields are ignored; outputs carry
     // nothing their schema does not name.
     for name in ["complaint.v1", "work_order_update.v1"] {
         let doc = schema_doc(name);
