@@ -208,6 +208,9 @@ fn two_processes_split_the_partitions_and_take_over_from_each_other() {
     let pid = a.0.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
     assert!(a.0.wait().expect("wait").success(), "A stops cleanly");
+    // B takes A's two over in the rebalance A's leaving starts (some
+    // seconds on the MockCluster): A may have written every output before.
+    wait_for_restores(&b_log, 4);
     let want = expected_outputs(&expected);
     wait_stable(
         Duration::from_secs(3),

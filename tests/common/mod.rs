@@ -4,7 +4,10 @@
 //! `andon dev-cluster` process, a plain rdkafka producer and consumer (not
 //! andon's code path), and `andon replay` for the expected outputs; the
 //! lock that keeps heavy tests from running beside others ([`serial`],
-//! [`parallel`]); the tools from outside cargo ([`need_tool`]).
+//! [`parallel`]); the tools from outside cargo ([`need_tool`]); and in
+//! [`faults`] the multi-process fault runs' harness (a dev cluster driven
+//! through its stdin, members to kill and freeze, traffic, the check of
+//! every output against replay).
 #![allow(dead_code)]
 
 pub mod faults;
