@@ -296,6 +296,10 @@ fn chaos_kill_freeze_and_broker_faults_lose_nothing_and_change_nothing() {
         match wait_drained(&cluster.bootstrap, PARTITIONS, &refs, Duration::from_secs(5), Duration::from_secs(300)) {
             Ok(took) => say(t0, format!("{what}: drained in {took:.1?}")),
             Err(e) => {
+                // On the report's lines too (scripts/chaos keeps those, not
+                // the panic's message with the members' logs).
+                let logs: Vec<std::path::PathBuf> = members.iter().map(|m| m.log.clone()).collect();
+                say(t0, format!("FAIL: {what}: {e}; members' logs: {:?}", log_findings(&logs)));
                 let tails: Vec<String> = members.iter().map(|m| format!("--- {}:\n{}", m.name, m.tail(60))).collect();
                 panic!("{what}: {e}\n{}", tails.join("\n"))
             }
