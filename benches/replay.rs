@@ -10,7 +10,9 @@
 //! with complaints/s for each (best of three, interleaved) and full/raw as a ratio taken in the same run
 //! (the machine is shared; absolute numbers wander, ratios less so). Then
 //! the engine's heap bytes per active (subject, issue) key, counted by a
-//! global allocator that tallies live bytes.
+//! global allocator that tallies live bytes; and the cost per complaint on
+//! one key flooded by 100,000 complaints, at 1,000, 10,000 and 100,000 (it
+//! should stay flat: O(log n) per complaint).
 //!
 //! Under `cargo test` (no `--bench` argument) it runs a small input as a
 //! smoke test, so the benchmark keeps compiling and its workload keeps
@@ -188,6 +190,10 @@ fn full(cfg: &Arc<EngineConfig>, data: &[u8]) -> Run {
 /// customers on each of `keys` keys, none pulling (threshold above it).
 fn bytes_per_key(keys: usize, per_key: usize) -> f64 {
     let cfg = Settings::from_toml("[rules.default]\nthreshold = 100\nwindow = \"7d\"\n").expect("config").engine;
+    // Counted from before the complaints are decoded: the engine takes
+    // them by value and keeps their strings, so what it holds was partly
+    // allocated by the decoder (and what it drops of them is freed).
+    let before = live();
     let complaints: Vec<Complaint> = (0..keys * per_key)
         .map(|i| {
             let k = i % keys;
@@ -198,16 +204,60 @@ fn bytes_per_key(keys: usize, per_key: usize) -> f64 {
             decode_complaint(line.as_bytes(), 65536).expect("valid")
         })
         .collect();
-    let before = live();
     let mut engine = Engine::new(cfg, EscalationClock::StreamTime);
     let mut out = Vec::new();
     for c in complaints {
         engine.on_complaint(c, RecordMeta::default(), &mut out).expect("accepted");
     }
     assert_eq!(engine.key_count(), keys);
+    drop(out);
     let bytes = (live() - before) as f64;
     drop(engine);
     bytes / keys as f64
+}
+
+/// One subject flooded by `n` complaints of one issue, each from a
+/// customer of its own, within the window: nanoseconds per complaint over
+/// the 1,000 complaints that take the key to each size in `at`, best of
+/// three runs. `threshold` 1,000,000 keeps the key counting (never pulls);
+/// threshold 2 pulls at the second complaint, and the rest attach to the
+/// open andon as evidence.
+fn flood(threshold: u32, n: usize, at: &[usize]) -> Vec<f64> {
+    let toml = format!("[processing]\ngrace = \"1d\"\n[rules.default]\nthreshold = {threshold}\nwindow = \"7d\"\n");
+    let cfg = Settings::from_toml(&toml).expect("config").engine;
+    let complaints: Vec<Complaint> = (0..n)
+        .map(|i| {
+            let line = format!(
+                r#"{{"event_id":"fl-{i:09}","occurred_at":"2026-11-01T00:{:02}:{:02}.{:06}Z","subject":{{"kind":"sku","id":"FLOODED"}},"issue":"print_defect","customer_id":"cust-{i:09}"}}"#,
+                i / 1_000_000 % 60,
+                i / 10_000 % 60,
+                i % 10_000 * 100,
+            );
+            decode_complaint(line.as_bytes(), 65536).expect("valid")
+        })
+        .collect();
+    let mut best = vec![f64::INFINITY; at.len()];
+    for _ in 0..3 {
+        let mut engine = Engine::new(cfg.clone(), EscalationClock::StreamTime);
+        let mut out = Vec::new();
+        let mut owned = complaints.clone().into_iter();
+        let mut done = 0;
+        for (i, &size) in at.iter().enumerate() {
+            // Up to 1,000 before the size untimed, the last 1,000 timed.
+            for c in owned.by_ref().take(size - 1000 - done) {
+                let _ = black_box(engine.on_complaint(c, RecordMeta::default(), &mut out));
+                out.clear();
+            }
+            let t = Instant::now();
+            for c in owned.by_ref().take(1000) {
+                let _ = black_box(engine.on_complaint(c, RecordMeta::default(), &mut out));
+                out.clear();
+            }
+            best[i] = best[i].min(t.elapsed().as_secs_f64() * 1e9 / 1000.0);
+            done = size;
+        }
+    }
+    best
 }
 
 fn main() {
@@ -246,6 +296,15 @@ fn main() {
     println!("ratio full / raw parse           {:>12.2}", rate(&f) / rate(&r));
     println!("state per active key, 1 complaint  {one:>8.0} bytes ({keys} keys)");
     println!("state per active key, 3 complaints {three:>8.0} bytes ({keys} keys)");
+    // A flooded key: cost per complaint as the key grows (O(log n), not
+    // O(n)): the last 1,000 complaints before each size.
+    let sizes: &[usize] = if bench { &[1_000, 10_000, 100_000] } else { &[1_000, 5_000] };
+    let n = *sizes.last().expect("sizes");
+    for (threshold, what) in [(1_000_000, "counting, never pulls"), (2, "pulled, the rest attach")] {
+        let ns = flood(threshold, n, sizes);
+        let cells: Vec<String> = sizes.iter().zip(&ns).map(|(s, ns)| format!("{ns:.0} ns at {s}")).collect();
+        println!("one key flooded ({what}): {}; last/first {:.2}", cells.join(", "), ns[ns.len() - 1] / ns[0]);
+    }
     if !bench {
         println!("(smoke run; `cargo bench --bench replay` for the real sizes)");
     }

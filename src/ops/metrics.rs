@@ -132,7 +132,7 @@ impl Metrics {
             partition_stalled: reg(
                 registry,
                 IntGaugeVec::new(
-                    Opts::new("andon_partition_stalled", "1 while an assigned partition has input waiting and made no progress for processing.stall_after."),
+                    Opts::new("andon_partition_stalled", "1 while an assigned partition makes no progress for processing.stall_after: active with input waiting, restoring that long (retries included), or failed."),
                     &["partition"],
                 )?,
             )?,

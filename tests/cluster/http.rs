@@ -90,6 +90,17 @@ fn metrics_health_readiness_andons_and_the_page_over_http() {
         assert!(metrics.contains(expected), "/metrics lacks {expected}:\n{metrics}");
     }
     assert!(!metrics.contains("B0PRINT01") && !metrics.contains("cust-"), "no label names a subject or customer");
+    // Consumer lag: present for the partition, and 0 once the input is drained.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = get(addr, "/metrics");
+        let lag = body.lines().find(|l| l.starts_with("andon_consumer_lag{partition=\"0\"}"));
+        if lag.is_some_and(|l| l.ends_with(" 0")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "andon_consumer_lag never fell to 0: {lag:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // The board refreshes once a second.
     let deadline = Instant::now() + Duration::from_secs(10);

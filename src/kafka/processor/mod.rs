@@ -10,9 +10,9 @@
 //! restore that failed: retried with backoff, named in the log and the
 //! metrics, `/readyz` failing), or active. A failed batch is aborted and
 //! only the partitions it touched go back to restoring; the others go on.
-//! A partition with input waiting and no progress for
-//! `processing.stall_after` is reported stalled
-//! (docs/guarantees.md#progress-is-watched).
+//! A partition that makes no progress for `processing.stall_after` (active
+//! with input waiting, or restoring that long, retries included) or has
+//! failed is reported stalled (docs/guarantees.md#progress-is-watched).
 //!
 //! Here: the loop, processing and the batch. Beside it: [`slots`] (the
 //! three states, restores that finish, a changed partition count),
