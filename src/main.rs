@@ -46,6 +46,29 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// An embedded Kafka-protocol cluster (librdkafka's MockCluster) with andon's topics.
+    ///
+    /// Prints the bootstrap servers, then runs until SIGINT or SIGTERM. Faults
+    /// can be injected while it runs: commands read line by line from stdin,
+    /// each answered with one line on stdout, `ok` or `error: ...` (if stdin is
+    /// closed, e.g. </dev/null, the cluster just runs):
+    ///
+    ///   broker-down [BROKER]        refuse connections and drop the open ones
+    ///   broker-up [BROKER]          accept connections again
+    ///   rtt MS [BROKER]             delay every response by MS milliseconds (0: none)
+    ///   errors API ERROR COUNT      answer the next COUNT requests of API with ERROR
+    ///   clear-errors API            drop the errors still queued for API
+    ///
+    /// BROKER: a broker id (the one broker is 1; default -1, all). API: a Kafka
+    /// API name (Produce, Fetch, EndTxn, AddPartitionsToTxn, JoinGroup, ...).
+    /// ERROR: a Kafka error name (NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT,
+    /// MSG_SIZE_TOO_LARGE, _TRANSPORT to drop the connection, ...). Names are
+    /// case-insensitive, underscores optional. From bash, for example:
+    ///
+    ///   coproc cluster { andon dev-cluster; }
+    ///   read -r bootstrap <&"${cluster[0]}"
+    ///   echo 'errors Produce REQUEST_TIMED_OUT 3' >&"${cluster[1]}"
+    ///   read -r answer <&"${cluster[0]}"
+    #[command(verbatim_doc_comment)]
     DevCluster {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=256))]
         partitions: i32,
@@ -168,8 +191,33 @@ fn dev_cluster(
     println!("{bootstrap}");
     io::stdout().flush()?;
     tracing::info!(%bootstrap, partitions, "dev cluster running; Ctrl-C stops it");
+    // Control commands arrive on a thread of their own (a read of stdin
+    // blocks); the cluster, which must stay on this thread, carries them out.
+    let (tx, commands) = std::sync::mpsc::channel::<String>();
+    std::thread::Builder::new().name("control".into()).spawn(move || {
+        for line in io::stdin().lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    })?;
     while !shutdown.load(std::sync::atomic::Ordering::Relaxed) {
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        match commands.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(line) => {
+                if let Some(answer) = cluster.answer(&line) {
+                    tracing::info!(command = line.trim(), %answer, "control");
+                    let mut out = io::stdout().lock();
+                    // Nobody reading the answers is no reason to stop.
+                    let _ = writeln!(out, "{answer}").and_then(|()| out.flush());
+                }
+            }
+            // Stdin closed: the cluster runs on until a signal.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
     }
     Ok(())
 }

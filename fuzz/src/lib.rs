@@ -82,9 +82,14 @@ pub fn issue_ok(s: &str) -> bool {
         && s.chars().count() <= 64
 }
 
-fn check_ts(ts: i64) {
+fn check_ts(ts: andon::time::Ts) {
     let text = event::format_timestamp(ts);
-    assert_eq!(event::parse_timestamp("ts", &text).ok(), Some(ts), "timestamp {ts} does not round-trip via {text:?}");
+    assert_eq!(
+        event::parse_timestamp("ts", &text).ok(),
+        Some(ts),
+        "timestamp {} does not round-trip via {text:?}",
+        ts.as_nanos()
+    );
 }
 
 /// An optional string field of the raw JSON: absent or null, or a string
@@ -159,4 +164,102 @@ pub fn check_update(bytes: &[u8], u: &Update) {
     assert_eq!(v["step"].as_u64(), Some(u64::from(u.step)), "step {} decoded as {}", v["step"], u.step);
     assert_eq!(v["verdict"].as_str(), u.verdict.map(|x| x.as_str()), "verdict {}", v["verdict"]);
     check_opt_str(&v, "note", 4096);
+}
+
+// ------------------------------------------------------------ changelog
+
+use andon::engine::{changes, State};
+use andon::kafka::checkpoint::{self, Kind, Read, Stamp, Writing};
+
+/// Separates the records of one `decode_changelog` input (an empty record
+/// is a tombstone). Long and odd enough never to occur inside a record
+/// andon wrote.
+pub const RECORD_SEP: &[u8] = b"\x00|andon.state|\x00";
+
+/// The partition count the changelog seeds were written with.
+pub const PARTITIONS: u32 = 4;
+
+/// The records of one input.
+pub fn split_records(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while let Some(at) = rest.windows(RECORD_SEP.len()).position(|w| w == RECORD_SEP) {
+        out.push(&rest[..at]);
+        rest = &rest[at + RECORD_SEP.len()..];
+    }
+    out.push(rest);
+    out
+}
+
+/// One changelog value: its frame and body decode or are refused, every
+/// operation that decodes encodes back to itself, and applying them to a
+/// state never panics.
+pub fn check_changelog_value(value: &[u8]) {
+    let Ok((_frame, body)) = checkpoint::decode_value(value) else { return };
+    let mut state = State::default();
+    for op in changes::decode(body) {
+        let Ok(op) = op else { break };
+        let mut buf = Vec::new();
+        changes::encode(&op, &mut buf).expect("a decoded operation encodes");
+        let back: Vec<_> = changes::decode(&buf).collect();
+        assert_eq!(back.len(), 1, "one operation encodes to one");
+        assert_eq!(back[0].as_ref().ok(), Some(&op), "an operation survives encode and decode");
+        changes::apply(&mut state, op);
+    }
+    let _ = changes::split(body, 64);
+}
+
+/// The whole of `state` as changelog operations (deterministic: the same
+/// state always gives the same bytes).
+fn snapshot(state: &State) -> Vec<u8> {
+    let mut buf = Vec::new();
+    changes::encode_state(state, &mut buf).expect("a state encodes");
+    buf
+}
+
+/// A state partition made of the input's records: resolving it never
+/// panics; a chain that resolves gives a state whose snapshot restores to
+/// the same snapshot, and a snapshot the next writer appends on that
+/// chain restores to the same state.
+pub fn check_changelog_partition(values: &[&[u8]]) {
+    const FIRST: i64 = 100;
+    let reads: Vec<Read> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Read {
+            offset: FIRST + i as i64,
+            key: None,
+            value: if v.is_empty() { None } else { Some(v.to_vec()) },
+        })
+        .collect();
+    let end = FIRST + reads.len() as i64;
+    let _ = checkpoint::newest_head(&reads);
+    let Ok(resolved) = checkpoint::resolve(&reads, PARTITIONS, end) else { return };
+    let snap = snapshot(&resolved.state);
+    let mut again = State::default();
+    for op in changes::decode(&snap) {
+        changes::apply(&mut again, op.expect("a snapshot andon encoded decodes"));
+    }
+    assert_eq!(snapshot(&again), snap, "a restored state's snapshot restores to the same snapshot");
+
+    // The next writer: newer than every stamp in the partition.
+    let newest = reads
+        .iter()
+        .filter_map(|r| checkpoint::decode_value(r.value.as_deref()?).ok())
+        .map(|(f, _)| f.stamp)
+        .max()
+        .unwrap_or_default();
+    let Some(era) = newest.era.checked_add(1) else { return };
+    let w = Writing { stamp: Stamp { era, generation: 1 }, attempt: 1, partitions: PARTITIONS };
+    let written = resolved.chain.write(w, Kind::Snapshot, resolved.chain.positions, &snap);
+    let mut more = reads.clone();
+    for (i, r) in written.records.iter().enumerate() {
+        more.push(Read { offset: end + i as i64, key: Some(r.key.clone().into_bytes()), value: r.value.clone() });
+    }
+    let end2 = end + written.records.len() as i64;
+    let next = checkpoint::resolve(&more, PARTITIONS, end2)
+        .unwrap_or_else(|e| panic!("a snapshot written on a restored chain does not restore: {e}"));
+    assert_eq!(next.chain.seq, resolved.chain.seq + 1, "the snapshot continues the chain");
+    assert_eq!(next.chain.positions, resolved.chain.positions);
+    assert_eq!(snapshot(&next.state), snap, "the snapshot restores the state it was written from");
 }

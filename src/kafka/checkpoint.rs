@@ -431,7 +431,8 @@ pub fn resolve(records: &[Read], partitions: u32, end: i64) -> Result<Resolved, 
     while chain.last().is_some_and(|u| u.kind == Kind::Checkpoint && u.seq > 1) {
         let next = chain.last().expect("non-empty");
         let (seq, stamp) = (next.seq - 1, next.stamp);
-        let found = best.range((seq, Stamp::default())..=(seq, stamp)).next_back().map(|(_, u)| u.clone());
+        let lowest = Stamp { era: 0, generation: i32::MIN };
+        let found = best.range((seq, lowest)..=(seq, stamp)).next_back().map(|(_, u)| u.clone());
         match found {
             Some(u) => chain.push(u),
             None => return Err(ChainError::Gap { missing: seq, from: chain[0].seq }),

@@ -3,30 +3,13 @@
 //! restarted mid-stream; afterwards every output id stands exactly once in
 //! its topic and the outputs per key equal `andon replay`'s.
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::faults::{compare, RULES, TOPICS_OUT};
 use crate::common::*;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{json, Value};
-
-const RULES: &str = r#"
-[rules.default]
-threshold = 2
-window = "1h"
-route = ["product", "operations"]
-[[rules.issue]]
-issues = ["safety_hazard"]
-threshold = 1
-[owners.product]
-sla = "30m"
-[owners.operations]
-sla = "1h"
-"#;
 
 fn ts(secs: i64) -> String {
     chrono::DateTime::from_timestamp(1_780_000_000 + secs, 0).expect("time").format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -86,18 +69,9 @@ fn workload(n: usize) -> (Vec<String>, Vec<String>) {
     (complaints, updates.into_iter().map(|(_, l)| l).collect())
 }
 
-fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32) -> i64 {
-    let c: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", "probe").create().expect("consumer");
-    (0..partitions).map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(5)).map_or(0, |(_, h)| h)).sum()
-}
-
 /// Records in all three output topics (growing while andon works).
 fn all_outputs(bootstrap: &str, partitions: i32) -> i64 {
-    ["andon.delist-commands", "andon.work-orders", "andon.dlq"]
-        .iter()
-        .map(|t| high_watermarks(bootstrap, t, partitions))
-        .sum()
+    watermarks(bootstrap, &TOPICS_OUT, partitions).1
 }
 
 /// Waits until the log shows `n` partition restores in all.
@@ -122,71 +96,26 @@ fn expected_outputs(expected: &[Value]) -> usize {
     expected.iter().filter(|l| l["topic"] != "andon.dlq" && l["value"]["type"] != "escalated").count()
 }
 
-fn write_config(dir: &Path, bootstrap: &str, extra: &str) -> PathBuf {
-    let path = dir.join("andon.toml");
-    let mut f = std::fs::File::create(&path).expect("config");
-    f.write_all(
-        settings_toml(bootstrap, RULES)
-            .replace("[kafka.properties]", &format!("[kafka.properties]\n{extra}"))
-            .as_bytes(),
-    )
-    .expect("write");
-    path
-}
-
 fn outputs(bootstrap: &str) -> Vec<Record> {
     let mut got = read_all(bootstrap, "andon.delist-commands");
     got.extend(read_all(bootstrap, "andon.work-orders"));
     got
 }
 
-fn assert_exactly_once_and_equal_to_replay(bootstrap: &str, complaints: &[String], updates: &[String]) {
-    let got = outputs(bootstrap);
-    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
-    for r in &got {
-        let v: Value = r.json();
-        let id = match v.get("command_id") {
-            Some(c) => c.as_str().unwrap_or_default().to_owned(),
-            None => {
-                format!("{}|{}|{}", v["andon_id"], v["type"], v.get("step").map(|s| s.to_string()).unwrap_or_default())
-            }
-        };
-        *seen.entry(id).or_default() += 1;
-    }
-    let dups: Vec<(&String, &u32)> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(dups.is_empty(), "outputs written more than once: {dups:?}");
-    let expected = replay(&settings("unused:9092", RULES), complaints, updates);
-    let (got, want) = (per_key_topics(&got), per_key_replay(&expected));
-    let differing: Vec<_> = want.keys().filter(|k| got.get(*k) != want.get(*k)).take(3).collect();
-    assert!(
-        differing.is_empty(),
-        "per-key outputs differ from replay for {differing:?}, e.g. got {:?} want {:?}",
-        differing.first().and_then(|k| got.get(*k)),
-        differing.first().and_then(|k| want.get(*k))
-    );
-    assert_eq!(got.len(), want.len(), "keys with output");
-    // Every rejected input is in the DLQ exactly once.
-    let dlq = read_all(bootstrap, "andon.dlq");
-    let mut coords: Vec<String> = dlq
-        .iter()
-        .map(|r| {
-            format!(
-                "{}/{}/{}",
-                r.headers["andon.source.topic"], r.headers["andon.source.partition"], r.headers["andon.source.offset"]
-            )
-        })
-        .collect();
-    let n = coords.len();
-    coords.sort();
-    let mut twice: Vec<&String> = coords.windows(2).filter(|w| w[0] == w[1]).map(|w| &w[0]).collect();
-    twice.dedup();
-    assert!(
-        twice.is_empty(),
-        "DLQ records written twice: {twice:?}; all: {:?}",
-        dlq.iter().map(|r| (r.partition, r.offset, r.headers["andon.source.offset"].clone())).collect::<Vec<_>>()
-    );
-    let want_dlq = expected.iter().filter(|l| l["topic"] == "andon.dlq").count();
-    assert_eq!(n, want_dlq, "DLQ records");
+/// Every output id stands once in its topic (the DLQ's by their source
+/// coordinates), and the outputs per key are `andon replay`'s.
+fn assert_exactly_once_and_equal_to_replay(
+    bootstrap: &str,
+    partitions: i32,
+    complaints: &[String],
+    updates: &[String],
+) {
+    let outcome = compare(bootstrap, partitions, complaints, updates);
+    let repeats: Vec<String> =
+        outcome.repeats.iter().map(|r| format!("{}[{}]@{} {}", r.topic, r.partition, r.offset, r.id)).collect();
+    assert!(repeats.is_empty(), "outputs written more than once: {repeats:?}");
+    let problems = outcome.problems();
+    assert!(problems.is_empty(), "{}\n{}", outcome.summary(), problems.join("\n"));
 }
 
 #[test]
@@ -201,7 +130,7 @@ fn kill_9_mid_stream_three_times_then_outputs_are_exactly_once() {
     };
     produce(&bootstrap, "andon.complaints", &complaints);
     produce(&bootstrap, "andon.work-order-updates", &updates);
-    let config = write_config(dir.path(), &bootstrap, "");
+    let config = write_config(dir.path(), &bootstrap, RULES, &[]);
     let log = dir.path().join("run.log");
     let args = ["run", "--config", config.to_str().expect("path")];
 
@@ -210,7 +139,7 @@ fn kill_9_mid_stream_three_times_then_outputs_are_exactly_once() {
         let mut p = spawn_andon(&args, &log);
         let mark = (expected_commands as f64 * fraction) as i64;
         let deadline = Instant::now() + Duration::from_secs(90);
-        while high_watermarks(&bootstrap, "andon.delist-commands", 3) < mark {
+        while watermarks(&bootstrap, &["andon.delist-commands"], 3).1 < mark {
             assert!(
                 Instant::now() < deadline,
                 "no progress to {mark}; log: {}",
@@ -243,7 +172,7 @@ fn kill_9_mid_stream_three_times_then_outputs_are_exactly_once() {
     assert!(status.success(), "graceful stop exits 0: {status:?}");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.matches("partition restored").count() >= 6, "restarts restored partitions:\n{text}");
-    assert_exactly_once_and_equal_to_replay(&bootstrap, &complaints, &updates);
+    assert_exactly_once_and_equal_to_replay(&bootstrap, 3, &complaints, &updates);
 }
 
 #[test]
@@ -257,7 +186,7 @@ fn two_processes_split_the_partitions_and_take_over_from_each_other() {
     produce(&bootstrap, "andon.complaints", &complaints);
     produce(&bootstrap, "andon.work-order-updates", &updates);
     let expected = replay(&settings("unused:9092", RULES), &complaints, &updates);
-    let config = write_config(dir.path(), &bootstrap, "");
+    let config = write_config(dir.path(), &bootstrap, RULES, &[]);
     let args = ["run", "--config", config.to_str().expect("path")];
     let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
     // A starts alone and gets everything; B joins mid-stream and A hands
@@ -279,6 +208,9 @@ fn two_processes_split_the_partitions_and_take_over_from_each_other() {
     let pid = a.0.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
     assert!(a.0.wait().expect("wait").success(), "A stops cleanly");
+    // B takes A's two over in the rebalance A's leaving starts (some
+    // seconds on the MockCluster): A may have written every output before.
+    wait_for_restores(&b_log, 4);
     let want = expected_outputs(&expected);
     wait_stable(
         Duration::from_secs(3),
@@ -291,7 +223,7 @@ fn two_processes_split_the_partitions_and_take_over_from_each_other() {
     let b_text = std::fs::read_to_string(&b_log).unwrap_or_default();
     assert!(a_text.contains("partitions revoked"), "A handed partitions over:\n{a_text}");
     assert!(b_text.matches("partition restored").count() >= 4, "B ended with all four:\n{b_text}\nA:\n{a_text}");
-    assert_exactly_once_and_equal_to_replay(&bootstrap, &complaints, &updates);
+    assert_exactly_once_and_equal_to_replay(&bootstrap, 4, &complaints, &updates);
 }
 
 /// The broker goes away for a while and answers some produce and
@@ -328,7 +260,7 @@ fn a_broker_outage_and_request_errors_lose_nothing_and_duplicate_nothing() {
             .collect();
         rounds.push((complaints[w[0]..w[1]].to_vec(), u));
     }
-    let delists = |b: &str| high_watermarks(b, "andon.delist-commands", 2);
+    let delists = |b: &str| watermarks(b, &["andon.delist-commands"], 2).1;
     for (i, (c, u)) in rounds.iter().enumerate() {
         produce(&bootstrap, "andon.complaints", c);
         produce(&bootstrap, "andon.work-order-updates", u);
@@ -368,5 +300,5 @@ fn a_broker_outage_and_request_errors_lose_nothing_and_duplicate_nothing() {
     );
     stop.store(true, Ordering::SeqCst);
     h.join().expect("andon thread");
-    assert_exactly_once_and_equal_to_replay(&bootstrap, &complaints, &updates);
+    assert_exactly_once_and_equal_to_replay(&bootstrap, 2, &complaints, &updates);
 }

@@ -8,8 +8,13 @@
 //!
 //! - alone ([`common::serial`]): those that start processes and lean on
 //!   session timeouts ([`kafka_restart`], [`view`]), the demo's run whose
-//!   traffic rate is checked ([`demo`]), and the injected faults, whose
-//!   outages and stalls are timed ([`kafka_faults`]);
+//!   traffic rate is checked ([`demo`]), the injected faults, whose
+//!   outages and stalls are timed ([`kafka_faults`]), and the
+//!   multi-process fault runs on an `andon dev-cluster` driven through its
+//!   stdin: a member frozen past its session timeout that resumes as a
+//!   zombie ([`zombie`]), and a seeded sequence of kills, freezes and
+//!   broker faults against three members ([`chaos`]; a short run here,
+//!   long ones with `scripts/chaos`). Their harness is `common::faults`;
 //! - beside each other ([`common::parallel`]): those with an in-process
 //!   MockCluster of their own ([`kafka_e2e`], [`http`]), and the two that
 //!   each run a demo for Chromium or Prometheus to look at ([`ops`]; they
@@ -18,6 +23,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod chaos;
 mod demo;
 mod http;
 mod kafka_e2e;
@@ -25,3 +31,4 @@ mod kafka_faults;
 mod kafka_restart;
 mod ops;
 mod view;
+mod zombie;

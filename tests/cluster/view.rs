@@ -42,13 +42,7 @@ fn member(config: &Path, log: PathBuf) -> Member {
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if serving(&text) > before {
-            let addr = text
-                .lines()
-                .rev()
-                .filter(|l| l.contains("serving /metrics"))
-                .find_map(|l| l.split("addr=").nth(1)?.split_whitespace().next())
-                .and_then(|a| a.trim_matches('"').parse().ok())
-                .expect("the address in the log line");
+            let addr = served_addr(&text).expect("the address in the log line");
             return Member { proc, log, addr };
         }
         assert!(Instant::now() < deadline, "member did not start serving:\n{text}");

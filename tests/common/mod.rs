@@ -4,8 +4,13 @@
 //! `andon dev-cluster` process, a plain rdkafka producer and consumer (not
 //! andon's code path), and `andon replay` for the expected outputs; the
 //! lock that keeps heavy tests from running beside others ([`serial`],
-//! [`parallel`]); the tools from outside cargo ([`need_tool`]).
+//! [`parallel`]); the tools from outside cargo ([`need_tool`]); and in
+//! [`faults`] the multi-process fault runs' harness (a dev cluster driven
+//! through its stdin, members to kill and freeze, traffic, the check of
+//! every output against replay).
 #![allow(dead_code)]
+
+pub mod faults;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -19,7 +24,7 @@ use andon::config::Settings;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
@@ -106,17 +111,23 @@ pub fn produce(bootstrap: &str, topic: &str, lines: &[String]) {
         if let Some(k) = &key {
             rec = rec.key(k.as_str());
         }
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    rec = r;
-                    p.poll(Duration::from_millis(10));
-                }
+        send_waiting(&p, rec);
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// Sends `rec`, polling (delivery reports) while the producer's queue is
+/// full.
+pub fn send_waiting<C: ProducerContext>(p: &BaseProducer<C>, mut rec: BaseRecord<'_, str, str, C::DeliveryOpaque>) {
+    loop {
+        match p.send(rec) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                rec = r;
+                p.poll(Duration::from_millis(10));
             }
         }
     }
-    p.flush(Duration::from_secs(30)).expect("flush");
 }
 
 /// Produces (key, value) pairs as they are: for records a well-behaved
@@ -151,9 +162,31 @@ impl Record {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.value).unwrap_or(Value::Null)
     }
+
+    /// The output's id: `command_id`; `andon_id|type|step`; for the DLQ
+    /// the source coordinates.
+    pub fn output_id(&self) -> String {
+        if self.topic.ends_with("dlq") {
+            let h = |k: &str| self.headers.get(k).map_or("", String::as_str);
+            return format!(
+                "dlq:{}/{}/{}",
+                h("andon.source.topic"),
+                h("andon.source.partition"),
+                h("andon.source.offset")
+            );
+        }
+        let v = self.json();
+        match v.get("command_id").and_then(Value::as_str) {
+            Some(c) => c.to_owned(),
+            None => {
+                format!("{}|{}|{}", v["andon_id"], v["type"], v.get("step").map(|s| s.to_string()).unwrap_or_default())
+            }
+        }
+    }
 }
 
-/// Everything in `topic` now, partition by partition.
+/// Everything in `topic` now (from each partition's low watermark), in
+/// partition and offset order.
 pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Record> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -161,6 +194,8 @@ pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Record> {
         .set("enable.auto.commit", "false")
         .set("allow.auto.create.topics", "false")
         .set("enable.partition.eof", "true")
+        // The MockCluster holds an empty fetch this long.
+        .set("fetch.wait.max.ms", "50")
         .create()
         .expect("consumer");
     let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
@@ -174,7 +209,7 @@ pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Record> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, p, Offset::Offset(low)).expect("tpl");
         c.assign(&tpl).expect("assign");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             assert!(Instant::now() < deadline, "reading {topic}[{p}] timed out");
             match c.poll(Duration::from_millis(100)) {
@@ -194,6 +229,9 @@ pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Record> {
                         value: m.payload().unwrap_or_default().to_vec(),
                         headers,
                     });
+                    if m.offset() + 1 >= high {
+                        break;
+                    }
                 }
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
                 Some(Err(e)) => panic!("reading {topic}: {e}"),
@@ -202,6 +240,22 @@ pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Record> {
         }
     }
     out
+}
+
+/// The low and the high watermarks of `topics`, each summed over the
+/// partitions: what the MockCluster dropped from their starts (it keeps at
+/// most 5 MiB or 100,000 message sets a partition), and where they end.
+pub fn watermarks(bootstrap: &str, topics: &[&str], partitions: i32) -> (i64, i64) {
+    let c: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", "probe").create().expect("consumer");
+    let mut sums = (0, 0);
+    for t in topics {
+        for p in 0..partitions {
+            let (low, high) = c.fetch_watermarks(t, p, Duration::from_secs(10)).unwrap_or((0, 0));
+            sums = (sums.0 + low, sums.1 + high);
+        }
+    }
+    sums
 }
 
 /// `andon replay` over the lines, as JSON values `{"topic","key","value"}`.
@@ -320,28 +374,35 @@ impl Drop for Proc {
     }
 }
 
+/// The `andon` binary with `args`, its logs appended to `log`, nothing on
+/// stdin, stdout dropped: to spawn, or to change first.
+pub fn andon_command(args: &[&str], log: &Path) -> Command {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_andon"));
+    c.args(args).env("RUST_LOG", "info,librdkafka=warn").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+    c
+}
+
 /// The `andon` binary with `args`, its logs appended to `log`.
 pub fn spawn_andon(args: &[&str], log: &Path) -> Proc {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_andon"))
-        .args(args)
-        .env("RUST_LOG", "info,librdkafka=warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn andon");
-    Proc(child)
+    Proc(andon_command(args, log).spawn().expect("spawn andon"))
 }
 
 /// An `andon dev-cluster` process with `partitions` per topic, logging and
 /// writing its bootstrap servers into `dir`: the process and the servers.
-pub fn start_dev_cluster(dir: &Path, partitions: u32) -> (Proc, String) {
+/// Its stdin and stdout are pipes, for a test that injects faults
+/// ([`faults::Cluster`]); the others leave them be.
+pub fn start_dev_cluster(dir: &Path, partitions: i32) -> (Proc, String) {
     let file = dir.join("bootstrap");
-    let p = spawn_andon(
+    let child = andon_command(
         &["dev-cluster", "--partitions", &partitions.to_string(), "--bootstrap-file", file.to_str().expect("path")],
         &dir.join("dev-cluster.log"),
-    );
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("spawn andon dev-cluster");
+    let p = Proc(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(s) = std::fs::read_to_string(&file) {
@@ -352,6 +413,29 @@ pub fn start_dev_cluster(dir: &Path, partitions: u32) -> (Proc, String) {
         assert!(Instant::now() < deadline, "dev-cluster did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Where an `andon run` serves HTTP, from its log: the last start's line.
+pub fn served_addr(log: &str) -> Option<SocketAddr> {
+    let line = log.lines().rev().find(|l| l.contains("serving /metrics"))?;
+    line.split("addr=").nth(1)?.split_whitespace().next()?.trim_matches('"').parse().ok()
+}
+
+/// A configuration file in `dir` for `andon run`: the tests' settings with
+/// `rules`, each Kafka property in `properties` set (replacing the tests'
+/// value, if they set one).
+pub fn write_config(dir: &Path, bootstrap: &str, rules: &str, properties: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut text = settings_toml(bootstrap, rules);
+    for (k, v) in properties {
+        let line = format!("\"{k}\" = \"{v}\"");
+        text = match text.lines().find(|l| l.starts_with(&format!("\"{k}\" ="))) {
+            Some(old) => text.replace(old, &line),
+            None => text.replace("[kafka.properties]", &format!("[kafka.properties]\n{line}")),
+        };
+    }
+    let path = dir.join("andon.toml");
+    std::fs::write(&path, text).expect("config");
+    path
 }
 
 /// Headless Chromium on `url` with `args` (`--dump-dom`, `--screenshot=`),

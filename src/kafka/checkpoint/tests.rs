@@ -284,6 +284,22 @@ fn a_zombie_writing_after_the_new_owner_is_ignored() {
     assert_same_as(&log, &mut b, 60..120);
 }
 
+/// Found by the `decode_changelog` fuzz target: andon never writes a
+/// negative generation, but a record that decodes may carry one, and
+/// following its chain must not panic (a panic on the restorer thread
+/// would end every later restore of the instance).
+#[test]
+fn a_chain_with_a_negative_generation_is_followed_without_a_panic() {
+    let mut log = Log::default();
+    let mut w = Writer::new(g(-1));
+    for b in 0..3 {
+        w.feed(b * 10..b * 10 + 10);
+        w.commit(&mut log, false);
+    }
+    let r = log.resolve().expect("restores");
+    assert_eq!((r.chain.seq, r.stamp), (3, g(-1)));
+}
+
 #[test]
 fn a_group_reset_to_generation_one_still_wins_with_a_new_era() {
     let mut log = Log::default();
