@@ -237,16 +237,7 @@ fn a_broker_outage_and_request_errors_lose_nothing_and_duplicate_nothing() {
     use std::sync::Arc;
     let (cluster, bootstrap) = mock_cluster(2);
     let (complaints, updates) = workload(9_000);
-    // Each round's complaints are produced before its updates, and the
-    // outage comes right after: with the usual 200 ms, an input at its end
-    // may be merged on without (docs/semantics.md, rule 0), the other's
-    // records then arrive behind stream time, and the outputs are those of
-    // another input order than replay's (a close counted late, say), which
-    // is right but not what this test compares. Waiting 10 s keeps replay's
-    // order; what is tested here is the faults.
-    let toml = settings_toml(&bootstrap, RULES).replace("max_task_idle = \"200ms\"", "max_task_idle = \"10s\"");
-    assert!(toml.contains("max_task_idle = \"10s\""), "the test settings set max_task_idle");
-    let settings = andon::config::Settings::from_toml(&toml).expect("settings");
+    let settings = settings(&bootstrap, RULES);
     let stop = Arc::new(AtomicBool::new(false));
     let (flag, s) = (stop.clone(), settings.clone());
     let h = std::thread::spawn(move || andon::kafka::run(Arc::new(s), Default::default(), &flag).expect("andon run"));
