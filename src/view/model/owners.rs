@@ -40,11 +40,7 @@ impl Model {
                     owner,
                     open_steps: t.open,
                     overdue: t.overdue,
-                    completed_7d: t.completed_7d,
-                    completed_30d: t.durations.len() as u64,
-                    median_seconds: percentile(&t.durations, 50),
-                    p90_seconds: percentile(&t.durations, 90),
-                    within_sla: t.within_sla_share(),
+                    timeliness: t.timeliness(),
                 })
                 .collect(),
             actors: actors
@@ -52,11 +48,7 @@ impl Model {
                 .map(|(actor, (t, owners))| ActorRow {
                     actor,
                     owners: owners.into_iter().collect(),
-                    completed_7d: t.completed_7d,
-                    completed_30d: t.durations.len() as u64,
-                    median_seconds: percentile(&t.durations, 50),
-                    p90_seconds: percentile(&t.durations, 90),
-                    within_sla: t.within_sla_share(),
+                    timeliness: t.timeliness(),
                 })
                 .collect(),
         }
@@ -80,8 +72,15 @@ impl Tally {
         self.durations.push((s.completed_at - s.started_at).as_secs_f64().max(0.0));
     }
 
-    fn within_sla_share(&self) -> Option<f64> {
-        (!self.durations.is_empty()).then(|| self.within_sla as f64 / self.durations.len() as f64)
+    fn timeliness(&self) -> Timeliness {
+        let n = self.durations.len();
+        Timeliness {
+            completed_7d: self.completed_7d,
+            completed_30d: n as u64,
+            median_seconds: percentile(&self.durations, 50),
+            p90_seconds: percentile(&self.durations, 90),
+            within_sla: (n > 0).then(|| self.within_sla as f64 / n as f64),
+        }
     }
 }
 
@@ -115,11 +114,8 @@ pub struct OwnerRow {
     pub open_steps: u64,
     /// Of those, past their due time now.
     pub overdue: u64,
-    pub completed_7d: u64,
-    pub completed_30d: u64,
-    pub median_seconds: Option<f64>,
-    pub p90_seconds: Option<f64>,
-    pub within_sla: Option<f64>,
+    #[serde(flatten)]
+    pub timeliness: Timeliness,
 }
 
 /// One person who completed steps in the last 30 days.
@@ -128,6 +124,14 @@ pub struct ActorRow {
     pub actor: String,
     /// The owner teams whose steps they completed.
     pub owners: Vec<String>,
+    #[serde(flatten)]
+    pub timeliness: Timeliness,
+}
+
+/// What owner teams and people share: steps completed in the last 7 and
+/// 30 days, their durations in seconds, and the share within SLA.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Timeliness {
     pub completed_7d: u64,
     pub completed_30d: u64,
     pub median_seconds: Option<f64>,
