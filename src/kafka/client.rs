@@ -91,7 +91,10 @@ fn user_properties(settings: &Settings, role: Role) -> impl Iterator<Item = (&St
 fn base(settings: &Settings, role: Role) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &settings.kafka.brokers);
-    c.set_log_level(RDKafkaLogLevel::Warning);
+    // librdkafka's own `debug` property names contexts to log at debug
+    // level; with the level left at warning they would be dropped unseen.
+    let debug = settings.kafka.properties.contains_key("debug");
+    c.set_log_level(if debug { RDKafkaLogLevel::Debug } else { RDKafkaLogLevel::Warning });
     for (k, v) in user_properties(settings, role) {
         c.set(k, v);
     }
