@@ -410,6 +410,22 @@ impl Task {
         self.at_end[side as usize] = true;
     }
 
+    /// The consumer of this input lost its connection or failed a fetch:
+    /// an end reached before may have moved meanwhile (records produced
+    /// while it could not fetch, which the other input's consumer may
+    /// already be delivering), so the input is not known to be at its end
+    /// until the consumer says so again. The caller makes it fetch again
+    /// from [`Task::next_offset`] (librdkafka reports an end only once per
+    /// end offset, and again after a seek).
+    pub fn link_lost(&mut self, side: Side) {
+        self.at_end[side as usize] = false;
+    }
+
+    /// The offset of the next record this task expects from `side`.
+    pub fn next_offset(&self, side: Side) -> i64 {
+        self.fetched[side as usize]
+    }
+
     /// Whether both inputs are known to be read to their end and nothing waits.
     pub fn caught_up(&self) -> bool {
         self.merge.is_empty() && self.at_end == [true, true]

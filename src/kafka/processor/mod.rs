@@ -303,17 +303,22 @@ impl Processor {
     /// retries, the topology check.
     fn clean_point(&mut self) {
         // Serves the rebalance callback; records never arrive here (each
-        // partition has its own queue).
+        // partition has its own queue), errors of the whole consumer do
+        // (a lost connection: its inputs are fetched again).
+        let mut lost = [false; 2];
         while let Some(m) = self.group.poll(Duration::ZERO) {
             if let Err(e) = m {
                 tracing::warn!(error = %e, "consumer error");
+                lost[Side::Complaints as usize] = true;
             }
         }
         while let Some(m) = self.updates.poll(Duration::ZERO) {
             if let Err(e) = m {
                 tracing::warn!(error = %e, "updates consumer error");
+                lost[Side::Updates as usize] = true;
             }
         }
+        self.refetch(lost);
         for e in self.group.context().take_events() {
             self.metrics.rebalances.inc();
             match e {
@@ -581,6 +586,48 @@ impl Processor {
         }
     }
 
+    /// Inputs whose consumer lost its connection (`lost`, per side) or
+    /// failed a fetch (per partition): an end reached before is no longer
+    /// trusted, and each such partition is sought to the next record its
+    /// task expects, which makes the consumer report the end again once it
+    /// has fetched to it (librdkafka reports an end once per end offset,
+    /// and again after a seek). Without this, after an outage the consumer
+    /// that reconnected first ran ahead of the other, whose input passed
+    /// for read to its end though records had been written to it meanwhile
+    /// (docs/semantics.md#0-input-order).
+    fn refetch(&mut self, lost: [bool; 2]) {
+        let t = &self.settings.topics;
+        let (mut complaints, mut updates) = (TopicPartitionList::new(), TopicPartitionList::new());
+        for (p, slot) in self.slots.iter_mut() {
+            let Slot::Active(a) = slot else { continue };
+            for (side, topic, tpl) in [
+                (Side::Complaints, &t.complaints, &mut complaints),
+                (Side::Updates, &t.work_order_updates, &mut updates),
+            ] {
+                let i = side as usize;
+                if lost[i] || a.refetch[i] {
+                    a.refetch[i] = false;
+                    a.task.link_lost(side);
+                    let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(a.task.next_offset(side)));
+                }
+            }
+        }
+        // Asynchronous (no timeout): the broker may still be down.
+        let partitions = |tpl: &TopicPartitionList| tpl.elements().iter().map(|e| e.partition()).collect::<Vec<_>>();
+        if complaints.count() > 0 {
+            tracing::info!(partitions = ?partitions(&complaints), "complaints: a fetch failed; fetching again, the end counts once reached again");
+            if let Err(e) = self.group.seek_partitions(complaints, Duration::ZERO) {
+                tracing::warn!(error = %e, "seeking the complaints partitions failed");
+            }
+        }
+        if updates.count() > 0 {
+            tracing::info!(partitions = ?partitions(&updates), "updates: a fetch failed; fetching again, the end counts once reached again");
+            if let Err(e) = self.updates.seek_partitions(updates, Duration::ZERO) {
+                tracing::warn!(error = %e, "seeking the updates partitions failed");
+            }
+        }
+    }
+
     fn pause(&self, p: i32) {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&self.settings.topics.complaints, p);
@@ -614,7 +661,11 @@ fn drain<C: rdkafka::consumer::ConsumerContext>(
                 n += t.processed + t.undecodable;
             }
             Some(Err(KafkaError::PartitionEOF(_))) => a.task.at_end(side),
-            Some(Err(e)) => tracing::warn!(?side, partition = a.task.partition, error = %e, "consumer error"),
+            Some(Err(e)) => {
+                tracing::warn!(?side, partition = a.task.partition, error = %e, "consumer error");
+                a.task.link_lost(side);
+                a.refetch[side as usize] = true;
+            }
             None => break,
         }
     }

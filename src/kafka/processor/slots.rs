@@ -51,6 +51,9 @@ pub(super) struct Active {
     pub(super) backoff: Backoff,
     /// The partition's side of the cluster-wide view's table.
     pub(super) view: TableWriter,
+    /// Inputs ([`crate::merge::Side`]) whose fetch failed: fetched again
+    /// at the next clean point (see [`Task::link_lost`]).
+    pub(super) refetch: [bool; 2],
 }
 
 pub(super) fn restoring(why: Why, since: Instant, backoff: Backoff) -> Slot {
@@ -161,6 +164,7 @@ impl Processor {
                 progress: since,
                 backoff,
                 view: TableWriter::new(p, Instant::now()),
+                refetch: [false; 2],
             };
             self.slots.insert(p, Slot::Active(Box::new(active)));
         }

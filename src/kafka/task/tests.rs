@@ -94,6 +94,26 @@ fn the_merge_waits_for_an_input_not_known_to_be_at_its_end() {
 }
 
 #[test]
+fn an_end_seen_before_the_link_was_lost_is_not_trusted() {
+    let mut t = task(&[]);
+    let mut out = Vec::new();
+    t.at_end(Side::Updates);
+    // The updates consumer loses the broker; complaints keep coming (their
+    // consumer reconnected first) while updates written meanwhile wait.
+    t.link_lost(Side::Updates);
+    assert_eq!(t.next_offset(Side::Updates), 0, "where it fetches again from");
+    push(&mut t, Side::Complaints, 0, complaint("e1", "ann", 1).as_bytes(), &mut out);
+    push(&mut t, Side::Complaints, 1, complaint("e2", "bob", 2).as_bytes(), &mut out);
+    let now = Instant::now();
+    let tally = t.process(now + Duration::from_secs(3600), Ts::EPOCH, IDLE, &mut out);
+    assert_eq!((tally.processed, out.len()), (0, 0), "waits: the end it saw may have moved");
+    // Fetched again to its end: nothing was written meanwhile.
+    t.at_end(Side::Updates);
+    t.process(now + Duration::from_secs(3600), Ts::EPOCH, IDLE, &mut out);
+    assert_eq!(types(&out), ["delist", "opened"]);
+}
+
+#[test]
 fn an_input_at_its_end_is_still_waited_for_max_task_idle() {
     let mut t = task(&[]);
     let mut out = Vec::new();
