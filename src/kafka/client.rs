@@ -131,6 +131,19 @@ pub fn plain_consumer(settings: &Settings) -> ClientConfig {
     c
 }
 
+/// The restores' reader: a plain consumer that does not wait for data.
+/// A changelog written in transactions ends with a commit marker, which is
+/// never delivered: a read learns that it is done only from the
+/// end-of-partition, which comes with the first fetch that finds nothing,
+/// and the broker holds such a fetch for up to `fetch.wait.max.ms`.
+pub fn changelog_reader(settings: &Settings) -> ClientConfig {
+    let mut c = plain_consumer(settings);
+    if !settings.kafka.properties.contains_key("fetch.wait.max.ms") {
+        c.set("fetch.wait.max.ms", "5");
+    }
+    c
+}
+
 /// Properties only the group member takes: static membership belongs to
 /// it alone (a plain consumer with the same `group.instance.id` would take
 /// its place in the group).

@@ -257,7 +257,7 @@ pub struct KafkaReader {
 const READ_STALL: Duration = Duration::from_secs(30);
 
 impl KafkaReader {
-    /// `config`: a plain consumer's (read_committed, partition EOF on).
+    /// `config`: [`crate::kafka::client::changelog_reader`]'s (read_committed, partition EOF on).
     pub fn new(config: ClientConfig) -> Result<Self, KafkaError> {
         let committed = config.create_with_context(Quiet)?;
         let mut u = config.clone();

@@ -176,7 +176,7 @@ impl Processor {
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "start: subscribed");
         let sink = KafkaSink::new(client::producer(&settings, eos), eos, Arc::new(GroupHandle(group.clone())))?;
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "start: producer ready");
-        let reader = KafkaReader::new(client::plain_consumer(&settings))?;
+        let reader = KafkaReader::new(client::changelog_reader(&settings))?;
         // Partitions added in place while andon was stopped: refused here,
         // before any partition (an old one or a new one) is processed.
         match restore::written_partition_count(&reader, &t.state, partitions as u32) {
