@@ -376,6 +376,8 @@ impl KafkaReader {
         // A consumer of its own per read: no event of an earlier read (an
         // end of partition, say) can be taken for one of this read.
         let what = || format!("reading {topic}");
+        let started = Instant::now();
+        let mut first: Option<Duration> = None;
         let consumer: BaseConsumer<Quiet> =
             self.config.create_with_context(Quiet).map_err(|e| IoError::new(classify(&e), what(), e))?;
         consumer.assign(&tpl).map_err(|e| IoError::new(classify(&e), what(), e))?;
@@ -384,6 +386,7 @@ impl KafkaReader {
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
                     last_progress = Instant::now();
+                    first.get_or_insert(started.elapsed());
                     let Some(&(range, last)) = todo.get(&m.partition()) else { continue };
                     let headers = m
                         .headers()
@@ -417,6 +420,20 @@ impl KafkaReader {
                 }
                 None => {}
             }
+        }
+        tracing::debug!(
+            topic,
+            partitions = ranges.len(),
+            records = out.len(),
+            first_record_ms = first.map(|d| d.as_millis() as u64),
+            ms = started.elapsed().as_millis() as u64,
+            "read"
+        );
+        // Closing a consumer takes librdkafka about 100 ms (its threads
+        // wind down): a restore does not wait for it.
+        let closing = std::thread::Builder::new().name("reader-close".into());
+        if let Err(e) = closing.spawn(move || drop(consumer)) {
+            tracing::debug!(error = %e, "closing the reader on this thread");
         }
         Ok(out)
     }
