@@ -454,23 +454,35 @@ impl Processor {
     fn write_batch(&mut self) {
         let t = self.settings.topics.clone();
         let after_bytes = self.options.snapshot_after_bytes;
-        let mut bodies: BTreeMap<i32, (Kind, Vec<u8>, Vec<TableRecord>)> = BTreeMap::new();
         let now = Instant::now();
         let model = self.status.view.model();
-        for (p, slot) in self.slots.iter_mut() {
-            let Slot::Active(a) = slot else { continue };
+        let body = |(p, a): (&i32, &mut Active)| {
             let (c, u) = a.task.input_positions();
             let moved = (c, u) != (a.task.chain.positions.complaints, a.task.chain.positions.updates);
             if a.pending.is_empty() && !a.task.has_changes() && !moved && !a.view.idle_refresh_due(now) {
-                continue;
+                return None;
             }
             // The view's table records come from the same state as the
             // outputs (and, for outputs suppressed as already written, are
             // written again: table puts are idempotent).
             let table = a.view.records(a.task.batch_outputs(), a.task.engine(), &model, now);
             let (kind, body) = a.task.checkpoint_body(after_bytes);
-            bodies.insert(*p, (kind, body, table));
-        }
+            Some((*p, (kind, body, table)))
+        };
+        let actives = self.slots.iter_mut().filter_map(|(p, s)| match s {
+            Slot::Active(a) => Some((p, &mut **a)),
+            _ => None,
+        });
+        // Encoding the changes of a large batch takes a while: the
+        // partitions go in parallel, like their processing.
+        let bodies: BTreeMap<i32, (Kind, Vec<u8>, Vec<TableRecord>)> = match &self.pool {
+            Some(pool) => {
+                use rayon::prelude::*;
+                let actives: Vec<_> = actives.collect();
+                pool.install(|| actives.into_par_iter().filter_map(body).collect())
+            }
+            None => actives.filter_map(body).collect(),
+        };
         drop(model);
         if bodies.is_empty() {
             return;
