@@ -133,6 +133,9 @@ pub struct Limits {
     pub max_message_bytes: usize,
 }
 
+/// See [`Task::accepts`].
+pub const QUEUE_LIMIT: usize = 2_000;
+
 pub struct Task {
     pub partition: i32,
     engine: Engine,
@@ -469,6 +472,16 @@ impl Task {
     /// Records polled and not yet processed.
     pub fn waiting(&self) -> usize {
         self.merge.len(Side::Complaints) + self.merge.len(Side::Updates)
+    }
+
+    /// Whether to poll more of `side`: not while [`QUEUE_LIMIT`] of its
+    /// records wait (for the other input, which the merge needs first).
+    /// Past that they stay in the consumer's queue, where fetching pauses
+    /// when it is full (`queued.max.messages.kbytes`), instead of being
+    /// decoded and copied into the merge without bound: an input that
+    /// stalls costs the other no memory beyond this.
+    pub fn accepts(&self, side: Side) -> bool {
+        self.merge.len(side) < QUEUE_LIMIT
     }
 }
 

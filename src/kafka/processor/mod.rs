@@ -656,7 +656,8 @@ impl Processor {
     }
 }
 
-/// Hands what a partition queue holds to the task (at most [`DRAIN`]);
+/// Hands what a partition queue holds to the task (at most [`DRAIN`], and
+/// none while the task holds enough of that input: [`Task::accepts`]);
 /// returns how many records it processed on the way.
 fn drain<C: rdkafka::consumer::ConsumerContext>(
     a: &mut Active,
@@ -667,6 +668,9 @@ fn drain<C: rdkafka::consumer::ConsumerContext>(
 ) -> u64 {
     let mut n = 0;
     for _ in 0..DRAIN {
+        if !a.task.accepts(side) {
+            break;
+        }
         match q.poll(Duration::ZERO) {
             Some(Ok(m)) => {
                 let t = a.task.offer(incoming(side, &m), now, idle, &mut a.pending);

@@ -114,6 +114,25 @@ fn an_end_seen_before_the_link_was_lost_is_not_trusted() {
 }
 
 #[test]
+fn records_held_up_by_the_other_input_are_bounded_and_flow_again() {
+    let mut t = task(&[]);
+    let mut out = Vec::new();
+    let mut offset = 0;
+    while t.accepts(Side::Complaints) {
+        let c = complaint(&format!("e{offset}"), &format!("c{offset}"), (offset % 60) as u32);
+        push(&mut t, Side::Complaints, offset, c.as_bytes(), &mut out);
+        offset += 1;
+    }
+    assert_eq!((offset as usize, out.len()), (super::QUEUE_LIMIT, 0), "held while updates are not known at their end");
+    assert!(t.accepts(Side::Updates), "the input the merge waits for is still taken");
+    t.at_end(Side::Updates);
+    let now = Instant::now();
+    let tally = t.process(now + IDLE, Ts::EPOCH, IDLE, &mut out);
+    assert_eq!(tally.processed as usize, super::QUEUE_LIMIT);
+    assert!(t.accepts(Side::Complaints));
+}
+
+#[test]
 fn an_input_at_its_end_is_still_waited_for_max_task_idle() {
     let mut t = task(&[]);
     let mut out = Vec::new();
