@@ -82,6 +82,15 @@ pub fn classify(e: &KafkaError) -> FailureKind {
     }
 }
 
+/// Whether a consumer error may have hidden records from the consumer (a
+/// lost connection, a failed fetch), so that an input's end seen before it
+/// is no longer to be trusted. Not a position reset: `auto.offset.reset`
+/// has already moved the fetch, and fetching again from the old position
+/// would only be reset again, for ever.
+pub fn hides_records(e: &KafkaError) -> bool {
+    !matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange))
+}
+
 /// Exponential backoff: 100 ms, doubling, at most 30 s; reset by success.
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -120,6 +129,16 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_broker_hides_records_a_position_reset_does_not() {
+        let fetch = |code| KafkaError::MessageConsumption(code);
+        assert!(hides_records(&fetch(RDKafkaErrorCode::BrokerTransportFailure)));
+        assert!(hides_records(&fetch(RDKafkaErrorCode::AllBrokersDown)));
+        assert!(hides_records(&fetch(RDKafkaErrorCode::RequestTimedOut)));
+        assert!(!hides_records(&fetch(RDKafkaErrorCode::AutoOffsetReset)));
+        assert!(!hides_records(&fetch(RDKafkaErrorCode::OffsetOutOfRange)));
+    }
 
     #[test]
     fn a_record_too_large_is_permanent_a_broker_down_is_transient_a_new_epoch_is_fenced() {

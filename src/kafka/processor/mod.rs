@@ -37,7 +37,7 @@ mod slots;
 use super::batch::{self, Share, Writer};
 use super::checkpoint::Kind;
 use super::client;
-use super::errors::{Backoff, FailureKind};
+use super::errors::{self, Backoff, FailureKind};
 use super::group::{self, Ends, Event, GroupContext, GroupHandle, UpdatesContext};
 use super::io::rdkafka::{KafkaReader, KafkaSink};
 use super::io::BatchSink;
@@ -309,13 +309,13 @@ impl Processor {
         while let Some(m) = self.group.poll(Duration::ZERO) {
             if let Err(e) = m {
                 tracing::warn!(error = %e, "consumer error");
-                lost[Side::Complaints as usize] = true;
+                lost[Side::Complaints as usize] |= errors::hides_records(&e);
             }
         }
         while let Some(m) = self.updates.poll(Duration::ZERO) {
             if let Err(e) = m {
                 tracing::warn!(error = %e, "updates consumer error");
-                lost[Side::Updates as usize] = true;
+                lost[Side::Updates as usize] |= errors::hides_records(&e);
             }
         }
         self.refetch(lost);
@@ -679,8 +679,10 @@ fn drain<C: rdkafka::consumer::ConsumerContext>(
             Some(Err(KafkaError::PartitionEOF(_))) => a.task.at_end(side),
             Some(Err(e)) => {
                 tracing::warn!(?side, partition = a.task.partition, error = %e, "consumer error");
-                a.task.link_lost(side);
-                a.refetch[side as usize] = true;
+                if errors::hides_records(&e) {
+                    a.task.link_lost(side);
+                    a.refetch[side as usize] = true;
+                }
             }
             None => break,
         }
