@@ -624,20 +624,8 @@ impl Processor {
                 }
             }
         }
-        // Asynchronous (no timeout): the broker may still be down.
-        let partitions = |tpl: &TopicPartitionList| tpl.elements().iter().map(|e| e.partition()).collect::<Vec<_>>();
-        if complaints.count() > 0 {
-            tracing::info!(partitions = ?partitions(&complaints), "complaints: a fetch failed; fetching again, the end counts once reached again");
-            if let Err(e) = self.group.seek_partitions(complaints, Duration::ZERO) {
-                tracing::warn!(error = %e, "seeking the complaints partitions failed");
-            }
-        }
-        if updates.count() > 0 {
-            tracing::info!(partitions = ?partitions(&updates), "updates: a fetch failed; fetching again, the end counts once reached again");
-            if let Err(e) = self.updates.seek_partitions(updates, Duration::ZERO) {
-                tracing::warn!(error = %e, "seeking the updates partitions failed");
-            }
-        }
+        seek_again(&self.group, complaints, "complaints");
+        seek_again(&self.updates, updates, "updates");
     }
 
     fn pause(&self, p: i32) {
@@ -653,6 +641,19 @@ impl Processor {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&self.settings.topics.work_order_updates, p);
         let _ = self.updates.incremental_unassign(&tpl);
+    }
+}
+
+/// Seeks `tpl`'s partitions of `consumer` ([`Processor::refetch`]),
+/// asynchronously (no timeout): the broker may still be down.
+fn seek_again<C: rdkafka::consumer::ConsumerContext>(consumer: &BaseConsumer<C>, tpl: TopicPartitionList, what: &str) {
+    if tpl.count() == 0 {
+        return;
+    }
+    let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+    tracing::info!(input = what, ?partitions, "a fetch failed: fetching again; the end counts once reached again");
+    if let Err(e) = consumer.seek_partitions(tpl, Duration::ZERO) {
+        tracing::warn!(input = what, error = %e, "seeking again failed");
     }
 }
 
