@@ -47,6 +47,19 @@ fn rejects_with_stable_reasons_naming_the_field() {
 }
 
 #[test]
+fn a_record_that_is_not_utf8_is_invalid_json_wherever_the_bad_byte_is() {
+    // In a value, in a key, and outside any string: the same reason, as
+    // when the parser checked each string itself.
+    for bad in [OK.replacen("c1", "c\u{fffd}", 1), OK.replacen("issue", "iss\u{fffd}", 1), format!("{OK} \u{fffd}")] {
+        let bytes: Vec<u8> = bad.replace('\u{fffd}', "\u{1}").bytes().map(|b| if b == 1 { 0xff } else { b }).collect();
+        let err = decode_complaint(&bytes, 65536).expect_err("not UTF-8");
+        assert_eq!(err.reason, RejectReason::InvalidJson, "{bad}: {}", err.message);
+        assert!(err.message.contains("UTF-8"), "{}", err.message);
+    }
+    assert!(decode_update(&[0xff], 65536).is_err_and(|e| e.reason == RejectReason::InvalidJson));
+}
+
+#[test]
 fn keeps_the_channel() {
     assert_eq!(complaint(OK).expect("valid").channel, None);
     for ch in Channel::ALL {

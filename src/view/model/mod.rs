@@ -74,14 +74,14 @@ impl Model {
     pub fn apply(&mut self, key: &str, value: Option<&[u8]>, written_at: Ts, now: Ts) -> Result<(), String> {
         match (Key::parse(key), value) {
             (Some(Key::Andon(id)), Some(v)) => {
-                let r: AndonRecord = serde_json::from_slice(v).map_err(|e| format!("{key}: {e}"))?;
+                let r: AndonRecord = decode(key, v)?;
                 self.put_andon(id, r, written_at);
             }
             (Some(Key::Andon(id)), None) => {
                 self.remove_andon(id);
             }
             (Some(Key::Closed(id)), Some(v)) => {
-                let r: ClosedRecord = serde_json::from_slice(v).map_err(|e| format!("{key}: {e}"))?;
+                let r: ClosedRecord = decode(key, v)?;
                 self.put_closed(id, r, now);
             }
             (Some(Key::Closed(id)), None) => {
@@ -90,7 +90,7 @@ impl Model {
                 }
             }
             (Some(Key::Member(m)), Some(v)) => {
-                let r: MemberRecord = serde_json::from_slice(v).map_err(|e| format!("{key}: {e}"))?;
+                let r: MemberRecord = decode(key, v)?;
                 self.members.insert(m.to_owned(), r);
             }
             (Some(Key::Member(m)), None) => {
@@ -209,6 +209,14 @@ impl Model {
         let expiry = now - MEMBER_EXPIRY;
         self.members.retain(|_, m| m.updated_at >= expiry);
     }
+}
+
+/// A view record's JSON value. UTF-8 is checked once for the whole value,
+/// so that the parser does not check each string again (as it does reading
+/// bytes): most of what reading the view costs is this decoding.
+fn decode<T: serde::de::DeserializeOwned>(key: &str, v: &[u8]) -> Result<T, String> {
+    let text = std::str::from_utf8(v).map_err(|e| format!("{key}: not UTF-8: {e}"))?;
+    serde_json::from_str(text).map_err(|e| format!("{key}: {e}"))
 }
 
 #[cfg(test)]
