@@ -123,6 +123,11 @@ use crate::report::{load_average, report, Results};
 use crate::throughput::trial;
 use crate::traffic::throughput_input;
 
+/// The allocator of the andon binary (src/main.rs): replay's cost, measured
+/// in this process, is then that of the engine as shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type R<T> = Result<T, String>;
 
 /// How much of everything one run measures.
