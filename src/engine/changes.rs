@@ -160,6 +160,59 @@ pub fn decode(mut bytes: &[u8]) -> impl Iterator<Item = Result<Op<'_>, OpsError>
     })
 }
 
+/// Encoded operations and where each one ends, so that a checkpoint body
+/// is cut into records between operations without decoding it again
+/// (decoding every batch's body to find the cuts cost about as much as
+/// encoding it). `ends` may be empty (a snapshot): [`split`] then finds them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub bytes: Vec<u8>,
+    /// The end offset of each operation in `bytes`, in order.
+    pub ends: Vec<usize>,
+}
+
+impl Encoded {
+    /// Appends `op`.
+    pub fn push(&mut self, op: &Op<'_>) {
+        // Encoding into a Vec cannot fail: postcard errors only on full
+        // fixed buffers and on types serde cannot describe.
+        let _ = encode(op, &mut self.bytes);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Appends `other`'s operations.
+    pub fn append(&mut self, other: &mut Encoded) {
+        let base = self.bytes.len();
+        self.bytes.append(&mut other.bytes);
+        self.ends.extend(other.ends.drain(..).map(|e| e + base));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// [`split`], by the recorded ends when they cover the bytes.
+    pub fn runs(&self, max: usize) -> Result<Vec<&[u8]>, OpsError> {
+        if self.bytes.len() <= max {
+            return Ok(vec![&self.bytes]);
+        }
+        if self.ends.last() != Some(&self.bytes.len()) {
+            return split(&self.bytes, max);
+        }
+        let mut runs = Vec::new();
+        let (mut start, mut at) = (0, 0);
+        for &end in &self.ends {
+            if end - start > max && at > start {
+                runs.push(&self.bytes[start..at]);
+                start = at;
+            }
+            at = end;
+        }
+        runs.push(&self.bytes[start..]);
+        Ok(runs)
+    }
+}
+
 /// Splits encoded operations into runs of at most `max` bytes, each a
 /// whole number of operations (an operation larger than `max` alone).
 pub fn split(bytes: &[u8], max: usize) -> Result<Vec<&[u8]>, OpsError> {
@@ -311,16 +364,14 @@ pub fn encode_state(state: &State, buf: &mut Vec<u8>) -> Result<(), OpsError> {
 #[derive(Debug, Default)]
 pub struct ChangeLog {
     /// Operations encoded so far in this stretch.
-    ops: Vec<u8>,
+    ops: Encoded,
     /// Subjects whose header changed.
     dirty: rustc_hash::FxHashSet<Box<str>>,
 }
 
 impl ChangeLog {
     pub fn seen(&mut self, h: u128, at: Ts) {
-        // Encoding into a Vec cannot fail: postcard errors only on full
-        // fixed buffers and on types serde cannot describe.
-        let _ = encode(&Op::Seen(h.to_le_bytes(), at), &mut self.ops);
+        self.ops.push(&Op::Seen(h.to_le_bytes(), at));
     }
 
     pub fn count(&mut self, subject: &str, issue: &str, c: &Counted) {
@@ -331,18 +382,17 @@ impl ChangeLog {
             customer: Cow::Borrowed(&c.customer),
             event_id: Cow::Borrowed(&c.event_id),
         };
-        let _ = encode(&op, &mut self.ops);
+        self.ops.push(&op);
     }
 
     pub fn clear(&mut self, subject: &str, issue: &str) {
-        let _ = encode(&Op::Clear { subject: Cow::Borrowed(subject), issue: Cow::Borrowed(issue) }, &mut self.ops);
+        self.ops.push(&Op::Clear { subject: Cow::Borrowed(subject), issue: Cow::Borrowed(issue) });
     }
 
     pub fn attached(&mut self, subject: &str, issue: &str, attached: u64) {
         // A header written this stretch carries the count too; either way
         // the last word on it is the newest.
-        let op = Op::Attached { subject: Cow::Borrowed(subject), issue: Cow::Borrowed(issue), attached };
-        let _ = encode(&op, &mut self.ops);
+        self.ops.push(&Op::Attached { subject: Cow::Borrowed(subject), issue: Cow::Borrowed(issue), attached });
     }
 
     pub fn dirty(&mut self, subject: &str) {
@@ -357,7 +407,7 @@ impl ChangeLog {
 
     /// Ends the stretch: appends its operations, then the headers of the
     /// dirty subjects and stream time, to `out`, and starts a new stretch.
-    pub fn take(&mut self, state: &State, out: &mut Vec<u8>) {
+    pub fn take(&mut self, state: &State, out: &mut Encoded) {
         out.append(&mut self.ops);
         let mut dirty: Vec<Box<str>> = self.dirty.drain().collect();
         dirty.sort_unstable();
@@ -365,11 +415,11 @@ impl ChangeLog {
             // A subject swept away since is simply not written: the sweep
             // happens again after a restore.
             if let Some(s) = state.subjects.get(&key) {
-                let _ = encode(&subject_op(&key, s), out);
+                out.push(&subject_op(&key, s));
             }
         }
         if let Some(t) = state.stream_time {
-            let _ = encode(&Op::StreamTime(t), out);
+            out.push(&Op::StreamTime(t));
         }
     }
 }
@@ -392,6 +442,28 @@ mod tests {
             assert!(r.len() <= 100);
             assert_eq!(decode(r).filter(|op| op.is_ok()).count(), decode(r).count(), "each run decodes alone");
         }
+    }
+
+    #[test]
+    fn cutting_by_the_recorded_ends_gives_the_runs_decoding_finds() {
+        // Operations of uneven sizes, two of them larger than a run.
+        let mut enc = Encoded::default();
+        for i in 0..300 {
+            let subject = if i % 97 == 5 { "s".repeat(150) } else { format!("sku:{}", "x".repeat(i % 13)) };
+            enc.push(&Op::Clear { subject: subject.into(), issue: "x".into() });
+        }
+        // Appended as the change log appends a stretch to a body.
+        let mut body = Encoded::default();
+        body.push(&Op::StreamTime(Ts::from_nanos(7)));
+        body.append(&mut enc);
+        for max in [1, 40, 100, 149, 1000, body.bytes.len(), body.bytes.len() + 1] {
+            let by_ends = body.runs(max).expect("runs");
+            assert_eq!(by_ends, split(&body.bytes, max).expect("split"), "max {max}");
+            assert_eq!(by_ends.concat(), body.bytes);
+        }
+        // Without ends (a snapshot), the same by decoding.
+        let bare = Encoded { bytes: body.bytes.clone(), ends: Vec::new() };
+        assert_eq!(bare.runs(100).expect("runs"), split(&body.bytes, 100).expect("split"));
     }
 
     #[test]

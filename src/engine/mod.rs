@@ -225,7 +225,7 @@ impl Engine {
 
     /// Appends what changed since the last call to `out`, as changelog
     /// operations ([`changes`]); nothing when changes are not tracked.
-    pub fn take_changes(&mut self, out: &mut Vec<u8>) {
+    pub fn take_changes(&mut self, out: &mut changes::Encoded) {
         if let Some(ch) = self.changes.as_mut() {
             ch.take(&self.state, out);
         }

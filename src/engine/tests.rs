@@ -449,7 +449,7 @@ fn deltas_applied_in_order_restore_an_engine_that_continues_identically() {
     for every in 1..=5 {
         let mut tracked = Engine::new(cfg.clone(), EscalationClock::StreamTime);
         tracked.track_changes();
-        let mut log = Vec::new();
+        let mut log = changes::Encoded::default();
         let mut got = Vec::new();
         let cut = inputs.len() / 2;
         for (k, i) in inputs[..cut].iter().enumerate() {
@@ -461,7 +461,7 @@ fn deltas_applied_in_order_restore_an_engine_that_continues_identically() {
         tracked.take_changes(&mut log);
         // Through the changelog's encoding, as a restore reads it.
         let mut restored_state = State::default();
-        for op in changes::decode(&log) {
+        for op in changes::decode(&log.bytes) {
             changes::apply(&mut restored_state, op.expect("decodes"));
         }
         let mut restored = Engine::restore(cfg.clone(), EscalationClock::StreamTime, restored_state);

@@ -10,6 +10,7 @@
 //! their partitions anyway are recognised by id and not written again.
 
 use crate::config::Topics;
+use crate::engine::changes::Encoded;
 use crate::kafka::checkpoint::{Chain, Kind, Positions, Stamp, Writing, Written};
 use crate::kafka::errors::FailureKind;
 use crate::kafka::io::{Acks, BatchSink, IoError, Out};
@@ -26,7 +27,7 @@ pub struct Share<'a> {
     pub inputs: (i64, i64),
     pub kind: Kind,
     /// The changelog operations: the batch's changes, or the whole state.
-    pub body: &'a [u8],
+    pub body: &'a Encoded,
     pub chain: &'a Chain,
     pub era: u32,
 }

@@ -32,7 +32,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{changes, State};
+use crate::engine::changes::{self, Encoded};
+use crate::engine::State;
 
 /// Changelog records carry bodies of at most this size: well under
 /// Kafka's (and the MockCluster's) default `message.max.bytes` of 1 MB.
@@ -203,12 +204,12 @@ impl Chain {
 
     /// The records of the next checkpoint (`body`: the batch's changes) or
     /// snapshot (`body`: the whole state), then tombstones, then the head.
-    pub fn write(&self, w: Writing, kind: Kind, positions: Positions, body: &[u8]) -> Written {
+    pub fn write(&self, w: Writing, kind: Kind, positions: Positions, body: &Encoded) -> Written {
         let seq = self.seq + 1;
         let room = MAX_RECORD_BYTES - 128; // the frame's own bytes
                                            // Splitting whole operations cannot fail on operations the engine
                                            // encoded; should it, the body goes as one part and the broker says.
-        let runs = changes::split(body, room).unwrap_or_else(|_| vec![body]);
+        let runs = body.runs(room).unwrap_or_else(|_| vec![&body.bytes]);
         let parts = runs.len() as u32;
         let mut records = Vec::with_capacity(runs.len() + 1);
         let mut bytes = 0;

@@ -445,7 +445,7 @@ impl Task {
     }
 
     /// Appends the engine's changes since the last call, as changelog operations.
-    pub fn take_changes(&mut self, out: &mut Vec<u8>) {
+    pub fn take_changes(&mut self, out: &mut changes::Encoded) {
         self.engine.take_changes(out);
     }
 
@@ -456,12 +456,12 @@ impl Task {
     /// The body of this partition's next checkpoint: the engine's changes
     /// since the last, or, when the chain is due one, a snapshot of the
     /// whole state (which covers the changes).
-    pub fn checkpoint_body(&mut self, snapshot_after_bytes: usize) -> (Kind, Vec<u8>) {
-        let mut body = Vec::new();
+    pub fn checkpoint_body(&mut self, snapshot_after_bytes: usize) -> (Kind, changes::Encoded) {
+        let mut body = changes::Encoded::default();
         if self.chain.snapshot_due(snapshot_after_bytes, self.partition) {
-            self.engine.take_changes(&mut Vec::new());
+            self.engine.take_changes(&mut changes::Encoded::default());
             // Encoding into a Vec only fails on types serde cannot describe.
-            let _ = changes::encode_state(self.engine.state(), &mut body);
+            let _ = changes::encode_state(self.engine.state(), &mut body.bytes);
             (Kind::Snapshot, body)
         } else {
             self.engine.take_changes(&mut body);

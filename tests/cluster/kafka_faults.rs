@@ -243,7 +243,7 @@ fn a_chain_missing_its_first_checkpoint_is_refused_and_that_partition_alone_stop
         let c = andon::event::decode_complaint(complaint(&format!("x{n}"), "X", "ann", 0).as_bytes(), 65536)
             .expect("complaint");
         let _ = e.on_complaint(c.clone(), andon::engine::RecordMeta::default(), &mut out);
-        let mut body = Vec::new();
+        let mut body = andon::engine::changes::Encoded::default();
         e.take_changes(&mut body);
         body
     };

@@ -94,10 +94,10 @@ impl Writer {
     fn batch(&mut self, snapshot: bool) -> Written {
         self.attempt += 1;
         let w = Writing { stamp: self.stamp, attempt: self.attempt, partitions: 4 };
-        let mut body = Vec::new();
+        let mut body = changes::Encoded::default();
         let kind = if snapshot {
-            self.engine.take_changes(&mut Vec::new());
-            changes::encode_state(self.engine.state(), &mut body).expect("encode");
+            self.engine.take_changes(&mut changes::Encoded::default());
+            changes::encode_state(self.engine.state(), &mut body.bytes).expect("encode");
             Kind::Snapshot
         } else {
             self.engine.take_changes(&mut body);

@@ -45,12 +45,13 @@ use super::restore::{self, Why};
 use super::task::{Incoming, Limits};
 use super::{RunError, RunOptions};
 use crate::config::{Guarantee, Settings};
+use crate::engine::changes::Encoded;
 use crate::merge::Side;
 use crate::ops::metrics::Metrics;
 use crate::ops::status::Status;
 use crate::time::Ts;
 use crate::view::TableRecord;
-use health::log_output;
+use health::log_outputs;
 use restorer::{Job, Reply, Waker};
 use slots::{restoring, Active, Slot};
 
@@ -475,7 +476,7 @@ impl Processor {
         });
         // Encoding the changes of a large batch takes a while: the
         // partitions go in parallel, like their processing.
-        let bodies: BTreeMap<i32, (Kind, Vec<u8>, Vec<TableRecord>)> = match &self.pool {
+        let bodies: BTreeMap<i32, (Kind, Encoded, Vec<TableRecord>)> = match &self.pool {
             Some(pool) => {
                 use rayon::prelude::*;
                 let actives: Vec<_> = actives.collect();
@@ -552,8 +553,8 @@ impl Processor {
                     }
                     for o in &stats.outputs {
                         self.metrics.output(o);
-                        log_output(d.partition, o);
                     }
+                    log_outputs(d.partition, &stats.outputs);
                 }
                 self.status.batches.fetch_add(1, Ordering::Relaxed);
             }
