@@ -14,6 +14,9 @@ use clap::{Parser, Subcommand};
 /// mimalloc rather than glibc's malloc: the hot path allocates a few short
 /// strings per event on several threads, where glibc's malloc and free
 /// took a fifth of andon's instructions (callgrind, 200,000 complaints).
+/// Built without transparent huge pages (Cargo.toml, `no_thp`): with them,
+/// the kernel zeroing 2 MiB pages as freed memory was purged and touched
+/// again took a third of andon's CPU (perf).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
