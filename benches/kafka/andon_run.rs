@@ -79,23 +79,39 @@ pub struct Sample {
     pub broker: f64,
 }
 
-/// Polls andon every 25 ms until it has processed `n` complaints: the
-/// first sample that showed any (its first committed batch) and the first
-/// that showed `n`.
-pub fn wait_processed(a: &mut Andon, cluster: &Cluster, n: usize, timeout: Duration) -> R<(Sample, Sample)> {
+/// Every sample [`wait_processed`] took, the first that showed any
+/// complaint processed (its first committed batch) and the first that
+/// showed all.
+pub struct Progress {
+    pub samples: Vec<Sample>,
+    pub first: Sample,
+    pub done: Sample,
+}
+
+impl Progress {
+    /// The last sample taken at or before `t` (Unix seconds).
+    pub fn before(&self, t: f64) -> Option<Sample> {
+        self.samples.iter().rev().find(|s| s.t <= t).copied()
+    }
+}
+
+/// Polls andon every 25 ms until it has processed `n` complaints.
+pub fn wait_processed(a: &mut Andon, cluster: &Cluster, n: usize, timeout: Duration) -> R<Progress> {
     let deadline = Instant::now() + timeout;
     let mut first = None;
     let mut count = 0.0;
+    let mut samples = Vec::new();
     loop {
         a.alive()?;
         if let Some(text) = a.metrics() {
             count = metric_sum(&text, "andon_complaints_total").unwrap_or(0.0);
             let s = Sample { t: now(), count, cpu: a.proc.cpu().unwrap_or(0.0), broker: cluster.cpu() };
+            samples.push(s);
             if count > 0.0 && first.is_none() {
                 first = Some(s);
             }
             if count >= n as f64 {
-                return Ok((first.unwrap_or(s), s));
+                return Ok(Progress { samples, first: first.unwrap_or(s), done: s });
             }
         }
         if Instant::now() > deadline {

@@ -16,9 +16,11 @@
 //!    sum of `andon_complaints_total` over all outcomes on its `/metrics`
 //!    reaches N; /metrics counts only committed batches). CPU is utime +
 //!    stime of all of a process's threads, exited ones included
-//!    (`/proc/PID/stat`, in 10 ms ticks); andon's steady state runs from
-//!    the first committed batch /metrics showed to the end (polled every
-//!    25 ms). Each andon run gets a dev cluster of its own (a second run on
+//!    (`/proc/PID/stat`, in 10 ms ticks). "At work" is from the first
+//!    record (plain) or from the last /metrics sample (polled every 25 ms)
+//!    before andon's first assignment (its log) to the end: start-up and
+//!    the group join are left out, every cost of processing the N records
+//!    is in (see `throughput::Run`). Each andon run gets a dev cluster of its own (a second run on
 //!    the same topics would restore the first one's state), and a plain
 //!    consumer runs on it first, so every andon/plain ratio is taken on
 //!    one cluster.
@@ -26,7 +28,7 @@
 //!    the default run stands for its effective thread count.
 //! 3. **Replay's CPU per event** on the same complaints as JSON lines
 //!    (`andon::replay::replay` in this process, one thread, best of
-//!    three), against andon's in steady state.
+//!    three), against andon's at work.
 //! 4. **Failover.** K complaints, each on a subject of its own (so each
 //!    key holds one counted complaint; threshold 2), processed by member
 //!    A; A is stopped (SIGTERM, it leaves the group) and B started in the

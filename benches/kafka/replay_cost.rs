@@ -1,5 +1,5 @@
 //! Section 3: replay's CPU per event on the same complaints, in this
-//! process on one thread, the floor andon's steady state is held to.
+//! process on one thread, the floor andon's CPU at work is held to.
 
 use std::time::Instant;
 
