@@ -114,3 +114,27 @@ fn andon_ids_round_trip() {
     assert_eq!(parse_andon_id("nope/print_defect#1"), None);
     assert_eq!(parse_andon_id("sku:a#1"), None);
 }
+
+proptest::proptest! {
+    /// The hand-written formatter writes what chrono writes, over the whole
+    /// range of nanoseconds in an i64, and over times a millisecond or a
+    /// microsecond apart (the fractions it shortens).
+    #[test]
+    fn timestamps_are_formatted_as_chrono_formats_them(n in proptest::num::i64::ANY, ms in -5_000_000_000_000i64..9_000_000_000_000) {
+        use chrono::{DateTime, SecondsFormat};
+        // Whole seconds, milliseconds, microseconds: no fraction, 3 and 6 digits.
+        for n in [n, ms / 1_000 * 1_000_000_000, ms * 1_000_000, ms * 1_000] {
+            let want = DateTime::from_timestamp_nanos(n).to_rfc3339_opts(SecondsFormat::AutoSi, true);
+            proptest::prop_assert_eq!(format_timestamp(Ts::from_nanos(n)), want);
+        }
+    }
+}
+
+#[test]
+fn timestamps_at_the_edges_are_formatted_as_chrono_formats_them() {
+    use chrono::{DateTime, SecondsFormat};
+    for n in [i64::MIN, i64::MAX, 0, -1, 1, 999_999_999, 1_000_000_000, -86_400_000_000_000, 951_782_400_000_000_000] {
+        let want = DateTime::from_timestamp_nanos(n).to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        assert_eq!(format_timestamp(Ts::from_nanos(n)), want, "{n}");
+    }
+}
