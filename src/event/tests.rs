@@ -138,3 +138,52 @@ fn timestamps_at_the_edges_are_formatted_as_chrono_formats_them() {
         assert_eq!(format_timestamp(Ts::from_nanos(n)), want, "{n}");
     }
 }
+
+/// What chrono alone makes of `s` (the path `parse_timestamp` takes for
+/// what its fast path leaves).
+fn chrono_nanos(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s).ok()?.timestamp_nanos_opt()
+}
+
+proptest::proptest! {
+    /// Wherever the fast path answers, chrono gives the same instant; and
+    /// whatever chrono reads, parse_timestamp reads the same: formatted
+    /// times of every precision, and the same strings with one byte changed.
+    #[test]
+    fn timestamps_parse_as_chrono_parses_them(n in -9_000_000_000_000_000_000i64..9_000_000_000_000_000_000, digits in 0usize..10, at in 0usize..32, byte in proptest::num::u8::ANY) {
+        let whole = format_timestamp(Ts::from_nanos(n.div_euclid(1_000_000_000) * 1_000_000_000));
+        let frac = format!("{:09}", n.rem_euclid(1_000_000_000));
+        let text = if digits == 0 { whole } else { format!("{}.{}Z", &whole[..19], &frac[..digits]) };
+        let mut changed = text.clone().into_bytes();
+        let at = at % changed.len();
+        changed[at] = byte;
+        for s in [text, String::from_utf8_lossy(&changed).into_owned()] {
+            let fast = timestamp::canonical_nanos(s.as_bytes());
+            if let Some(f) = fast {
+                proptest::prop_assert_eq!(Some(f), chrono_nanos(&s), "{}", s);
+            }
+            let got = parse_timestamp("t", &s).ok().map(Ts::as_nanos);
+            if s.len() >= 20 && matches!(s.as_bytes()[10], b'T' | b't') {
+                proptest::prop_assert_eq!(got, chrono_nanos(&s), "{}", s);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_fast_timestamp_path_leaves_the_unusual_to_chrono() {
+    for (s, fast) in [
+        ("2026-11-01T10:00:00Z", true),
+        ("2026-11-01T10:00:00.5Z", true),
+        ("2024-02-29T23:59:59.123456789Z", true),
+        ("2023-02-29T00:00:00Z", false),      // no such day: chrono refuses it too
+        ("2026-11-01T10:00:60Z", false),      // a leap second: chrono's
+        ("2026-11-01t10:00:00z", false),      // lowercase: chrono's
+        ("2026-11-01T10:00:00+01:00", false), // an offset: chrono's
+        ("2026-11-01T10:00:00.1234567891Z", false),
+        ("2262-04-11T23:47:16.854775808Z", false), // one past i64::MAX nanoseconds
+    ] {
+        assert_eq!(timestamp::canonical_nanos(s.as_bytes()).is_some(), fast, "{s}");
+        assert_eq!(parse_timestamp("t", s).ok().map(Ts::as_nanos), chrono_nanos(s), "{s}");
+    }
+}
