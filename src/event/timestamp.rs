@@ -15,62 +15,11 @@ pub fn parse_timestamp(field: &str, s: &str) -> Result<Ts, Reject> {
     if b.len() < 20 || !matches!(b[10], b'T' | b't') {
         return Err(Reject::schema(format!("{field}: {s:?} is not an RFC 3339 date-time with a UTC offset")));
     }
-    if let Some(n) = canonical_nanos(b) {
-        return Ok(Ts::from_nanos(n));
-    }
     let dt = DateTime::parse_from_rfc3339(s)
         .map_err(|e| Reject::schema(format!("{field}: {s:?} is not an RFC 3339 date-time with a UTC offset ({e})")))?;
     dt.timestamp_nanos_opt()
         .map(Ts::from_nanos)
         .ok_or_else(|| Reject::schema(format!("{field}: {s:?} is outside the supported range (years 1677..2262)")))
-}
-
-/// The common shape, `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` (what andon and most
-/// producers write), read without chrono: every complaint has one, and
-/// chrono's parser cost ~450 instructions a time (callgrind), this about a
-/// fifth. `None` for anything else (offsets, lowercase, a leap second, a
-/// date that does not exist, out of range), which chrono then reads or
-/// refuses; a property test holds the two to the same answers.
-pub(super) fn canonical_nanos(b: &[u8]) -> Option<i64> {
-    let (&last, head) = b.split_last()?;
-    if last != b'Z' || head.len() < 19 || head[4] != b'-' || head[7] != b'-' || head[10] != b'T' {
-        return None;
-    }
-    if head[13] != b':' || head[16] != b':' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        head[r].iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
-    };
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&m) || d == 0 || d > month_days[m as usize - 1] || hh > 23 || mm > 59 || ss > 59 {
-        return None;
-    }
-    let frac = match &head[19..] {
-        [] => 0,
-        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
-            let f = num(20..19 + digits.len() + 1)?;
-            f * 10u32.pow(9 - digits.len() as u32)
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(i64::from(y), m, d);
-    let secs = days * 86_400 + i64::from(hh * 3600 + mm * 60 + ss);
-    secs.checked_mul(1_000_000_000)?.checked_add(i64::from(frac))
-}
-
-/// The inverse of [`civil_from_days`].
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Formats event time as RFC 3339 in UTC (`Z`), with a fraction only when
