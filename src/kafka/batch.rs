@@ -30,6 +30,9 @@ pub struct Share<'a> {
     pub body: &'a Encoded,
     pub chain: &'a Chain,
     pub era: u32,
+    /// The group generation in which this member was assigned the
+    /// partition: what its checkpoints are stamped with (see `Task`).
+    pub generation: i32,
 }
 
 /// What a partition's share became once committed.
@@ -57,11 +60,10 @@ impl BatchError {
     }
 }
 
-/// Who writes: the group generation now, the attempt (unique per try), and
-/// the partition count of andon's topics.
+/// How a batch is written: the attempt (unique per try) and the partition
+/// count of andon's topics.
 #[derive(Debug, Clone, Copy)]
 pub struct Writer {
-    pub generation: i32,
     pub attempt: u64,
     pub partitions: u32,
 }
@@ -124,7 +126,7 @@ pub fn write(
             work_orders: end(&topics.work_orders, s.partition, prev.work_orders),
             dlq: end(&topics.dlq, s.partition, prev.dlq),
         };
-        let stamp = Stamp { era: s.era, generation: w.generation };
+        let stamp = Stamp { era: s.era, generation: s.generation };
         let writing = Writing { stamp, attempt: w.attempt, partitions: w.partitions };
         let written = s.chain.write(writing, s.kind, positions, s.body);
         for r in &written.records {

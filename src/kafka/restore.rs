@@ -49,8 +49,9 @@ impl RestoreError {
 pub enum Why {
     /// Newly assigned to this member, whose group generation is given.
     Assigned { generation: i32 },
-    /// Again, after a failed batch: the partition keeps its era.
-    Recovery { era: u32 },
+    /// Again, after a failed batch: the partition keeps its era and the
+    /// generation it was assigned in.
+    Recovery { era: u32, generation: i32 },
 }
 
 /// One partition restored.
@@ -211,13 +212,13 @@ pub fn restore(
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: outputs read back");
     let names: [Arc<str>; 2] = [t.complaints.as_str().into(), t.work_order_updates.as_str().into()];
     for ((p, why, r), suppress) in chains.into_iter().zip(written) {
-        let era = match why {
+        let (era, generation) = match why {
             // A newer generation on the chain than the group's own means
             // the group was reset (generations start again at 1): a new
             // era keeps this member's checkpoints the newest.
-            Why::Assigned { generation } if generation < r.stamp.generation => r.stamp.era + 1,
-            Why::Assigned { .. } => r.stamp.era,
-            Why::Recovery { era } => era,
+            Why::Assigned { generation } if generation < r.stamp.generation => (r.stamp.era + 1, generation),
+            Why::Assigned { generation } => (r.stamp.era, generation),
+            Why::Recovery { era, generation } => (era, generation),
         };
         let already_written = suppress.len();
         tracing::info!(
@@ -231,8 +232,16 @@ pub fn restore(
             "partition restored"
         );
         let records_read = r.records_read;
-        let task =
-            Task::new(p, settings.engine.clone(), r.state, r.chain, era, suppress, names.clone(), limits.clone());
+        let task = Task::new(
+            p,
+            settings.engine.clone(),
+            r.state,
+            r.chain,
+            (era, generation),
+            suppress,
+            names.clone(),
+            limits.clone(),
+        );
         results.insert(p, Ok(Restored { task, records_read, already_written }));
     }
     let mut out: Vec<(i32, Result<Restored, RestoreError>)> = results.into_iter().collect();

@@ -155,6 +155,15 @@ pub struct Task {
     pub chain: Chain,
     /// The era its checkpoints are stamped with (see `checkpoint::Stamp`).
     pub era: u32,
+    /// The group generation in which this member was assigned the
+    /// partition: its checkpoints' stamp, for as long as it holds it. Not
+    /// the generation the member is in when it writes: a member whose
+    /// session lapsed unnoticed, or that the group kept while giving the
+    /// partition to another (the MockCluster does), may have joined the
+    /// new owner's generation by then, and equal stamps let a restore mix
+    /// the two writers' checkpoints into one chain (a chaos run lost a pull
+    /// so). Stamped with the assignment, the older holder is always older.
+    pub generation: i32,
     topic_names: [Arc<str>; 2],
     limits: Limits,
     out: Vec<Output>,
@@ -174,7 +183,7 @@ impl Task {
         cfg: Arc<EngineConfig>,
         state: State,
         chain: Chain,
-        era: u32,
+        (era, generation): (u32, i32),
         suppress: HashSet<String>,
         topic_names: [Arc<str>; 2],
         limits: Limits,
@@ -192,6 +201,7 @@ impl Task {
             suppress,
             chain,
             era,
+            generation,
             topic_names,
             limits,
             out: Vec::new(),

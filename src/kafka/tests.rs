@@ -58,7 +58,6 @@ struct Member {
     settings: Arc<Settings>,
     sink: MemorySink,
     reader: MemoryReader,
-    generation: i32,
     tasks: BTreeMap<i32, Task>,
     pending: BTreeMap<i32, Vec<Produce>>,
     attempt: u64,
@@ -67,13 +66,14 @@ struct Member {
 }
 
 impl Member {
-    fn new(broker: &Memory, generation: i32) -> Self {
+    /// `_generation`: the group generation it is in, which only its
+    /// restores' `Why::Assigned` carries into its checkpoints.
+    fn new(broker: &Memory, _generation: i32) -> Self {
         Self {
             broker: broker.clone(),
             settings: settings(),
             sink: broker.sink(true),
             reader: broker.reader(),
-            generation,
             tasks: BTreeMap::new(),
             pending: BTreeMap::new(),
             attempt: 0,
@@ -141,9 +141,10 @@ impl Member {
                 body: &bodies[p].1,
                 chain: &task.chain,
                 era: task.era,
+                generation: task.generation,
             })
             .collect();
-        let writer = Writer { generation: self.generation, attempt: self.attempt, partitions: self.partitions };
+        let writer = Writer { attempt: self.attempt, partitions: self.partitions };
         match batch::write(&mut self.sink, &self.settings.topics, &shares, writer) {
             Ok(done) => {
                 for d in done {
@@ -156,10 +157,11 @@ impl Member {
             Err(e) => {
                 self.sink.abort().expect("abort");
                 let touched: Vec<i32> = self.tasks.keys().copied().collect();
-                let eras: Vec<u32> = touched.iter().map(|p| self.tasks[p].era).collect();
+                let stamps: Vec<(u32, i32)> =
+                    touched.iter().map(|p| (self.tasks[p].era, self.tasks[p].generation)).collect();
                 self.tasks.clear();
-                for (p, era) in touched.iter().zip(eras) {
-                    let failed = self.restore(&[*p], Why::Recovery { era });
+                for (p, (era, generation)) in touched.iter().zip(stamps) {
+                    let failed = self.restore(&[*p], Why::Recovery { era, generation });
                     assert!(failed.is_empty(), "recovery restores: {failed:?}");
                 }
                 Err(e.kind())
@@ -383,7 +385,21 @@ fn a_zombie_resumed_after_a_takeover_does_not_fork_the_chain() {
     bm.process();
     bm.write().expect("B writes");
     a.process();
+    // A's checkpoints are stamped with the generation it was assigned the
+    // partitions in, 5, whatever generation its consumer has joined since
+    // (the MockCluster can keep a member in the group while it gives its
+    // partitions to another): stamped 6 like B's, a restore would mix the
+    // two writers' checkpoints into one chain.
+    let before: Vec<usize> = [0, 1].iter().map(|p| b.visible(&s.topics.state, *p).len()).collect();
     a.write().expect("the zombie writes too (the MockCluster does not fence)");
+    for (p, n) in [0, 1].into_iter().zip(before) {
+        let keys: Vec<String> = b.visible(&s.topics.state, p)[n..]
+            .iter()
+            .filter_map(|(_, r)| r.key.as_deref().map(|k| String::from_utf8_lossy(k).into_owned()))
+            .collect();
+        assert!(!keys.is_empty(), "A wrote to partition {p}");
+        assert!(keys.iter().all(|k| k.ends_with("/0000000005") || k.contains("/0000000005/")), "{keys:?}");
+    }
     run_in_slices(&mut bm, &b, &inputs[80..], 2, &[]);
     // A restore now follows B's chain: it continues exactly as B does.
     let mut c = Member::new(&b, 7);

@@ -95,13 +95,9 @@ pub struct Processor {
     positions: BTreeMap<i32, (i64, i64)>,
     waker: Arc<Waker>,
     attempt: u64,
-    /// The last group generation this member was seen in: what its
-    /// checkpoints are stamped with. librdkafka reports none (-1) while a
-    /// session is lost or a rejoin is under way; a batch written then
-    /// belongs to the generation the member last owned its partitions in.
-    /// Stamping it 0 instead, the oldest of all, made its checkpoints
-    /// invisible to the restore that followed the chain through them: a
-    /// hole that failed the partition for good (found by a chaos run).
+    /// The last group generation this member was seen in: a partition
+    /// assigned now is stamped with it (see `Task::generation`). librdkafka
+    /// reports none (-1) while a session is lost or a rejoin is under way.
     generation: i32,
     /// Set when a topic's partition count changed: processing stops.
     halted: Option<String>,
@@ -491,7 +487,6 @@ impl Processor {
         let started = Instant::now();
         self.attempt += 1;
         let writer = Writer {
-            generation: self.generation(),
             // Tells a retried batch's changelog parts from a failed attempt's.
             attempt: (wall_clock().as_nanos() as u64).wrapping_add(self.attempt),
             partitions: self.partitions,
@@ -511,6 +506,7 @@ impl Processor {
                     body,
                     chain: &a.task.chain,
                     era: a.task.era,
+                    generation: a.task.generation,
                 })
             })
             .collect();
@@ -578,7 +574,7 @@ impl Processor {
             let wait = backoff.fail();
             waits.push(wait.as_millis() as u64);
             self.pause(*p);
-            let why = Why::Recovery { era: a.task.era };
+            let why = Why::Recovery { era: a.task.era, generation: a.task.generation };
             // `since`: the last progress, not now (see `restored`).
             let since = a.progress;
             // Its lag meanwhile: from the checkpoint it goes back to.

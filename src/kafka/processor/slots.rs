@@ -189,7 +189,7 @@ impl Processor {
             self.slots.insert(
                 p,
                 Slot::Failed {
-                    why: Why::Recovery { era: 0 },
+                    why: Why::Recovery { era: 0, generation: 0 },
                     since: now,
                     retry_at: now + Duration::from_secs(3600 * 24 * 365),
                     backoff: Backoff::default(),

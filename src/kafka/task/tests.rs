@@ -18,7 +18,7 @@ fn task(suppress: &[&str]) -> Task {
         cfg,
         State::default(),
         Chain::default(),
-        0,
+        (0, 1),
         suppress.iter().map(|s| s.to_string()).collect(),
         ["complaints".into(), "updates".into()],
         Limits { max_event_bytes: 65_536, max_message_bytes: 1_000_000 },
