@@ -14,7 +14,10 @@
 //! waking: a member resumed from a freeze past its session timeout, or the
 //! broker back after an outage longer than the session timeout (the
 //! members were dropped from the group meanwhile, and one that has not
-//! noticed yet writes on: on the MockCluster nothing fences it). Every
+//! noticed yet writes on: on the MockCluster nothing fences it); or within
+//! the 30 s before a member's log says it lost its partitions
+//! (`partitions revoked ... lost=true`: its session lapsed under some mix
+//! of faults, and it wrote on until it noticed). Every
 //! other fault must leave each output exactly once. How many batches a
 //! zombie wrote after its partition's new owner began is counted from the
 //! changelog and reported.
@@ -185,6 +188,7 @@ fn chaos_kill_freeze_and_broker_faults_lose_nothing_and_change_nothing() {
     // (some 20,000 complaints): 80,000 complaints in all leave room.
     let rate: f64 = env("CHAOS_RATE").unwrap_or_else(|| (80_000.0 / (faults as f64 * 9.0 + 60.0)).min(100.0));
     let t0 = Instant::now();
+    let t0_wall = chrono::Utc::now();
     let mut log = vec![say(t0, format!("chaos: seed {seed}, {faults} faults, {rate:.0} complaints/s"))];
     let dir = TestDir::new(&format!("chaos-{seed}"));
     let mut cluster = Cluster::start(dir.path(), PARTITIONS);
@@ -335,13 +339,22 @@ fn chaos_kill_freeze_and_broker_faults_lose_nothing_and_change_nothing() {
     let outcome = check(&cluster.bootstrap, PARTITIONS);
     let logs: Vec<std::path::PathBuf> = members.iter().map(|m| m.log.clone()).collect();
     let findings = log_findings(&logs);
-    // Each repeat to the zombie that may have written it.
+    // Each repeat to the zombie that may have written it: after a waking,
+    // or before a member noticed it had lost its partitions.
+    let lapses = session_lapses(&logs, t0_wall);
     let mut after: std::collections::BTreeMap<&str, usize> = Default::default();
     let mut unexplained: Vec<&Repeat> = Vec::new();
+    let window = Duration::from_secs(30);
     for r in &outcome.repeats {
         let at = seen.outputs.get(&(r.topic.clone(), r.partition, r.offset));
         let woke = at.and_then(|at| {
-            zombies.iter().rev().find(|(w, _)| *w <= *at && *at <= *w + Duration::from_secs(30)).map(|(_, why)| *why)
+            let waking = zombies.iter().rev().find(|(w, _)| *w <= *at && *at <= *w + window).map(|(_, why)| *why);
+            waking.or_else(|| {
+                lapses
+                    .iter()
+                    .any(|l| l.saturating_sub(window) <= *at && *at <= *l + Duration::from_secs(5))
+                    .then_some("a lapsed session")
+            })
         });
         match woke {
             Some(why) => *after.entry(why).or_default() += 1,
@@ -400,4 +413,22 @@ fn chaos_kill_freeze_and_broker_faults_lose_nothing_and_change_nothing() {
     std::fs::write(dir.path().join("report.txt"), log.join("\n") + "\n").expect("report");
     assert!(problems.is_empty(), "chaos seed {seed}: {result}");
     assert!(outcome.outputs > 100, "enough outputs to mean something: {}", outcome.summary());
+}
+
+/// When members' logs say they lost their partitions (`partitions revoked
+/// ... lost=true`), as time since `t0`: a member whose session lapsed
+/// writes on until it notices, and on the MockCluster nothing fences it.
+fn session_lapses(logs: &[std::path::PathBuf], t0: chrono::DateTime<chrono::Utc>) -> Vec<Duration> {
+    let mut out = Vec::new();
+    for path in logs {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for l in text.lines().filter(|l| l.contains("partitions revoked") && l.contains("lost=true")) {
+            let Some(ts) = l.split_whitespace().next() else { continue };
+            let Ok(at) = chrono::DateTime::parse_from_rfc3339(ts) else { continue };
+            if let Ok(d) = (at.with_timezone(&chrono::Utc) - t0).to_std() {
+                out.push(d);
+            }
+        }
+    }
+    out
 }
