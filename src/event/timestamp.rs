@@ -28,7 +28,8 @@ pub fn parse_timestamp(field: &str, s: &str) -> Result<Ts, Reject> {
 ///
 /// By hand rather than through chrono's formatter: every output and view
 /// record carries several timestamps, and chrono's `fmt` machinery cost
-/// about 1,100 instructions each (callgrind), this a tenth of that.
+/// about 1,100 instructions each (callgrind), this under 500 with its
+/// allocation.
 pub fn format_timestamp(ts: Ts) -> String {
     let n = ts.as_nanos();
     let (secs, frac) = (n.div_euclid(1_000_000_000), n.rem_euclid(1_000_000_000) as u32);
