@@ -199,18 +199,24 @@ impl Encoded {
         if self.ends.last() != Some(&self.bytes.len()) {
             return split(&self.bytes, max);
         }
-        let mut runs = Vec::new();
-        let (mut start, mut at) = (0, 0);
-        for &end in &self.ends {
-            if end - start > max && at > start {
-                runs.push(&self.bytes[start..at]);
-                start = at;
-            }
-            at = end;
-        }
-        runs.push(&self.bytes[start..]);
-        Ok(runs)
+        Ok(cut(&self.bytes, self.ends.iter().copied(), max))
     }
+}
+
+/// `bytes` cut at some of `ends` (each operation's end, in order) into runs
+/// of at most `max` bytes, an operation larger than `max` alone.
+fn cut(bytes: &[u8], ends: impl IntoIterator<Item = usize>, max: usize) -> Vec<&[u8]> {
+    let mut runs = Vec::new();
+    let (mut start, mut at) = (0, 0);
+    for end in ends {
+        if end - start > max && at > start {
+            runs.push(&bytes[start..at]);
+            start = at;
+        }
+        at = end;
+    }
+    runs.push(&bytes[start..]);
+    runs
 }
 
 /// Splits encoded operations into runs of at most `max` bytes, each a
@@ -219,20 +225,13 @@ pub fn split(bytes: &[u8], max: usize) -> Result<Vec<&[u8]>, OpsError> {
     if bytes.len() <= max {
         return Ok(vec![bytes]);
     }
-    let mut runs = Vec::new();
-    let (mut start, mut at, mut rest) = (0, 0, bytes);
+    let (mut ends, mut rest) = (Vec::new(), bytes);
     while !rest.is_empty() {
         let (_, next) = postcard::take_from_bytes::<Op<'_>>(rest)?;
-        let end = bytes.len() - next.len();
-        if end - start > max && at > start {
-            runs.push(&bytes[start..at]);
-            start = at;
-        }
-        at = end;
+        ends.push(bytes.len() - next.len());
         rest = next;
     }
-    runs.push(&bytes[start..]);
-    Ok(runs)
+    Ok(cut(bytes, ends, max))
 }
 
 thread_local! {
