@@ -106,28 +106,19 @@ pub(super) fn log_outputs(partition: i32, outputs: &[Output]) {
 
 fn log_pull(partition: i32, o: &Output, delist: Option<&DelistCommand>) {
     let Output::WorkOrder(WorkOrderEvent::Opened { andon_id, issue, trigger, evidence_total, .. }) = o else { return };
-    match delist {
-        Some(c) => tracing::info!(
-            partition,
-            andon_id = %andon_id,
-            issue = %issue,
-            trigger = trigger.as_str(),
-            evidence = evidence_total,
-            delisted = true,
-            command_id = %c.command_id,
-            subject = %c.subject_key,
-            "andon pulled"
-        ),
-        None => tracing::info!(
-            partition,
-            andon_id = %andon_id,
-            issue = %issue,
-            trigger = trigger.as_str(),
-            evidence = evidence_total,
-            delisted = false,
-            "andon pulled"
-        ),
-    }
+    // Without a delist, `command_id` and `subject` are left out (a field
+    // whose value is `None` is not recorded).
+    tracing::info!(
+        partition,
+        andon_id = %andon_id,
+        issue = %issue,
+        trigger = trigger.as_str(),
+        evidence = evidence_total,
+        delisted = delist.is_some(),
+        command_id = delist.map(|c| tracing::field::display(&c.command_id)),
+        subject = delist.map(|c| tracing::field::display(&c.subject_key)),
+        "andon pulled"
+    )
 }
 
 /// A relist, or a delist without its pull beside it (not what the engine
@@ -218,6 +209,7 @@ mod tests {
         assert!(lines[0].contains("andon pulled") && lines[0].contains("delisted=true"), "{}", lines[0]);
         assert!(lines[0].contains("command_id=sku:A#delist#1") && lines[0].contains("partition=3"), "{}", lines[0]);
         assert!(lines[1].contains("andon pulled") && lines[1].contains("delisted=false"), "{}", lines[1]);
+        assert!(!lines[1].contains("command_id") && !lines[1].contains("subject="), "{}", lines[1]);
         assert!(lines[2].contains("subject relisted"), "{}", lines[2]);
         assert!(lines[3].contains("subject delisted") && lines[3].contains("sku:A/z#1"), "{}", lines[3]);
     }
