@@ -16,8 +16,9 @@
 //! Every record carries a [`Frame`]: its kind, `seq`, part number (a body
 //! is split into parts of at most [`MAX_RECORD_BYTES`]), the writer's
 //! [`Stamp`] (the consumer-group generation in which the writer was
-//! assigned the partition, and an era that only moves when the group was
-//! reset), the attempt (a retried batch's parts never mix
+//! assigned the partition, and an era that moves when the group was
+//! reset or a static member got its partitions back in the same
+//! generation), the attempt (a retried batch's parts never mix
 //! with a failed attempt's), the positions, and the partition count.
 //!
 //! A restore ([`resolve`]) is exact or fails: the chain is followed back
@@ -68,9 +69,11 @@ pub struct Positions {
 
 /// Who wrote a record: compared as (era, generation). The generation is
 /// the consumer group's in which the writer was assigned the partition
-/// (`Task::generation`); the era moves on only when a member restoring a
-/// newly assigned partition finds a newer generation in the chain than its
-/// own, which means the group was deleted and started again from 1.
+/// (`Task::generation`); the era moves on when a member restoring a newly
+/// assigned partition finds a generation in the chain as new as its own or
+/// newer: the group was deleted and started again from 1, or a static
+/// member was given its partitions again with no new generation while its
+/// predecessor may still write (`restore.rs`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Stamp {
     pub era: u32,

@@ -214,9 +214,13 @@ pub fn restore(
     for ((p, why, r), suppress) in chains.into_iter().zip(written) {
         let (era, generation) = match why {
             // A newer generation on the chain than the group's own means
-            // the group was reset (generations start again at 1): a new
-            // era keeps this member's checkpoints the newest.
-            Why::Assigned { generation } if generation < r.stamp.generation => (r.stamp.era + 1, generation),
+            // the group was reset (generations start again at 1); the same
+            // generation, that a static member came back and was given its
+            // partitions again with no rebalance while its predecessor may
+            // still write (fenced on Apache Kafka, not on the MockCluster).
+            // Either way a new era keeps this member's checkpoints the
+            // newest, so a restore never mixes the two writers' chains.
+            Why::Assigned { generation } if generation <= r.stamp.generation => (r.stamp.era + 1, generation),
             Why::Assigned { generation } => (r.stamp.era, generation),
             Why::Recovery { era, generation } => (era, generation),
         };

@@ -419,6 +419,50 @@ fn a_zombie_resumed_after_a_takeover_does_not_fork_the_chain() {
 }
 
 #[test]
+fn a_static_member_restarted_in_the_same_generation_outranks_its_frozen_predecessor() {
+    // With static membership (`group.instance.id`) a restarted instance
+    // gets its partitions back with no rebalance: the same generation as
+    // its predecessor's assignment. Apache Kafka fences the predecessor;
+    // the MockCluster does not, so a predecessor that was only frozen
+    // wakes and writes with the stamp its successor was given too.
+    let inputs = traffic(120);
+    let b = broker(&[]).like_mock_cluster();
+    let s = settings();
+    let mut old = Member::new(&b, 5);
+    assert!(old.restore(&[0, 1], Why::Assigned { generation: 5 }).is_empty());
+    run_in_slices(&mut old, &b, &inputs[..40], 2, &[]);
+    let mut new = Member::new(&b, 5);
+    assert!(new.restore(&[0, 1], Why::Assigned { generation: 5 }).is_empty());
+    let append = |from: usize, to: usize| {
+        for (k, v) in &inputs[from..to] {
+            b.append(&s.topics.complaints, partition_of(k), Some(k.as_bytes()), Some(v.as_bytes()));
+        }
+    };
+    // The predecessor froze in the middle of a batch of fewer inputs than
+    // its successor's first: the two batches have the same seq and differ.
+    append(40, 60);
+    old.process();
+    append(60, 80);
+    new.process();
+    new.write().expect("the successor writes");
+    old.write().expect("the predecessor wakes and writes too");
+    run_in_slices(&mut new, &b, &inputs[80..], 2, &[]);
+    // A restore follows the successor's chain alone.
+    let mut next = Member::new(&b, 6);
+    assert!(next.restore(&[0, 1], Why::Assigned { generation: 6 }).is_empty());
+    for p in [0, 1] {
+        assert_eq!(next.tasks[&p].chain.positions, new.tasks[&p].chain.positions, "partition {p}");
+        assert_eq!(next.tasks[&p].engine().state(), new.tasks[&p].engine().state(), "partition {p}");
+    }
+    let mut deduped = written(&b);
+    for v in deduped.values_mut() {
+        let mut seen = std::collections::HashSet::new();
+        v.retain(|x| seen.insert(x.to_string()));
+    }
+    assert_eq!(deduped, replayed(&inputs));
+}
+
+#[test]
 fn a_key_flooded_by_a_hundred_thousand_complaints_is_checkpointed_in_parts_and_restored() {
     let b = broker(&[]);
     let s = settings();
