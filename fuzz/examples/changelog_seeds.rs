@@ -76,7 +76,7 @@ impl Writer {
                 i % 4
             );
             let c = decode_complaint(json.as_bytes(), 1 << 16).expect("valid complaint");
-            let _ = self.engine.on_complaint(&c, RecordMeta::default(), &mut out);
+            let _ = self.engine.on_complaint(c, RecordMeta::default(), &mut out);
         }
         self.take(out);
     }
@@ -109,10 +109,10 @@ impl Writer {
     fn commit(&mut self, log: &mut Vec<StateRecord>, kind: Kind, fail: bool) {
         self.attempt += 1;
         let w = Writing { stamp: self.stamp, attempt: self.attempt, partitions: PARTITIONS };
-        let mut body = Vec::new();
+        let mut body = changes::Encoded::default();
         if kind == Kind::Snapshot {
-            self.engine.take_changes(&mut Vec::new());
-            changes::encode_state(self.engine.state(), &mut body).expect("encode");
+            self.engine.take_changes(&mut changes::Encoded::default());
+            changes::encode_state(self.engine.state(), &mut body.bytes).expect("encode");
         } else {
             self.engine.take_changes(&mut body);
         }

@@ -251,7 +251,8 @@ pub fn check_changelog_partition(values: &[&[u8]]) {
         .unwrap_or_default();
     let Some(era) = newest.era.checked_add(1) else { return };
     let w = Writing { stamp: Stamp { era, generation: 1 }, attempt: 1, partitions: PARTITIONS };
-    let written = resolved.chain.write(w, Kind::Snapshot, resolved.chain.positions, &snap);
+    let body = changes::Encoded { bytes: snap.clone(), ends: Vec::new() };
+    let written = resolved.chain.write(w, Kind::Snapshot, resolved.chain.positions, &body);
     let mut more = reads.clone();
     for (i, r) in written.records.iter().enumerate() {
         more.push(Read { offset: end + i as i64, key: Some(r.key.clone().into_bytes()), value: r.value.clone() });
