@@ -190,10 +190,13 @@ fn main() {
     seeds.insert(joined(&log[snapshot_at..]));
     seeds.insert(joined(&log[first_checkpoint..]));
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds/decode_changelog");
-    // Inputs that once failed (`regression-*`) stay; the rest is rewritten.
+    // Inputs that once failed (`regression-*`) and records of format 2
+    // (`format2-*`, written before the links; andon still reads them)
+    // stay; the rest is rewritten.
     std::fs::create_dir_all(&dir).expect("seed directory");
     for f in std::fs::read_dir(&dir).expect("seed directory").flatten() {
-        if !f.file_name().to_string_lossy().starts_with("regression-") {
+        let name = f.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("regression-") && !name.starts_with("format2-") {
             let _ = std::fs::remove_file(f.path());
         }
     }

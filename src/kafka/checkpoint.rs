@@ -19,16 +19,21 @@
 //! assigned the partition, and an era that moves when the group was
 //! reset or a static member got its partitions back in the same
 //! generation), the attempt (a retried batch's parts never mix
-//! with a failed attempt's), the positions, and the partition count.
+//! with a failed attempt's), the **link** (the stamp and attempt of the
+//! unit at `seq - 1` it continues), the positions, and the partition count.
 //!
 //! A restore ([`resolve`]) is exact or fails: the chain is followed back
-//! from the newest unit of the newest writer, through consecutive `seq`s,
-//! to a snapshot, or to `seq` 1 when no snapshot was ever written. A gap, a
+//! from the newest unit of the newest writer, link by link, to a snapshot,
+//! or to `seq` 1 when no snapshot was ever written. A missing link, a
 //! chain with no start, a record that does not decode, or a partition
 //! count that changed is an error, never a partial state. A zombie (a
 //! member that lost the partition without noticing, then wrote) has an
-//! older stamp: where both wrote the same `seq`, the newer writer's wins,
-//! and what the zombie wrote after the newer writer began is ignored.
+//! older stamp: what it wrote after the newer writer began is ignored.
+//! The links make a restore follow one writer's lineage even where two
+//! writers' stamps are equal (a broker that assigned one partition to two
+//! members at once): the state is one writer's, never a mix of both.
+//! Format 2 (before the links) is still read: its units are followed back,
+//! as then, to the newest writer not newer than the successor.
 
 use std::collections::BTreeMap;
 
@@ -52,8 +57,9 @@ pub const SNAPSHOT_AFTER_BYTES: usize = 1 << 20;
 /// bounds the chain a restore applies.
 pub const SNAPSHOT_AFTER_CHECKPOINTS: usize = 4096;
 
-/// The format version this code writes and reads.
-pub const FORMAT: u8 = 2;
+/// The format version this code writes. It reads this one and format 2
+/// (the same frame without [`Frame::link`]).
+pub const FORMAT: u8 = 3;
 
 /// Where a partition stands: input positions (the next offset to process)
 /// and the end offsets of its output partitions when the checkpoint was
@@ -104,6 +110,39 @@ pub struct Frame {
     /// Heads: an offset at or before the first record of the chain's base
     /// (its snapshot, or its first checkpoint).
     pub base: i64,
+    /// Checkpoints and snapshots: the unit at `seq - 1` this one continues
+    /// (none at `seq` 1, and in format 2).
+    pub link: Option<Link>,
+}
+
+/// Names one unit of a chain: its writer's stamp and its attempt (unique
+/// per batch try: the wall clock when written, plus a count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Link {
+    pub stamp: Stamp,
+    pub attempt: u64,
+}
+
+/// Format 2's frame: [`Frame`] without its link.
+#[derive(Deserialize)]
+struct FrameV2 {
+    format: u8,
+    kind: Kind,
+    seq: u64,
+    stamp: Stamp,
+    attempt: u64,
+    part: u32,
+    parts: u32,
+    positions: Positions,
+    partitions: u32,
+    base: i64,
+}
+
+impl From<FrameV2> for Frame {
+    fn from(f: FrameV2) -> Self {
+        let FrameV2 { format, kind, seq, stamp, attempt, part, parts, positions, partitions, base } = f;
+        Frame { format, kind, seq, stamp, attempt, part, parts, positions, partitions, base, link: None }
+    }
 }
 
 /// A record for the state partition (`value: None` is a tombstone).
@@ -138,11 +177,14 @@ pub fn decode_value(value: &[u8]) -> Result<(Frame, &[u8]), Undecodable> {
             "a JSON changelog record of andon before 0.2: this partition's chain must be rebuilt (docs/guarantees.md, \"Rebuilding a partition's state\")".into(),
         ));
     }
-    let (frame, body) =
-        postcard::take_from_bytes::<Frame>(value).map_err(|e| Undecodable(format!("no valid frame: {e}")))?;
-    if frame.format != FORMAT {
-        return Err(Undecodable(format!("format {} (this andon reads format {FORMAT})", frame.format)));
+    // The format is the frame's first byte (postcard writes a u8 as is).
+    let (frame, body) = match value.first() {
+        Some(&FORMAT) => postcard::take_from_bytes::<Frame>(value),
+        Some(2) => postcard::take_from_bytes::<FrameV2>(value).map(|(f, body)| (Frame::from(f), body)),
+        Some(other) => return Err(Undecodable(format!("format {other} (this andon reads formats 2 and {FORMAT})"))),
+        None => return Err(Undecodable("an empty value".into())),
     }
+    .map_err(|e| Undecodable(format!("no valid frame: {e}")))?;
     if frame.parts == 0 || frame.part >= frame.parts {
         return Err(Undecodable(format!("part {} of {}", frame.part, frame.parts)));
     }
@@ -175,6 +217,8 @@ pub struct Chain {
     /// Keys of complete units a restore found off the chain (a zombie's,
     /// a failed attempt's): tombstoned with the next snapshot.
     pub orphans: Vec<String>,
+    /// The unit at `seq`, which the next one links to.
+    pub last: Option<Link>,
 }
 
 /// What one batch writes to a partition's chain.
@@ -185,6 +229,8 @@ pub struct Written {
     pub seq: u64,
     pub parts: u32,
     pub bytes: usize,
+    /// The unit written, for the next one's link.
+    pub unit: Link,
 }
 
 /// Who writes, and how, for [`Chain::write`].
@@ -230,6 +276,7 @@ impl Chain {
                 positions,
                 partitions: w.partitions,
                 base: -1,
+                link: self.last,
             };
             let value = encode_value(&frame, run);
             bytes += value.len();
@@ -263,9 +310,10 @@ impl Chain {
             positions,
             partitions: w.partitions,
             base,
+            link: None,
         };
         records.push(StateRecord { key: head_key(w.stamp), value: Some(encode_value(&head, &[])) });
-        Written { records, kind, seq, parts, bytes }
+        Written { records, kind, seq, parts, bytes, unit: Link { stamp: w.stamp, attempt: w.attempt } }
     }
 
     /// The chain after `written` was acknowledged; `state_end` is the
@@ -290,6 +338,7 @@ impl Chain {
             }
         }
         self.seq = written.seq;
+        self.last = Some(written.unit);
         self.positions = positions;
         self.state_end = state_end;
     }
@@ -325,6 +374,8 @@ pub struct Unit<'a> {
     pub seq: u64,
     pub stamp: Stamp,
     pub attempt: u64,
+    /// The unit it continues (none at seq 1 and in format 2).
+    pub link: Option<Link>,
     pub positions: Positions,
     pub partitions: u32,
     pub parts: u32,
@@ -390,6 +441,7 @@ pub fn resolve(records: &[Read], partitions: u32, end: i64) -> Result<Resolved, 
             seq: frame.seq,
             stamp: frame.stamp,
             attempt: frame.attempt,
+            link: frame.link,
             positions: frame.positions,
             partitions: frame.partitions,
             parts: frame.parts,
@@ -404,6 +456,15 @@ pub fn resolve(records: &[Read], partitions: u32, end: i64) -> Result<Resolved, 
             if let Some(u) = open.remove(&id) {
                 complete.push(u);
             }
+        }
+    }
+    // Every complete unit by what links to it (the latest, should the
+    // same unit have been written twice).
+    let mut linked: BTreeMap<(u64, Link), Unit> = BTreeMap::new();
+    for u in &complete {
+        let at = (u.seq, Link { stamp: u.stamp, attempt: u.attempt });
+        if linked.get(&at).is_none_or(|b| b.last_offset < u.last_offset) {
+            linked.insert(at, u.clone());
         }
     }
     // The best unit per (seq, stamp): the latest complete attempt.
@@ -432,24 +493,38 @@ pub fn resolve(records: &[Read], partitions: u32, end: i64) -> Result<Resolved, 
         }
     }
     // Back from the head to a snapshot or to seq 1, each step taking the
-    // newest writer not newer than its successor.
+    // unit its successor links to (format 2: the newest writer not newer
+    // than the successor).
     let mut chain = vec![head];
     while chain.last().is_some_and(|u| u.kind == Kind::Checkpoint && u.seq > 1) {
         let next = chain.last().expect("non-empty");
         let (seq, stamp) = (next.seq - 1, next.stamp);
-        let lowest = Stamp { era: 0, generation: i32::MIN };
-        let found = best.range((seq, lowest)..=(seq, stamp)).next_back().map(|(_, u)| u.clone());
+        let found = match next.link {
+            Some(link) => linked.get(&(seq, link)).cloned(),
+            None => {
+                let lowest = Stamp { era: 0, generation: i32::MIN };
+                best.range((seq, lowest)..=(seq, stamp)).next_back().map(|(_, u)| u.clone())
+            }
+        };
         match found {
             Some(u) => chain.push(u),
             None => return Err(ChainError::Gap { missing: seq, from: chain[0].seq }),
         }
     }
     chain.reverse();
-    let on_chain: std::collections::HashSet<(u64, Stamp)> = chain.iter().map(|u| (u.seq, u.stamp)).collect();
-    let orphans: Vec<String> = best
+    // Units off the chain, up to its head: their keys, but never a key a
+    // unit on the chain was written under (a retry replaces its failed
+    // attempt under the same keys).
+    let on_chain: std::collections::HashSet<String> =
+        chain.iter().flat_map(|u| (0..u.parts).map(|p| u.key(p))).collect();
+    let head_seq = chain.last().map_or(0, |h| h.seq);
+    let orphans: Vec<String> = linked
         .values()
-        .filter(|u| !on_chain.contains(&(u.seq, u.stamp)) && u.seq <= chain.last().map_or(0, |h| h.seq))
+        .filter(|u| u.seq <= head_seq)
         .flat_map(|u| (0..u.parts).map(|p| u.key(p)))
+        .filter(|k| !on_chain.contains(k))
+        .collect::<std::collections::BTreeSet<String>>()
+        .into_iter()
         .collect();
 
     let mut state = State::default();
@@ -473,6 +548,7 @@ pub fn resolve(records: &[Read], partitions: u32, end: i64) -> Result<Resolved, 
         since_snapshot: Vec::new(),
         bytes_since_snapshot: 0,
         orphans,
+        last: Some(Link { stamp: last.stamp, attempt: last.attempt }),
     };
     // The base offset only needs to be at or before the chain's first
     // record; the first record read is, whatever was read.

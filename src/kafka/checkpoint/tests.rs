@@ -357,3 +357,110 @@ fn an_empty_partition_is_a_fresh_start_and_the_newest_head_says_where_to_read() 
     let r = resolve(&tail, 4, log.next).expect("restores from the base");
     assert_eq!(r.chain.seq, 6);
 }
+
+#[test]
+fn two_writers_with_equal_stamps_never_mix_the_restore_follows_one_lineage() {
+    // A broker that gives one partition to two members in one generation
+    // (the MockCluster did, once, in a chaos run) leaves two writers with
+    // the same stamp. Each unit links to the one it continues, so a
+    // restore follows one of them, whatever order their units landed in.
+    let mut log = Log::default();
+    let mut a = Writer::new(g(5));
+    for b in 0..3 {
+        a.feed(b * 10..b * 10 + 10);
+        a.commit(&mut log, false);
+    }
+    let mut b = Writer::from(log.resolve().expect("restores"), g(5));
+    b.attempt = 1_000;
+    b.feed(30..45);
+    b.commit(&mut log, false);
+    // A's seq 4, of other complaints, lands after B's: the newest unit of
+    // seq 4 with that stamp, which B's seq 5 does not continue.
+    a.feed(30..35);
+    a.commit(&mut log, false);
+    b.feed(45..60);
+    b.commit(&mut log, false);
+    let r = log.resolve().expect("restores");
+    assert_eq!((r.chain.seq, r.stamp), (5, g(5)));
+    assert_eq!(&r.state, b.engine.state(), "B's state alone, not B's seq 5 over A's seq 4");
+    assert_same_as(&log, &mut b, 60..120);
+    // Equal stamps, equal keys: compaction keeps A's seq 4 in place of
+    // B's. B's seq 5 then links to a unit that is gone: refused, not mixed.
+    let mut last = std::collections::HashMap::new();
+    for (i, r) in log.records.iter().enumerate() {
+        last.insert(r.key.clone(), i);
+    }
+    let compacted = Log {
+        records: log.records.iter().enumerate().filter(|(i, r)| last[&r.key] == *i).map(|(_, r)| r.clone()).collect(),
+        next: log.next,
+    };
+    assert!(matches!(compacted.resolve(), Err(ChainError::Gap { missing: 4, from: 5 })), "{:?}", compacted.resolve());
+}
+
+/// Format 2's frame (no link), as andon before `FORMAT` 3 wrote it.
+#[derive(Serialize)]
+struct V2 {
+    format: u8,
+    kind: Kind,
+    seq: u64,
+    stamp: Stamp,
+    attempt: u64,
+    part: u32,
+    parts: u32,
+    positions: Positions,
+    partitions: u32,
+    base: i64,
+}
+
+/// `log`'s records rewritten as format 2 wrote them.
+fn as_format_2(log: &mut Log) {
+    for r in &mut log.records {
+        let Some(v) = r.value.as_deref() else { continue };
+        let (f, body) = decode_value(v).expect("decodes");
+        let old = V2 {
+            format: 2,
+            kind: f.kind,
+            seq: f.seq,
+            stamp: f.stamp,
+            attempt: f.attempt,
+            part: f.part,
+            parts: f.parts,
+            positions: f.positions,
+            partitions: f.partitions,
+            base: f.base,
+        };
+        let mut value = postcard::to_allocvec(&old).expect("encodes");
+        value.extend_from_slice(body);
+        r.value = Some(value);
+    }
+}
+
+#[test]
+fn a_format_2_chain_is_restored_and_continued_in_format_3() {
+    let mut log = Log::default();
+    let mut a = Writer::new(g(1));
+    for b in 0..3 {
+        a.feed(b * 10..b * 10 + 10);
+        a.commit(&mut log, false);
+    }
+    as_format_2(&mut log);
+    assert_eq!(log.records[0].value.as_deref().and_then(|v| v.first()), Some(&2));
+    assert_same_as(&log, &mut a, 30..40);
+    // An upgraded member continues the chain; its units link to format 2's.
+    let mut b = Writer::from(log.resolve().expect("restores"), g(2));
+    b.feed(40..50);
+    b.commit(&mut log, false);
+    assert_eq!(log.records.last().and_then(|r| r.value.as_deref()?.first().copied()), Some(FORMAT));
+    assert_same_as(&log, &mut b, 50..60);
+}
+
+#[test]
+fn an_unknown_format_is_named() {
+    let mut w = Writer::new(g(1));
+    w.feed(0..10);
+    let mut written = w.batch(false);
+    let value = written.records[0].value.as_mut().expect("a value");
+    value[0] = 9;
+    let err = decode_value(value).expect_err("format 9 is refused");
+    assert!(err.to_string().contains("format 9"), "{err}");
+}
