@@ -125,6 +125,7 @@ pub struct Link {
 
 /// Format 2's frame: [`Frame`] without its link.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 struct FrameV2 {
     format: u8,
     kind: Kind,

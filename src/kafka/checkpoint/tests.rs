@@ -397,27 +397,12 @@ fn two_writers_with_equal_stamps_never_mix_the_restore_follows_one_lineage() {
     assert!(matches!(compacted.resolve(), Err(ChainError::Gap { missing: 4, from: 5 })), "{:?}", compacted.resolve());
 }
 
-/// Format 2's frame (no link), as andon before `FORMAT` 3 wrote it.
-#[derive(Serialize)]
-struct V2 {
-    format: u8,
-    kind: Kind,
-    seq: u64,
-    stamp: Stamp,
-    attempt: u64,
-    part: u32,
-    parts: u32,
-    positions: Positions,
-    partitions: u32,
-    base: i64,
-}
-
 /// `log`'s records rewritten as format 2 wrote them.
 fn as_format_2(log: &mut Log) {
     for r in &mut log.records {
         let Some(v) = r.value.as_deref() else { continue };
         let (f, body) = decode_value(v).expect("decodes");
-        let old = V2 {
+        let old = FrameV2 {
             format: 2,
             kind: f.kind,
             seq: f.seq,
