@@ -59,6 +59,17 @@ impl Latency {
 /// default), which at a steady rate makes every other fetch wait.
 pub const LATENCY_FETCH: &str = "\"fetch.wait.max.ms\" = \"5\"";
 
+/// `linger.ms` of the load's producer: librdkafka's default. Lower, the
+/// load reaches the dev cluster as one message set per record, and the
+/// MockCluster answers a fetch with one message set per partition, found
+/// by walking the partition's sets from its start (`rdkafka_mock.c`:
+/// "FIXME: Maintain an index"; `rdkafka_mock_handlers.c`: "FIXME: Multiple
+/// messageSets?"): reading a partition then costs the broker quadratic
+/// time in its length, and after some seconds the broker, not andon, sets
+/// the latency. A real broker looks an offset up in an index and fills a
+/// fetch with as many sets as fit.
+pub const LOAD_LINGER_MS: u32 = 5;
+
 /// Complaints per pulling pair in the latency run (the rest never pull).
 pub const PULL_EVERY: usize = 10;
 
@@ -83,7 +94,7 @@ pub fn latency(ctx: &Ctx, cluster: &Cluster) -> R<Latency> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let reader = Reader::at_end(&cluster.bootstrap, &t.delist_commands, ctx.sizes.partitions)?;
-    let p = producer(&cluster.bootstrap, 1)?;
+    let p = producer(&cluster.bootstrap, LOAD_LINGER_MS)?;
     let warmup = rate as usize; // one second, in complaints (whole blocks of PULL_EVERY)
     let total = warmup + (rate * secs) as usize;
     let stop = Arc::new(AtomicBool::new(false));
