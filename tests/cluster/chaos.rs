@@ -17,7 +17,11 @@
 //! noticed yet writes on: on the MockCluster nothing fences it); or within
 //! the 30 s before a member's log says it lost its partitions
 //! (`partitions revoked ... lost=true`: its session lapsed under some mix
-//! of faults, and it wrote on until it noticed). Every
+//! of faults, and it wrote on until it noticed); or within 10 s after a
+//! moment when two members' logs both held its partition (the
+//! MockCluster's group coordinator can give a partition to a new member
+//! while the old one, told nothing yet, goes on: Apache Kafka would fence
+//! the old one's transactions by its generation). Every
 //! other fault must leave each output exactly once. How many batches a
 //! zombie wrote after its partition's new owner began is counted from the
 //! changelog and reported.
@@ -342,6 +346,7 @@ fn chaos_kill_freeze_and_broker_faults_lose_nothing_and_change_nothing() {
     // Each repeat to the zombie that may have written it: after a waking,
     // or before a member noticed it had lost its partitions.
     let lapses = session_lapses(&logs, t0_wall);
+    let shared = shared_partitions(&logs, t0_wall);
     let mut after: std::collections::BTreeMap<&str, usize> = Default::default();
     let mut unexplained: Vec<&Repeat> = Vec::new();
     let window = Duration::from_secs(30);
@@ -349,12 +354,20 @@ fn chaos_kill_freeze_and_broker_faults_lose_nothing_and_change_nothing() {
         let at = seen.outputs.get(&(r.topic.clone(), r.partition, r.offset));
         let woke = at.and_then(|at| {
             let waking = zombies.iter().rev().find(|(w, _)| *w <= *at && *at <= *w + window).map(|(_, why)| *why);
-            waking.or_else(|| {
-                lapses
-                    .iter()
-                    .any(|l| l.saturating_sub(window) <= *at && *at <= *l + Duration::from_secs(5))
-                    .then_some("a lapsed session")
-            })
+            waking
+                .or_else(|| {
+                    lapses
+                        .iter()
+                        .any(|l| l.saturating_sub(window) <= *at && *at <= *l + Duration::from_secs(5))
+                        .then_some("a lapsed session")
+                })
+                .or_else(|| {
+                    let from = at.saturating_sub(Duration::from_secs(10));
+                    shared
+                        .get(&r.partition)
+                        .is_some_and(|spans| spans.iter().any(|(a, b)| *a <= *at && from <= *b))
+                        .then_some("two owners at once")
+                })
         });
         match woke {
             Some(why) => *after.entry(why).or_default() += 1,
@@ -431,4 +444,72 @@ fn session_lapses(logs: &[std::path::PathBuf], t0: chrono::DateTime<chrono::Utc>
         }
     }
     out
+}
+
+/// When two members held the same partition at once, by their logs, as
+/// spans of time since `t0` per partition. A member holds what `partitions
+/// assigned` adds (cooperative: only the new ones) until `partitions
+/// revoked` takes it away, its process ends (the harness's `=== start`
+/// line before its next start), or its log ends.
+fn shared_partitions(
+    logs: &[std::path::PathBuf],
+    t0: chrono::DateTime<chrono::Utc>,
+) -> std::collections::BTreeMap<i32, Vec<(Duration, Duration)>> {
+    use std::collections::BTreeMap;
+    let list = |l: &str| -> Vec<i32> {
+        let Some(rest) = l.split("partitions=[").nth(1) else { return Vec::new() };
+        let inner = rest.split(']').next().unwrap_or_default();
+        inner.split(',').filter_map(|x| x.trim().parse().ok()).collect()
+    };
+    // Every member's holding spans, per partition.
+    let mut held: BTreeMap<i32, Vec<(Duration, Duration)>> = BTreeMap::new();
+    for path in logs {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut open: BTreeMap<i32, Duration> = BTreeMap::new();
+        let mut last = Duration::ZERO;
+        for l in text.lines() {
+            if l.starts_with("=== start") {
+                for (p, from) in std::mem::take(&mut open) {
+                    held.entry(p).or_default().push((from, last));
+                }
+                continue;
+            }
+            let Some(at) = l
+                .split_whitespace()
+                .next()
+                .and_then(|ts| chrono::DateTime::parse_from_rfc3339(ts).ok())
+                .and_then(|at| (at.with_timezone(&chrono::Utc) - t0).to_std().ok())
+            else {
+                continue;
+            };
+            last = at;
+            if l.contains("partitions assigned") {
+                for p in list(l) {
+                    open.entry(p).or_insert(at);
+                }
+            } else if l.contains("partitions revoked") {
+                for p in list(l) {
+                    if let Some(from) = open.remove(&p) {
+                        held.entry(p).or_default().push((from, at));
+                    }
+                }
+            }
+        }
+        for (p, from) in open {
+            held.entry(p).or_default().push((from, last));
+        }
+    }
+    // Where two spans of one partition overlap.
+    let mut shared: BTreeMap<i32, Vec<(Duration, Duration)>> = BTreeMap::new();
+    for (p, spans) in held {
+        for (i, (a1, b1)) in spans.iter().enumerate() {
+            for (a2, b2) in &spans[i + 1..] {
+                let (from, to) = ((*a1).max(*a2), (*b1).min(*b2));
+                if from < to {
+                    shared.entry(p).or_default().push((from, to));
+                }
+            }
+        }
+    }
+    shared
 }
