@@ -436,11 +436,7 @@ fn session_lapses(logs: &[std::path::PathBuf], t0: chrono::DateTime<chrono::Utc>
     for path in logs {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         for l in text.lines().filter(|l| l.contains("partitions revoked") && l.contains("lost=true")) {
-            let Some(ts) = l.split_whitespace().next() else { continue };
-            let Ok(at) = chrono::DateTime::parse_from_rfc3339(ts) else { continue };
-            if let Ok(d) = (at.with_timezone(&chrono::Utc) - t0).to_std() {
-                out.push(d);
-            }
+            out.extend(logged_at(l, t0));
         }
     }
     out
@@ -474,14 +470,7 @@ fn shared_partitions(
                 }
                 continue;
             }
-            let Some(at) = l
-                .split_whitespace()
-                .next()
-                .and_then(|ts| chrono::DateTime::parse_from_rfc3339(ts).ok())
-                .and_then(|at| (at.with_timezone(&chrono::Utc) - t0).to_std().ok())
-            else {
-                continue;
-            };
+            let Some(at) = logged_at(l, t0) else { continue };
             last = at;
             if l.contains("partitions assigned") {
                 for p in list(l) {
@@ -512,4 +501,11 @@ fn shared_partitions(
         }
     }
     shared
+}
+
+/// When a member's log line was written, as time since `t0` (its first
+/// word is an RFC 3339 timestamp).
+fn logged_at(line: &str, t0: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let at = chrono::DateTime::parse_from_rfc3339(line.split_whitespace().next()?).ok()?;
+    (at.with_timezone(&chrono::Utc) - t0).to_std().ok()
 }
