@@ -509,3 +509,40 @@ fn logged_at(line: &str, t0: chrono::DateTime<chrono::Utc>) -> Option<Duration> 
     let at = chrono::DateTime::parse_from_rfc3339(line.split_whitespace().next()?).ok()?;
     (at.with_timezone(&chrono::Utc) - t0).to_std().ok()
 }
+
+#[test]
+fn shared_partitions_are_read_from_the_members_logs() {
+    let dir = std::env::temp_dir().join(format!("andon-chaos-shared-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let t0: chrono::DateTime<chrono::Utc> = "2026-11-30T13:00:00Z".parse().expect("time");
+    let line = |s: u32, what: &str| format!("2026-11-30T13:00:{s:02}.000000Z  INFO andon::kafka::group: {what}\n");
+    let b = dir.join("b.log");
+    let c = dir.join("c.log");
+    // b holds 0, 1 and 5 from 10 s to 30 s; c is given all six at 20 s,
+    // restarts at 40 s (its holdings end with its last line, 35 s).
+    let b_log = [
+        "=== start 1 of b ===\n".to_owned(),
+        line(10, "partitions assigned: restoring them partitions=[0, 1, 5]"),
+        line(30, "partitions revoked partitions=[0, 1, 5] lost=false"),
+    ]
+    .concat();
+    let c_log = [
+        "=== start 1 of c ===\n".to_owned(),
+        line(20, "partitions assigned: restoring them partitions=[0, 1, 2, 3, 4, 5]"),
+        line(35, "andon pulled partition=2"),
+        "=== start 2 of c ===\n".to_owned(),
+        line(40, "partitions assigned: restoring them partitions=[]"),
+    ]
+    .concat();
+    std::fs::write(&b, b_log).expect("write");
+    std::fs::write(&c, c_log).expect("write");
+    let shared = shared_partitions(&[b, c], t0);
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = |x: u64| Duration::from_secs(x);
+    for p in [0, 1, 5] {
+        assert_eq!(shared.get(&p), Some(&vec![(s(20), s(30))]), "partition {p}");
+    }
+    for p in [2, 3, 4] {
+        assert_eq!(shared.get(&p), None, "partition {p}: c alone");
+    }
+}
