@@ -1,6 +1,7 @@
-//! Writing one batch through the seam: every partition's outputs, then —
-//! once they are acknowledged, so that a visible checkpoint never claims
-//! outputs that are not in their topics — each partition's checkpoint (or
+//! Writing one batch through the seam: every partition's outputs and the
+//! view's table records, then — once they are acknowledged, so that a
+//! visible checkpoint never claims records that are not in their topics —
+//! each partition's checkpoint (or
 //! snapshot) and head, then the commit with the input positions. One
 //! transaction with `exactly_once`
 //! (docs/guarantees.md#how-it-is-kept-without-trusting-the-broker).
@@ -86,7 +87,10 @@ pub fn write(
     let step = |step| move |error| BatchError { step, error };
     let t0 = std::time::Instant::now();
     sink.begin().map_err(step("beginning the batch"))?;
-    let mut any_output = false;
+    // Whether anything was sent before the checkpoints: the outputs and
+    // the view's table records are acknowledged before a checkpoint says
+    // they were written (a retried batch may send table records alone).
+    let mut any_sent = false;
     for s in shares {
         for r in s.outputs {
             let headers: Vec<(&str, &[u8])> = r.headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
@@ -98,7 +102,7 @@ pub fn write(
                 headers: &headers,
             };
             sink.send(&out).map_err(step("writing outputs"))?;
-            any_output = true;
+            any_sent = true;
         }
         for r in s.table {
             let out = Out {
@@ -109,11 +113,12 @@ pub fn write(
                 headers: &[],
             };
             sink.send(&out).map_err(step("writing the view's table"))?;
+            any_sent = true;
         }
     }
     let t1 = t0.elapsed();
     let acks =
-        if any_output { sink.flush().map_err(step("waiting for the outputs' acknowledgements"))? } else { Acks::new() };
+        if any_sent { sink.flush().map_err(step("waiting for the outputs' acknowledgements"))? } else { Acks::new() };
     let t2 = t0.elapsed();
     let end = |topic: &str, p: i32, prev: i64| acks.get(&(topic.to_owned(), p)).map_or(prev, |(_, e)| (*e).max(prev));
     let mut pending = Vec::with_capacity(shares.len());

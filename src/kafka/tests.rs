@@ -463,6 +463,41 @@ fn a_static_member_restarted_in_the_same_generation_outranks_its_frozen_predeces
 }
 
 #[test]
+fn a_batch_of_table_records_alone_waits_for_them_before_its_checkpoint() {
+    // A batch retried after its outputs were written sends them no more
+    // (already written), only the view's table records. Its checkpoint
+    // must wait for those too: written first, and visible where aborted
+    // records are (the MockCluster; `at_least_once`), it would let the
+    // next restore skip the batch, and its table records (the closes in
+    // the view's history) would never be written.
+    let b = broker(&[]).like_mock_cluster();
+    let s = settings();
+    let mut m = Member::new(&b, 1);
+    assert!(m.restore(&[0], Why::Assigned { generation: 1 }).is_empty());
+    let task = m.tasks.get_mut(&0).expect("task");
+    let (kind, body) = task.checkpoint_body(SNAPSHOT_AFTER_BYTES);
+    let table = vec![crate::view::TableRecord { key: "closed/x".into(), value: Some(b"{}".to_vec()) }];
+    let share = Share {
+        partition: 0,
+        outputs: &[],
+        table: &table,
+        inputs: task.input_positions(),
+        kind,
+        body: &body,
+        chain: &task.chain,
+        era: task.era,
+        generation: task.generation,
+    };
+    b.inject(Fault::Flush { kind: FailureKind::Transient, land: 0 });
+    let writer = Writer { attempt: 1, partitions: PARTITIONS as u32 };
+    let err =
+        batch::write(&mut m.sink, &s.topics, &[share], writer).expect_err("the view's records are not acknowledged");
+    m.sink.abort().expect("abort");
+    assert_eq!(err.step, "waiting for the outputs' acknowledgements");
+    assert!(b.visible(&s.topics.state, 0).is_empty(), "no checkpoint was sent");
+}
+
+#[test]
 fn a_key_flooded_by_a_hundred_thousand_complaints_is_checkpointed_in_parts_and_restored() {
     let b = broker(&[]);
     let s = settings();
