@@ -402,20 +402,25 @@ fn a_zombie_resumed_after_a_takeover_does_not_fork_the_chain() {
     }
     run_in_slices(&mut bm, &b, &inputs[80..], 2, &[]);
     // A restore now follows B's chain: it continues exactly as B does.
-    let mut c = Member::new(&b, 7);
-    assert!(c.restore(&[0, 1], Why::Assigned { generation: 7 }).is_empty());
+    // The zombie's batch repeated outputs with the same ids, nothing else.
+    assert_next_restore_follows(&b, &bm, &inputs, 7);
+}
+
+/// A member restoring both partitions now, in `generation`, continues
+/// exactly as `writer` does; the outputs, deduplicated by id, are replay's.
+fn assert_next_restore_follows(b: &Memory, writer: &Member, inputs: &[(String, String)], generation: i32) {
+    let mut next = Member::new(b, generation);
+    assert!(next.restore(&[0, 1], Why::Assigned { generation }).is_empty());
     for p in [0, 1] {
-        assert_eq!(c.tasks[&p].chain.positions, bm.tasks[&p].chain.positions);
-        assert_eq!(c.tasks[&p].engine().state(), bm.tasks[&p].engine().state());
+        assert_eq!(next.tasks[&p].chain.positions, writer.tasks[&p].chain.positions, "partition {p}");
+        assert_eq!(next.tasks[&p].engine().state(), writer.tasks[&p].engine().state(), "partition {p}");
     }
-    // The zombie's batch repeated outputs with the same ids, nothing else:
-    // deduplicated by id, the outputs are replay's.
-    let mut deduped = written(&b);
+    let mut deduped = written(b);
     for v in deduped.values_mut() {
         let mut seen = std::collections::HashSet::new();
         v.retain(|x| seen.insert(x.to_string()));
     }
-    assert_eq!(deduped, replayed(&inputs));
+    assert_eq!(deduped, replayed(inputs));
 }
 
 #[test]
@@ -448,18 +453,7 @@ fn a_static_member_restarted_in_the_same_generation_outranks_its_frozen_predeces
     old.write().expect("the predecessor wakes and writes too");
     run_in_slices(&mut new, &b, &inputs[80..], 2, &[]);
     // A restore follows the successor's chain alone.
-    let mut next = Member::new(&b, 6);
-    assert!(next.restore(&[0, 1], Why::Assigned { generation: 6 }).is_empty());
-    for p in [0, 1] {
-        assert_eq!(next.tasks[&p].chain.positions, new.tasks[&p].chain.positions, "partition {p}");
-        assert_eq!(next.tasks[&p].engine().state(), new.tasks[&p].engine().state(), "partition {p}");
-    }
-    let mut deduped = written(&b);
-    for v in deduped.values_mut() {
-        let mut seen = std::collections::HashSet::new();
-        v.retain(|x| seen.insert(x.to_string()));
-    }
-    assert_eq!(deduped, replayed(&inputs));
+    assert_next_restore_follows(&b, &new, &inputs, 6);
 }
 
 #[test]
