@@ -462,23 +462,13 @@ pub fn resolve(records: &[Read], partitions: u32, end: i64) -> Result<Resolved, 
     // Every complete unit by what links to it (the latest, should the
     // same unit have been written twice).
     let mut linked: BTreeMap<(u64, Link), Unit> = BTreeMap::new();
-    for u in &complete {
+    for u in complete {
         let at = (u.seq, Link { stamp: u.stamp, attempt: u.attempt });
         if linked.get(&at).is_none_or(|b| b.last_offset < u.last_offset) {
-            linked.insert(at, u.clone());
+            linked.insert(at, u);
         }
     }
-    // The best unit per (seq, stamp): the latest complete attempt.
-    let mut best: BTreeMap<(u64, Stamp), Unit> = BTreeMap::new();
-    for u in complete {
-        match best.get(&(u.seq, u.stamp)) {
-            Some(b) if b.last_offset > u.last_offset => {}
-            _ => {
-                best.insert((u.seq, u.stamp), u);
-            }
-        }
-    }
-    let Some(head) = best.values().max_by_key(|u| (u.stamp, u.seq, u.last_offset)).cloned() else {
+    let Some(head) = linked.values().max_by_key(|u| (u.stamp, u.seq, u.last_offset)).cloned() else {
         if let Some((_, seq)) = promised {
             return Err(ChainError::Lost { seq });
         }
@@ -502,10 +492,14 @@ pub fn resolve(records: &[Read], partitions: u32, end: i64) -> Result<Resolved, 
         let (seq, stamp) = (next.seq - 1, next.stamp);
         let found = match next.link {
             Some(link) => linked.get(&(seq, link)).cloned(),
-            None => {
-                let lowest = Stamp { era: 0, generation: i32::MIN };
-                best.range((seq, lowest)..=(seq, stamp)).next_back().map(|(_, u)| u.clone())
-            }
+            // Among equals, the latest complete attempt.
+            None => linked
+                .range((seq, Link { stamp: Stamp { era: 0, generation: i32::MIN }, attempt: 0 })..)
+                .take_while(|((s, _), _)| *s == seq)
+                .map(|(_, u)| u)
+                .filter(|u| u.stamp <= stamp)
+                .max_by_key(|u| (u.stamp, u.last_offset))
+                .cloned(),
         };
         match found {
             Some(u) => chain.push(u),
