@@ -397,6 +397,20 @@ impl Settings {
                  would fence them against each other); remove it, and set group.instance.id for a stable one",
             ));
         }
+        if kafka.properties.get("group.protocol").is_some_and(|v| v.trim().eq_ignore_ascii_case("consumer")) {
+            // KIP-848: the broker runs the assignment and keeps the session
+            // timeout and heartbeat interval (group configs
+            // `consumer.session.timeout.ms`, `consumer.heartbeat.interval.ms`);
+            // librdkafka refuses a client that sets them.
+            for key in ["partition.assignment.strategy", "session.timeout.ms", "heartbeat.interval.ms"] {
+                if kafka.properties.contains_key(key) {
+                    return Err(ConfigError::new(
+                        format!("kafka.properties.{key}"),
+                        "is not used with group.protocol = \"consumer\" (the broker sets it for the group); remove it",
+                    ));
+                }
+            }
+        }
         check_topics(&topics)?;
 
         let p = &processing;

@@ -44,6 +44,10 @@ fn issue_rules_inherit_from_default_and_first_match_wins() {
 fn mistakes_name_their_field() {
     let cases = [
         ("[processing]\ngrace = \"soon\"", "processing.grace"),
+        (
+            "[kafka.properties]\n\"group.protocol\" = \"consumer\"\n\"session.timeout.ms\" = \"6000\"",
+            "kafka.properties.session.timeout.ms",
+        ),
         ("[processing]\ntypo = 1", "processing"),
         ("[rules.default]\nthreshold = 0", "rules.default.threshold"),
         ("[[rules.issue]]\nissues = [\"x\"]\nthreshold = -1", "rules.issue[0].threshold"),

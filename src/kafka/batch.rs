@@ -149,7 +149,7 @@ pub fn write(
     let t3 = t0.elapsed();
     let acks = sink.flush().map_err(step("waiting for the checkpoints' acknowledgements"))?;
     let t4 = t0.elapsed();
-    let inputs: Vec<(i32, i64)> = shares.iter().map(|s| (s.partition, s.inputs.0)).collect();
+    let inputs: Vec<(i32, i64, i64)> = shares.iter().map(|s| (s.partition, s.inputs.0, s.inputs.1)).collect();
     sink.commit(&inputs).map_err(step("committing"))?;
     tracing::trace!(
         sent_us = t1.as_micros() as u64,

@@ -9,7 +9,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::config::Settings;
 
@@ -153,7 +153,13 @@ const GROUP_MEMBER_ONLY: &[&str] = &["group.instance.id"];
 pub fn group_consumer(settings: &Settings) -> ClientConfig {
     let mut c = consumer_base(settings);
     c.set("group.id", &settings.kafka.group_id);
-    if !settings.kafka.properties.contains_key("partition.assignment.strategy") {
+    // With the classic protocol, incremental handovers (a member keeps
+    // what it is not asked to give up). With KIP-848's `consumer` protocol
+    // the broker assigns, incrementally too, and librdkafka refuses the
+    // setting.
+    let consumer_protocol =
+        settings.kafka.properties.get("group.protocol").is_some_and(|v| v.trim().eq_ignore_ascii_case("consumer"));
+    if !consumer_protocol && !settings.kafka.properties.contains_key("partition.assignment.strategy") {
         c.set("partition.assignment.strategy", "cooperative-sticky");
     }
     // Consumer lag per partition: the end offsets come from librdkafka's
@@ -324,7 +330,7 @@ pub fn check_topics(consumer: &MetadataClient, settings: &Settings) -> Result<us
         }
         let partitions = counts.iter().find_map(|(_, n)| *n).unwrap_or(6);
         create(settings, &missing, partitions)?;
-        counts = partition_counts(consumer, settings)?;
+        counts = wait_until_listed(consumer, settings)?;
     }
     let first = counts.iter().find_map(|(_, n)| *n).unwrap_or(0);
     if counts.iter().any(|(_, n)| *n != Some(first)) {
@@ -333,6 +339,25 @@ pub fn check_topics(consumer: &MetadataClient, settings: &Settings) -> Result<us
         return Err(TopologyError::Unequal(list.join(", ")));
     }
     Ok(first)
+}
+
+/// The partition counts once every topic is listed, or as they stand
+/// after 30 s. A broker answers CreateTopics once the controller has the
+/// topics; the broker a metadata request reaches may learn of them a
+/// moment later (Apache Kafka: andon refused to start with the topics it
+/// had just created "missing").
+fn wait_until_listed(
+    consumer: &MetadataClient,
+    settings: &Settings,
+) -> Result<Vec<(String, Option<usize>)>, TopologyError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let counts = partition_counts(consumer, settings)?;
+        if counts.iter().all(|(_, n)| n.is_some()) || std::time::Instant::now() >= deadline {
+            return Ok(counts);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn create(settings: &Settings, topics: &[&str], partitions: usize) -> Result<(), TopologyError> {
@@ -362,6 +387,8 @@ fn create(settings: &Settings, topics: &[&str], partitions: usize) -> Result<(),
     for r in results {
         match r {
             Ok(t) => tracing::info!(topic = %t, partitions, "created topic"),
+            // Another member starting at the same time made it first.
+            Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => tracing::info!(topic = %t, "topic created meanwhile"),
             Err((t, code)) => return Err(TopologyError::Create(format!("{t}: {code}"))),
         }
     }

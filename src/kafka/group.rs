@@ -51,6 +51,7 @@ impl Ends {
 /// The group consumer's context.
 pub struct GroupContext {
     pub complaints: String,
+    pub updates: String,
     pub events: Mutex<Vec<Event>>,
     pub ends: Arc<Ends>,
 }
@@ -158,8 +159,9 @@ impl Group for GroupHandle {
         }
     }
 
-    fn topic(&self) -> &str {
-        &self.0.context().complaints
+    fn topics(&self) -> (&str, &str) {
+        let c = self.0.context();
+        (&c.complaints, &c.updates)
     }
 }
 

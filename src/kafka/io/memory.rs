@@ -50,7 +50,7 @@ struct Inner {
     txns: HashMap<u64, TxnState>,
     next_txn: u64,
     faults: VecDeque<Fault>,
-    committed: BTreeMap<i32, i64>,
+    committed: BTreeMap<i32, (i64, i64)>,
     max_message_bytes: usize,
 }
 
@@ -145,8 +145,8 @@ impl Memory {
         }
     }
 
-    /// The consumer group's committed positions.
-    pub fn committed(&self) -> BTreeMap<i32, i64> {
+    /// The consumer group's committed positions (complaints, updates).
+    pub fn committed(&self) -> BTreeMap<i32, (i64, i64)> {
         self.lock().committed.clone()
     }
 
@@ -258,7 +258,7 @@ impl BatchSink for MemorySink {
         Ok(std::mem::take(&mut self.acks))
     }
 
-    fn commit(&mut self, positions: &[(i32, i64)]) -> Result<(), IoError> {
+    fn commit(&mut self, positions: &[(i32, i64, i64)]) -> Result<(), IoError> {
         let mut inner = self.broker.lock();
         if let Some(Fault::Commit(kind)) = inner.fault(|f| matches!(f, Fault::Commit(_))) {
             return Err(IoError::new(kind, "committing the transaction", "injected"));
@@ -266,7 +266,7 @@ impl BatchSink for MemorySink {
         if let Some(t) = self.txn.take() {
             inner.txns.insert(t, TxnState::Committed);
         }
-        inner.committed.extend(positions.iter().copied());
+        inner.committed.extend(positions.iter().map(|(p, c, u)| (*p, (*c, *u))));
         Ok(())
     }
 

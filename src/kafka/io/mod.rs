@@ -66,9 +66,9 @@ pub trait BatchSink: Send {
     fn send(&mut self, r: &Out<'_>) -> Result<(), IoError>;
     /// Waits until every record sent is acknowledged, or the first failed.
     fn flush(&mut self) -> Result<Acks, IoError>;
-    /// Ends the batch, with the complaints positions (partition, next
-    /// offset) for the consumer group.
-    fn commit(&mut self, positions: &[(i32, i64)]) -> Result<(), IoError>;
+    /// Ends the batch, with the input positions (partition, next
+    /// complaints offset, next updates offset) for the consumer group.
+    fn commit(&mut self, positions: &[(i32, i64, i64)]) -> Result<(), IoError>;
     /// Abandons the batch. Returns only once no record sent can still
     /// reach its partition (what was in flight is settled, what was queued
     /// is purged), so that reading the outputs back afterwards sees all

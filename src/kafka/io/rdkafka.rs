@@ -29,8 +29,10 @@ pub trait Group: Send + Sync {
     /// `at_least_once`: the group's offsets, for lag dashboards (progress
     /// itself lives in the checkpoints).
     fn commit_offsets(&self, tpl: &TopicPartitionList);
-    /// The input topic whose positions are committed.
-    fn topic(&self) -> &str;
+    /// The input topics whose positions are committed: complaints (the
+    /// group's own) and work-order updates (read outside the group, but
+    /// committed with it, so that lag tools see both).
+    fn topics(&self) -> (&str, &str);
 }
 
 /// Delivery reports of the current batch.
@@ -187,12 +189,15 @@ impl BatchSink for KafkaSink {
         Ok(acks.into_iter().collect())
     }
 
-    fn commit(&mut self, positions: &[(i32, i64)]) -> Result<(), IoError> {
+    fn commit(&mut self, positions: &[(i32, i64, i64)]) -> Result<(), IoError> {
         let mut tpl = TopicPartitionList::new();
-        for (p, offset) in positions {
+        let (complaints, updates) = self.group.topics();
+        for (p, c, u) in positions {
             let what = "committing positions";
-            tpl.add_partition_offset(self.group.topic(), *p, Offset::Offset(*offset))
-                .map_err(|e| IoError::new(FailureKind::Permanent, what, e))?;
+            for (topic, offset) in [(complaints, c), (updates, u)] {
+                tpl.add_partition_offset(topic, *p, Offset::Offset(*offset))
+                    .map_err(|e| IoError::new(FailureKind::Permanent, what, e))?;
+            }
         }
         if !self.eos {
             if tpl.count() > 0 {

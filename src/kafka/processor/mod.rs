@@ -144,6 +144,7 @@ impl Processor {
         let group: Arc<BaseConsumer<GroupContext>> =
             Arc::new(client::group_consumer(&settings).create_with_context(GroupContext {
                 complaints: t.complaints.clone(),
+                updates: t.work_order_updates.clone(),
                 events: Mutex::new(Vec::new()),
                 ends: ends.clone(),
             })?);
@@ -288,6 +289,15 @@ impl Processor {
             if stopping {
                 break;
             }
+        }
+        if self.settings.kafka.properties.contains_key("group.instance.id") {
+            // A static member keeps its partitions for its return within
+            // the session timeout: no LeaveGroup (librdkafka sends none
+            // for a static member closing), and no unsubscribe either,
+            // which on Apache Kafka rejoins with nothing and rebalances
+            // every other member.
+            tracing::info!("shutting down: a static member, its partitions wait for its return");
+            return Ok(());
         }
         tracing::info!("shutting down: leaving the consumer group");
         self.group.unsubscribe();
