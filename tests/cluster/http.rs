@@ -28,11 +28,12 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     request(addr, "GET", path)
 }
 
-#[test]
-fn metrics_health_readiness_andons_and_the_page_over_http() {
-    let _parallel = parallel();
+on_both!(metrics_health_readiness_andons_and_the_page_over_http);
+
+fn metrics_health_readiness_andons_and_the_page_over_http(on: On) {
+    let _lock = shared(on);
     // One partition: the examples' counts are then exactly replay's.
-    let (_cluster, bootstrap) = mock_cluster(1);
+    let (_cluster, bootstrap) = cluster(on, 1);
     let rules = std::fs::read_to_string(format!("{}/examples/andon.toml", env!("CARGO_MANIFEST_DIR"))).expect("rules");
     let rules = format!("[rules.default]{}", rules.split("[rules.default]").nth(1).expect("rules"));
     let settings = settings(&bootstrap, &rules);

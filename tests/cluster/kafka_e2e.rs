@@ -1,6 +1,7 @@
-//! `andon run` in process against librdkafka's MockCluster over real
-//! sockets: inputs produced by a plain client, outputs read back and
-//! compared with `andon replay` on the same inputs.
+//! `andon run` in process against librdkafka's MockCluster and Apache
+//! Kafka over real sockets: inputs produced by a plain client, outputs read
+//! back (`read_committed`) and compared with `andon replay` on the same
+//! inputs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,6 +9,13 @@ use std::time::Duration;
 
 use crate::common::*;
 use serde_json::Value;
+
+on_both!(
+    examples_through_kafka_equal_replay_per_key,
+    every_reject_reason_lands_in_the_dlq_and_the_partition_goes_on,
+    a_quiet_work_order_escalates_on_the_wall_clock,
+    snapshots_keep_restores_right_across_restarts,
+);
 
 fn lines(path: &str) -> Vec<String> {
     std::fs::read_to_string(format!("{}/examples/{path}", env!("CARGO_MANIFEST_DIR")))
@@ -34,12 +42,11 @@ fn start(settings: andon::config::Settings) -> (Arc<AtomicBool>, std::thread::Jo
     (stop, h)
 }
 
-#[test]
-fn examples_through_kafka_equal_replay_per_key() {
-    let _parallel = parallel();
+fn examples_through_kafka_equal_replay_per_key(on: On) {
+    let _lock = shared(on);
     // One partition: stream time (and so lateness) is then the same as in
     // replay, which has one stream time for the whole input.
-    let (_cluster, bootstrap) = mock_cluster(1);
+    let (_cluster, bootstrap) = cluster(on, 1);
     let rules = example_rules();
     let settings = settings(&bootstrap, &rules);
     let (complaints, updates) = (lines("complaints.jsonl"), lines("updates.jsonl"));
@@ -116,11 +123,10 @@ window = "1h"
 route = ["product"]
 "#;
 
-#[test]
-fn every_reject_reason_lands_in_the_dlq_and_the_partition_goes_on() {
-    let _parallel = parallel();
+fn every_reject_reason_lands_in_the_dlq_and_the_partition_goes_on(on: On) {
+    let _lock = shared(on);
     init_logs();
-    let (_cluster, bootstrap) = mock_cluster(1);
+    let (_cluster, bootstrap) = cluster(on, 1);
     let mut settings = settings(&bootstrap, ONE_STEP);
     settings.processing.max_event_bytes = 1024;
     let big = complaint("big", "A", &t(0)).replace(r#""issue""#, &format!(r#""note":"{}","issue""#, "n".repeat(1100)));
@@ -190,11 +196,10 @@ fn every_reject_reason_lands_in_the_dlq_and_the_partition_goes_on() {
     assert_eq!(commands, ["sku:A#delist#1", "sku:A#relist#1", "sku:C#delist#1"]);
 }
 
-#[test]
-fn a_quiet_work_order_escalates_on_the_wall_clock() {
-    let _parallel = parallel();
+fn a_quiet_work_order_escalates_on_the_wall_clock(on: On) {
+    let _lock = shared(on);
     init_logs();
-    let (_cluster, bootstrap) = mock_cluster(1);
+    let (_cluster, bootstrap) = cluster(on, 1);
     let settings = settings(&bootstrap, &format!("{ONE_STEP}\n[owners.product]\nsla = \"3s\"\n"));
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     produce(&bootstrap, "andon.complaints", &[complaint("c1", "Q", &now)]);
@@ -218,10 +223,9 @@ fn a_quiet_work_order_escalates_on_the_wall_clock() {
     assert!(at - due < chrono::Duration::seconds(5), "and promptly: {events:?}");
 }
 
-#[test]
-fn snapshots_keep_restores_right_across_restarts() {
-    let _parallel = parallel();
-    let (_cluster, bootstrap) = mock_cluster(2);
+fn snapshots_keep_restores_right_across_restarts(on: On) {
+    let _lock = shared(on);
+    let (_cluster, bootstrap) = cluster(on, 2);
     let settings = settings(&bootstrap, &example_rules());
     let (complaints, updates) = (lines("complaints.jsonl"), lines("updates.jsonl"));
     let expected = replay(&settings, &complaints, &updates);

@@ -1,24 +1,31 @@
-//! Faults injected into a running `andon run` on librdkafka's MockCluster,
-//! each test named for its fault: a poison record, a corrupt or broken
-//! state chain, request errors (transient and permanent), the broker gone
-//! for 20 s, a restore slower than `max.poll.interval.ms`, a partition that
-//! cannot write. Each shows nothing lost, nothing twice, no stall — or,
+//! Faults injected into a running `andon run`, each test named for its
+//! fault: a poison record, a corrupt or broken state chain, request errors
+//! (transient and permanent), the broker gone for 20 s, a restore slower
+//! than `max.poll.interval.ms`, a partition that cannot write, partitions
+//! added in place. Each shows nothing lost, nothing twice, no stall — or,
 //! where the fault is one an operator must fix, that it is loud and
-//! confined to its partition.
+//! confined to its partition. The faults only the MockCluster can inject
+//! (request errors, an outage, a slow broker) run on it alone; the others
+//! on Apache Kafka too.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 use andon::config::Settings;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr::*};
+
+on_both!(
+    a_complaint_of_1_040_000_bytes_goes_to_the_dlq_without_its_value_and_the_pair_behind_it_pulls,
+    a_corrupt_state_record_on_partition_0_of_2_stops_that_partition_alone,
+    a_chain_missing_its_first_checkpoint_is_refused_and_that_partition_alone_stops,
+    a_partition_that_cannot_write_is_reported_stalled_and_retried_with_backoff,
+    partitions_added_in_place_while_stopped_are_refused_at_start,
+);
 
 const RULES: &str = r#"
 [rules.default]
@@ -29,68 +36,12 @@ route = ["product"]
 sla = "30d"
 "#;
 
-/// `andon run` in process with its HTTP endpoints on a free port.
-struct Running {
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-    addr: SocketAddr,
-}
-
-impl Running {
-    fn start(settings: &Settings) -> Self {
-        let registry = prometheus::Registry::new();
-        let metrics = andon::ops::metrics::Metrics::new(&registry, &settings.engine).expect("metrics");
-        let status = Arc::new(andon::ops::status::Status::default());
-        *status.metrics.lock().expect("lock") = Some(metrics);
-        let addr =
-            andon::ops::http::serve("127.0.0.1:0".parse().expect("addr"), status.clone(), registry).expect("serve");
-        let stop = Arc::new(AtomicBool::new(false));
-        let (flag, s) = (stop.clone(), settings.clone());
-        let handle = std::thread::spawn(move || andon::kafka::run(Arc::new(s), status, &flag).expect("andon run"));
-        Running { stop, handle: Some(handle), addr }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(self.addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").expect("write");
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).expect("read");
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let code = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        (code, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
-    }
-
-    /// The value of one metric series, as `/metrics` shows it.
-    fn metric(&self, series: &str) -> Option<f64> {
-        let (_, body) = self.get("/metrics");
-        body.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-    }
-
-    fn alive(&self) -> bool {
-        self.handle.as_ref().is_some_and(|h| !h.is_finished())
-    }
-
-    fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.handle.take() {
-            h.join().expect("andon thread");
-        }
-    }
-}
-
-/// Waits until `f` holds, or fails with `what`.
-fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
+/// A complaint `minute` minutes after [`event_base`]: the owners' 30 days
+/// run out long after the test, whatever day it runs on.
 fn complaint(id: &str, sku: &str, customer: &str, minute: u32) -> String {
+    let at = event_time(i64::from(minute) * 60);
     format!(
-        r#"{{"event_id":"{id}","occurred_at":"2026-11-01T10:{minute:02}:00Z","subject":{{"kind":"sku","id":"{sku}"}},"issue":"print_defect","customer_id":"{customer}"}}"#
+        r#"{{"event_id":"{id}","occurred_at":"{at}","subject":{{"kind":"sku","id":"{sku}"}},"issue":"print_defect","customer_id":"{customer}"}}"#
     )
 }
 
@@ -137,14 +88,14 @@ fn wait_for_outputs(bootstrap: &str, want: usize) {
     std::thread::sleep(Duration::from_secs(2));
 }
 
-#[test]
-fn a_complaint_of_1_040_000_bytes_goes_to_the_dlq_without_its_value_and_the_pair_behind_it_pulls() {
+fn a_complaint_of_1_040_000_bytes_goes_to_the_dlq_without_its_value_and_the_pair_behind_it_pulls(on: On) {
     let _s = serial();
-    let (_cluster, bootstrap) = mock_cluster(1);
+    let (_cluster, bootstrap) = cluster(on, 1);
     // Legal under Kafka's default topic limit (1 MiB); the producer must
     // allow it (librdkafka's own default is 1,000,000).
     let poison = format!(
-        r#"{{"event_id":"big","occurred_at":"2026-11-01T10:00:00Z","subject":{{"kind":"sku","id":"P"}},"issue":"print_defect","customer_id":"c","note":"{}"}}"#,
+        r#"{{"event_id":"big","occurred_at":"{}","subject":{{"kind":"sku","id":"P"}},"issue":"print_defect","customer_id":"c","note":"{}"}}"#,
+        event_time(0),
         "x".repeat(1_040_000 - 140)
     );
     assert!(poison.len() >= 1_039_000 && poison.len() <= 1_040_000, "{}", poison.len());
@@ -211,10 +162,9 @@ fn assert_partition_0_alone_fails(bootstrap: &str, settings: &Settings, what: &s
     run.stop();
 }
 
-#[test]
-fn a_corrupt_state_record_on_partition_0_of_2_stops_that_partition_alone() {
+fn a_corrupt_state_record_on_partition_0_of_2_stops_that_partition_alone(on: On) {
     let _s = serial();
-    let (_cluster, bootstrap) = mock_cluster(2);
+    let (_cluster, bootstrap) = cluster(on, 2);
     let settings = settings(&bootstrap, RULES);
     seed_state(&bootstrap, &settings, &pairs("S", 10, 0));
     // A record that does not decode, appended to partition 0's chain.
@@ -226,10 +176,9 @@ fn a_corrupt_state_record_on_partition_0_of_2_stops_that_partition_alone() {
     assert_partition_0_alone_fails(&bootstrap, &settings, "corrupt record");
 }
 
-#[test]
-fn a_chain_missing_its_first_checkpoint_is_refused_and_that_partition_alone_stops() {
+fn a_chain_missing_its_first_checkpoint_is_refused_and_that_partition_alone_stops(on: On) {
     let _s = serial();
-    let (_cluster, bootstrap) = mock_cluster(2);
+    let (_cluster, bootstrap) = cluster(on, 2);
     let settings = settings(&bootstrap, RULES);
     // Partition 1's chain as andon writes it; partition 0's the same but
     // for its checkpoint 1, which never reaches the broker (the MockCluster
@@ -367,10 +316,9 @@ fn a_restore_slower_than_max_poll_interval_keeps_the_member_in_its_group() {
     run.stop();
 }
 
-#[test]
-fn a_partition_that_cannot_write_is_reported_stalled_and_retried_with_backoff() {
+fn a_partition_that_cannot_write_is_reported_stalled_and_retried_with_backoff(on: On) {
     let _s = serial();
-    let (_cluster, bootstrap) = mock_cluster(1);
+    let (_cluster, bootstrap) = cluster(on, 1);
     // Every batch with a pull fails the same way: the work order (60
     // evidence ids of 120 characters) does not fit a producer limited to
     // 1,000 bytes a record. Permanent: it would fail again, and does.
@@ -411,10 +359,9 @@ fn a_partition_that_cannot_write_is_reported_stalled_and_retried_with_backoff() 
     run.stop();
 }
 
-#[test]
-fn partitions_added_in_place_while_stopped_are_refused_at_start() {
+fn partitions_added_in_place_while_stopped_are_refused_at_start(on: On) {
     let _s = serial();
-    let (cluster, bootstrap) = mock_cluster(2);
+    let (cluster, bootstrap) = cluster(on, 2);
     let settings = settings(&bootstrap, RULES);
     let run = Running::start(&settings);
     eventually(Duration::from_secs(30), "ready", || run.get("/readyz").0 == 200);
@@ -434,7 +381,9 @@ fn partitions_added_in_place_while_stopped_are_refused_at_start() {
         &mut four.topics.view,
     ] {
         t.push_str(".four");
-        cluster.mock().create_topic(t, 4, 1).expect("create topic");
+        let compacted: &[(&str, &str)] =
+            if t.starts_with("andon.state") { &[("cleanup.policy", "compact")] } else { &[] };
+        cluster.create_topic(t, 4, compacted);
     }
     let state = read_all(&bootstrap, "andon.state");
     assert!(!state.is_empty(), "a changelog was written");

@@ -378,7 +378,7 @@ struct Three {
     // The members stop first, then the cluster; the directory with their
     // logs goes last (fields drop in this order).
     members: Vec<Member>,
-    _cluster: Proc,
+    _cluster: Broker,
     dir: tempfile::TempDir,
     bootstrap: String,
     config: PathBuf,
@@ -392,9 +392,9 @@ struct Three {
     owned: Vec<Vec<i64>>,
 }
 
-fn three_members() -> Three {
+fn three_members(on: On) -> Three {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cluster, bootstrap) = start_dev_cluster(dir.path(), 3);
+    let (cluster, bootstrap) = cluster_process(on, dir.path(), 3);
     let now = chrono::Utc::now().timestamp();
     let (complaints, updates) = workload(now);
     let expected = replay(&settings("unused:9092", RULES), &complaints, &updates);
@@ -458,13 +458,14 @@ fn wait_for_andons(what: &str, timeout: Duration, addr: SocketAddr, open: &BTree
     })
 }
 
-#[test]
-fn three_members_each_answer_for_the_whole_cluster() {
+on_both!(three_members_each_answer_for_the_whole_cluster);
+
+fn three_members_each_answer_for_the_whole_cluster(on: On) {
     let _serial = serial();
     init_logs();
     // Bound in this order, they drop in reverse: members, cluster, directory.
     let Three { dir: _dir, _cluster, mut members, bootstrap, config, now, complaints, expected, open, owned } =
-        three_members();
+        three_members(on);
 
     // Every member lists all.
     for (i, m) in members.iter().enumerate() {
@@ -612,7 +613,7 @@ fn three_members_each_answer_for_the_whole_cluster() {
 fn the_status_page_of_one_member_shows_the_whole_clusters_andons_in_chromium() {
     let _serial = serial();
     init_logs();
-    let three = three_members();
+    let three = three_members(On::Mock);
     wait_for_andons("member 0's /andons", Duration::from_secs(30), three.members[0].addr, &three.open);
     status_page(&three.members[0], three.owned[0][0], &three.open);
 }

@@ -50,6 +50,10 @@ sla = "30m"
 sla = "1h"
 "#;
 
+/// Broker properties of the three-node Apache Kafka runs: a node killed
+/// with `kill -9` is fenced (its partitions led elsewhere) after 4 s, not 9.
+pub const QUICK_FENCE: [&str; 2] = ["broker.session.timeout.ms=4000", "broker.heartbeat.interval.ms=1000"];
+
 pub const SESSION_TIMEOUT: Duration = Duration::from_millis(6000);
 
 pub const TOPICS_IN: [&str; 2] = ["andon.complaints", "andon.work-order-updates"];
@@ -122,15 +126,18 @@ impl Drop for TestDir {
 
 // ---------------------------------------------------------------- cluster
 
-/// `andon dev-cluster` in a process of its own, its stdin the fault
-/// control (see `andon dev-cluster --help`).
+/// The brokers of a fault run: `andon dev-cluster` in a process of its
+/// own, its stdin the fault control (see `andon dev-cluster --help`), or
+/// Apache Kafka (`scripts/kafka`), whose nodes are killed and restarted.
 pub struct Cluster {
-    proc: Proc,
-    stdin: ChildStdin,
-    answers: mpsc::Receiver<String>,
+    brokers: Brokers,
     pub bootstrap: String,
     pub partitions: i32,
-    log: PathBuf,
+}
+
+enum Brokers {
+    Dev { proc: Proc, stdin: ChildStdin, answers: mpsc::Receiver<String>, log: PathBuf },
+    Apache(super::apache::Apache),
 }
 
 impl Cluster {
@@ -148,22 +155,56 @@ impl Cluster {
                 }
             }
         });
-        Cluster { proc, stdin, answers, bootstrap, partitions, log: dir.join("dev-cluster.log") }
+        let log = dir.join("dev-cluster.log");
+        Cluster { brokers: Brokers::Dev { proc, stdin, answers, log }, bootstrap, partitions }
+    }
+
+    /// Apache Kafka of `nodes` nodes (1 or 3; with 3 every topic has three
+    /// replicas and `min.insync.replicas` 2), andon's topics created.
+    pub fn start_apache(nodes: u32, partitions: i32) -> Cluster {
+        Cluster::start_apache_with(nodes, partitions, &[])
+    }
+
+    /// Apache Kafka with broker properties `sets` (`key=value`).
+    pub fn start_apache_with(nodes: u32, partitions: i32, sets: &[&str]) -> Cluster {
+        let a = super::apache::Apache::start(nodes, sets, false);
+        a.create_andon_topics(partitions, &BTreeMap::new());
+        let bootstrap = a.bootstrap.clone();
+        Cluster { brokers: Brokers::Apache(a), bootstrap, partitions }
+    }
+
+    /// A dev cluster (`on` Mock) or one Apache Kafka node.
+    pub fn on(on: super::On, dir: &Path, partitions: i32) -> Cluster {
+        match on {
+            super::On::Mock => Cluster::start(dir, partitions),
+            super::On::Apache => Cluster::start_apache(1, partitions),
+        }
+    }
+
+    pub fn apache(&self) -> Option<&super::apache::Apache> {
+        match &self.brokers {
+            Brokers::Apache(a) => Some(a),
+            Brokers::Dev { .. } => None,
+        }
     }
 
     /// Why the dev cluster is gone, if it is: its exit and the end of its
     /// log (librdkafka's MockCluster asserts on some sequences of events).
     pub fn gone(&mut self) -> Option<String> {
-        let status = self.proc.0.try_wait().ok()??;
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let Brokers::Dev { proc, log, .. } = &mut self.brokers else { return None };
+        let status = proc.0.try_wait().ok()??;
+        let log = std::fs::read_to_string(log).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(3).collect();
         Some(format!("the dev cluster exited ({status}); its log ends: {}", tail.join(" | ")))
     }
 
-    /// One control command; its answer.
+    /// One control command of the dev cluster; its answer.
     pub fn control(&mut self, command: &str) -> Result<(), String> {
-        writeln!(self.stdin, "{command}").and_then(|()| self.stdin.flush()).map_err(|e| format!("writing: {e}"))?;
-        match self.answers.recv_timeout(Duration::from_secs(10)) {
+        let Brokers::Dev { stdin, answers, .. } = &mut self.brokers else {
+            return Err("Apache Kafka takes no dev-cluster commands".into());
+        };
+        writeln!(stdin, "{command}").and_then(|()| stdin.flush()).map_err(|e| format!("writing: {e}"))?;
+        match answers.recv_timeout(Duration::from_secs(10)) {
             Ok(a) if a == "ok" => Ok(()),
             Ok(a) => Err(a),
             Err(e) => Err(format!("no answer: {e}")),
@@ -408,6 +449,13 @@ pub struct TrafficOptions {
     /// long before the subject gets complaints again (the same reason).
     pub cooldown: Duration,
     pub seed: u64,
+    /// How many days before the test's [`super::event_base`] the traffic's
+    /// event time starts, whatever day it runs on. Far enough back that the
+    /// run's traffic (two seconds of event time a complaint) never reaches
+    /// the present, where `max_future_skew` would send it to the DLQ: a
+    /// year for the long chaos runs; a day or two where the view's "last
+    /// 30 days" (of `/bad-pulls`, `/owners`) must see the closes.
+    pub days_back: i64,
 }
 
 /// Complaints and updates flowing on a thread of their own, and every
@@ -465,9 +513,12 @@ impl ProducerContext for ReportContext {
     }
 }
 
-/// Event time of the traffic: 2026-01-01T00:00:00Z, two seconds a
-/// complaint (updates fall between two complaints, never on one).
-const SIM_START: i64 = 1_767_225_600;
+/// Event time of the traffic's first complaint, in seconds: `days_back`
+/// days before [`super::event_base`], two seconds a complaint (updates
+/// fall between two complaints, never on one).
+fn sim_start(days_back: i64) -> i64 {
+    super::event_base().timestamp() - days_back * 86_400
+}
 
 fn ts(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0).expect("time").format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -558,7 +609,7 @@ fn traffic(
 
     let mut rng = Rng::new(o.seed ^ 0x007A_111C);
     let issues = ["damaged_in_transit", "print_defect", "wrong_item"];
-    let mut sim = SIM_START;
+    let mut sim = sim_start(o.days_back);
     let mut n: u64 = 0;
     let mut owed = 0.0f64;
     let mut last_tick = Instant::now();
@@ -815,6 +866,20 @@ impl Outcome {
         }
         if self.dlq.0 != self.dlq.1 {
             p.push(format!("DLQ: {} distinct records, replay has {}", self.dlq.0, self.dlq.1));
+        }
+        p
+    }
+
+    /// [`Outcome::problems`] on a broker that fences zombies and hides
+    /// aborted records (Apache Kafka, read `read_committed`): there, an id
+    /// that stands twice is a problem whatever its bytes.
+    pub fn problems_strict(&self) -> Vec<String> {
+        let mut p = self.problems();
+        for r in self.repeats.iter().take(10) {
+            p.push(format!("{}[{}]@{} repeats {} (first @{})", r.topic, r.partition, r.offset, r.id, r.first_offset));
+        }
+        if self.repeats.len() > 10 {
+            p.push(format!("... {} repeated ids in all", self.repeats.len()));
         }
         p
     }

@@ -10,6 +10,7 @@
 //! every output against replay).
 #![allow(dead_code)]
 
+pub mod apache;
 pub mod faults;
 
 use std::collections::BTreeMap;
@@ -17,7 +18,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use andon::config::Settings;
@@ -45,6 +48,122 @@ pub fn mock_cluster(partitions: i32) -> (andon::dev_cluster::DevCluster, String)
     let cluster = andon::dev_cluster::DevCluster::start(partitions, &topics).expect("cluster");
     let bootstrap = cluster.bootstrap_servers();
     (cluster, bootstrap)
+}
+
+/// The broker a test runs on: librdkafka's MockCluster (fast, in process or
+/// as `andon dev-cluster`), or Apache Kafka (`scripts/kafka`: what users
+/// run; it fences, compacts, hides aborted records and answers
+/// DescribeConfigs, which the MockCluster does not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum On {
+    Mock,
+    Apache,
+}
+
+/// A test's broker, stopped when dropped.
+pub enum Broker {
+    /// A MockCluster in this process.
+    Mock(andon::dev_cluster::DevCluster),
+    /// `andon dev-cluster`, a process of its own (its stdin the fault
+    /// control).
+    DevCluster(Proc),
+    Apache(apache::Apache),
+}
+
+impl Broker {
+    /// The in-process MockCluster, for a test that injects its faults.
+    pub fn mock(&self) -> &andon::dev_cluster::DevCluster {
+        match self {
+            Broker::Mock(c) => c,
+            _ => panic!("this test needs the in-process MockCluster"),
+        }
+    }
+
+    /// A topic of `partitions` (replication as the cluster allows), with
+    /// `configs` where the broker keeps them (the MockCluster keeps none).
+    pub fn create_topic(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+        match self {
+            Broker::Mock(c) => c.mock().create_topic(name, partitions, 1).expect("create topic"),
+            Broker::Apache(a) => a.create_topics(&[(name, partitions, configs)]),
+            Broker::DevCluster(_) => panic!("topics of an andon dev-cluster process are made at its start"),
+        }
+    }
+
+    pub fn apache(&self) -> &apache::Apache {
+        match self {
+            Broker::Apache(a) => a,
+            _ => panic!("this test needs Apache Kafka"),
+        }
+    }
+}
+
+/// andon's seven topics of `partitions` each, on an in-process MockCluster
+/// or on one Apache Kafka node; and the bootstrap servers.
+pub fn cluster(on: On, partitions: i32) -> (Broker, String) {
+    match on {
+        On::Mock => {
+            let (c, b) = mock_cluster(partitions);
+            (Broker::Mock(c), b)
+        }
+        On::Apache => {
+            init_logs();
+            let a = apache::Apache::single();
+            a.create_andon_topics(partitions, &BTreeMap::new());
+            let b = a.bootstrap.clone();
+            (Broker::Apache(a), b)
+        }
+    }
+}
+
+/// As [`cluster`], but the MockCluster in an `andon dev-cluster` process of
+/// its own, logging into `dir` (for tests whose members are processes).
+pub fn cluster_process(on: On, dir: &Path, partitions: i32) -> (Broker, String) {
+    match on {
+        On::Mock => {
+            let (p, b) = start_dev_cluster(dir, partitions);
+            (Broker::DevCluster(p), b)
+        }
+        On::Apache => cluster(On::Apache, partitions),
+    }
+}
+
+/// `on_both!(name, ...)`: each `fn name(on: On)` of the module runs as two
+/// tests, `name::mock` on the MockCluster and `name::apache` on Apache
+/// Kafka (ignored by a plain `cargo test`, which has no JVM; run by
+/// `scripts/test`).
+#[allow(unused_macros)]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn mock() {
+                super::$name(crate::common::On::Mock)
+            }
+            #[test]
+            #[ignore = "Apache Kafka: needs Java and Maven; scripts/test runs it"]
+            fn apache() {
+                super::$name(crate::common::On::Apache)
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use on_both;
+
+/// The lock for a test that shares the machine on the MockCluster: on
+/// Apache Kafka it runs alone (a broker's JVM beside another test's would
+/// make both slow to start and their timings noisy).
+pub fn shared(on: On) -> Lock {
+    match on {
+        On::Mock => Lock::Shared(parallel()),
+        On::Apache => Lock::Alone(serial()),
+    }
+}
+
+/// Either guard of [`MACHINE`].
+pub enum Lock {
+    Shared(RwLockReadGuard<'static, ()>),
+    Alone(RwLockWriteGuard<'static, ()>),
 }
 
 /// The machine to this test alone, for as long as the guard lives.
@@ -85,6 +204,27 @@ pub fn settings(bootstrap: &str, rules: &str) -> Settings {
     Settings::from_toml(&settings_toml(bootstrap, rules)).expect("test settings")
 }
 
+/// The instant the tests' event times count from: the start of the hour
+/// one day before this test process first asked. `andon run` compares
+/// event times with the wall clock (escalations once caught up, "the last
+/// 30 days" of `/owners` and `/bad-pulls`, the view's retention), so a test
+/// that wrote fixed dates passed until the wall clock overtook them and
+/// failed ever after. A day back keeps every event clear of
+/// `max_future_skew` (1 h) and inside the view's 30 days; whole hours keep
+/// the minutes a test writes readable in its failures.
+pub fn event_base() -> chrono::DateTime<chrono::Utc> {
+    static BASE: std::sync::OnceLock<chrono::DateTime<chrono::Utc>> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        let day_ago = chrono::Utc::now().timestamp() - 86_400;
+        chrono::DateTime::from_timestamp(day_ago - day_ago.rem_euclid(3600), 0).expect("time")
+    })
+}
+
+/// [`event_base`] plus `secs`, as an input's `occurred_at` (RFC 3339, UTC).
+pub fn event_time(secs: i64) -> String {
+    (event_base() + chrono::Duration::seconds(secs)).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 /// The subject key a well-behaved producer keys a record by.
 pub fn key_of(line: &str) -> Option<String> {
     let v: Value = serde_json::from_str(line).ok()?;
@@ -97,11 +237,16 @@ pub fn key_of(line: &str) -> Option<String> {
 
 /// Produces lines keyed by their subject key with the Java client's
 /// partitioner, as docs/records.md asks of producers ("What producers of
-/// the inputs must do").
+/// the inputs must do"), idempotent: a retried batch keeps its place.
+/// Without it, Apache Kafka showed what the MockCluster never did: the
+/// first requests to a topic just created fail (its leader is not known
+/// everywhere yet), are retried behind the later ones, and the records
+/// land out of their order, which then differs from replay's.
 pub fn produce(bootstrap: &str, topic: &str, lines: &[String]) {
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("partitioner", "murmur2_random")
+        .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .create()
         .expect("producer");
@@ -136,6 +281,7 @@ pub fn produce_raw(bootstrap: &str, topic: &str, records: &[(Option<&str>, &str)
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("partitioner", "murmur2_random")
+        .set("enable.idempotence", "true")
         .create()
         .expect("producer");
     for (k, v) in records {
@@ -475,4 +621,80 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+/// `andon run` in process with its HTTP endpoints on a free port.
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+    addr: SocketAddr,
+}
+
+impl Running {
+    pub fn start(settings: &Settings) -> Self {
+        let registry = prometheus::Registry::new();
+        let metrics = andon::ops::metrics::Metrics::new(&registry, &settings.engine).expect("metrics");
+        let status = Arc::new(andon::ops::status::Status::default());
+        *status.metrics.lock().expect("lock") = Some(metrics);
+        let addr =
+            andon::ops::http::serve("127.0.0.1:0".parse().expect("addr"), status.clone(), registry).expect("serve");
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, s) = (stop.clone(), settings.clone());
+        let handle = std::thread::spawn(move || andon::kafka::run(Arc::new(s), status, &flag).expect("andon run"));
+        Running { stop, handle: Some(handle), addr }
+    }
+
+    /// As `andon run` starts: the HTTP endpoints and the cluster-wide view
+    /// (its reader, and this member in it) too, with test `options`.
+    pub fn with_view(settings: &Settings, options: andon::kafka::RunOptions) -> Self {
+        let (status, addr) = andon::ops::serve(settings).expect("serve");
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, s) = (stop.clone(), settings.clone());
+        let handle = std::thread::spawn(move || {
+            andon::kafka::run_with(Arc::new(s), status, &flag, options).expect("andon run");
+        });
+        Running { stop, handle: Some(handle), addr }
+    }
+
+    /// Where it serves HTTP.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").expect("write");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).expect("read");
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let code = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (code, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+    }
+
+    /// The value of one metric series, as `/metrics` shows it.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics");
+        body.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    pub fn alive(&self) -> bool {
+        self.handle.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            h.join().expect("andon thread");
+        }
+    }
+}
+
+/// Waits until `f` holds, or fails with `what`.
+pub fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
