@@ -773,12 +773,18 @@ fn over_sasl_ssl_with_acls_a_wrong_password_or_a_missing_grant_is_loud_and_nothi
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         served_addr(&text).map(|a| http_get(a, "/metrics").1).unwrap_or_default()
     };
-    eventually(Duration::from_secs(90), "a permanent batch failure counted", || {
-        metrics().lines().any(|l| {
-            l.starts_with("andon_batch_failures_total{kind=\"permanent\"}")
-                && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) >= 1.0
-        })
-    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while !metrics().lines().any(|l| {
+        l.starts_with("andon_batch_failures_total{kind=\"permanent\"}")
+            && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) >= 1.0
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no permanent batch failure counted in 90 s; andon's log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         text.lines().any(|l| l.contains("andon.work-orders") && (l.contains("uthoriz") || l.contains("AUTHORIZATION"))),

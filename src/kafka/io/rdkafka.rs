@@ -114,6 +114,27 @@ impl KafkaSink {
         Ok(())
     }
 
+    /// Why the open transaction failed, if it did. When a transaction
+    /// fails (Apache Kafka refusing to add a partition for want of an ACL,
+    /// say), librdkafka purges its queue, so every delivery report says
+    /// `PurgeQueue`: transient by its code, while the cause is permanent.
+    /// `begin_transaction` is the one call that reports the cause without
+    /// side effects here: in the failed state it returns the transaction's
+    /// error (its own code), and while a transaction is open and healthy it
+    /// refuses with a state error and changes nothing.
+    fn transaction_error(&self) -> Option<IoError> {
+        if !self.eos {
+            return None;
+        }
+        match self.producer.begin_transaction() {
+            Err(KafkaError::Transaction(e)) if e.code() != RDKafkaErrorCode::State => {
+                let e = KafkaError::Transaction(e);
+                Some(IoError::new(classify(&e), "the transaction", e))
+            }
+            _ => None,
+        }
+    }
+
     fn txn(&self, what: &str, r: Result<(), KafkaError>) -> Result<(), IoError> {
         r.map_err(|e| IoError::new(classify(&e), what, e))
     }
@@ -183,7 +204,7 @@ impl BatchSink for KafkaSink {
             std::thread::sleep(NAP);
         }
         if let Some(e) = self.deliveries.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            return Err(e);
+            return Err(self.transaction_error().unwrap_or(e));
         }
         let acks = std::mem::take(&mut *self.deliveries.acks.lock().unwrap_or_else(|e| e.into_inner()));
         Ok(acks.into_iter().collect())
@@ -253,9 +274,26 @@ impl BatchSink for KafkaSink {
 /// [`LogReader`] with librdkafka consumers outside the group.
 pub struct KafkaReader {
     config: ClientConfig,
+    /// The clients that ask for offsets; replaced after a transient
+    /// failure (see [`KafkaReader::watermarks`]).
+    offsets: Mutex<Arc<OffsetClients>>,
+}
+
+/// Two long-lived consumers that only ask for offsets (ListOffsets).
+struct OffsetClients {
     /// read_committed: its high watermark is the last stable offset.
     committed: BaseConsumer<Quiet>,
     uncommitted: BaseConsumer<Quiet>,
+}
+
+impl OffsetClients {
+    fn new(config: &ClientConfig) -> Result<Self, KafkaError> {
+        let committed = config.create_with_context(Quiet)?;
+        let mut u = config.clone();
+        u.set("isolation.level", "read_uncommitted");
+        let uncommitted = u.create_with_context(Quiet)?;
+        Ok(Self { committed, uncommitted })
+    }
 }
 
 /// A read that makes no progress for this long fails (transiently).
@@ -264,11 +302,8 @@ const READ_STALL: Duration = Duration::from_secs(30);
 impl KafkaReader {
     /// `config`: [`crate::kafka::client::changelog_reader`]'s (read_committed, partition EOF on).
     pub fn new(config: ClientConfig) -> Result<Self, KafkaError> {
-        let committed = config.create_with_context(Quiet)?;
-        let mut u = config.clone();
-        u.set("isolation.level", "read_uncommitted");
-        let uncommitted = u.create_with_context(Quiet)?;
-        Ok(Self { config, committed, uncommitted })
+        let offsets = Mutex::new(Arc::new(OffsetClients::new(&config)?));
+        Ok(Self { config, offsets })
     }
 }
 
@@ -311,9 +346,30 @@ impl KafkaReader {
 
 impl LogReader for KafkaReader {
     fn watermarks(&self, topic: &str, partitions: &[i32]) -> Result<Vec<Watermarks>, IoError> {
-        let low = Self::offsets(&self.committed, topic, partitions, Offset::Beginning)?;
-        let stable = Self::offsets(&self.committed, topic, partitions, Offset::End)?;
-        let high = Self::offsets(&self.uncommitted, topic, partitions, Offset::End)?;
+        let clients = Arc::clone(&self.offsets.lock().unwrap_or_else(|e| e.into_inner()));
+        let asked: Result<_, IoError> = (|| {
+            let low = Self::offsets(&clients.committed, topic, partitions, Offset::Beginning)?;
+            let stable = Self::offsets(&clients.committed, topic, partitions, Offset::End)?;
+            let high = Self::offsets(&clients.uncommitted, topic, partitions, Offset::End)?;
+            Ok((low, stable, high))
+        })();
+        let (low, stable, high) = match asked {
+            Ok(got) => got,
+            Err(e) => {
+                // Seen on Apache Kafka after a broker was killed and came
+                // back: a long-lived client kept answering
+                // LeaderNotAvailable for minutes for a partition whose
+                // leader never moved (its cached metadata was stale). The
+                // next attempt (the caller retries transient failures)
+                // asks with fresh clients, which fetch metadata anew.
+                if e.kind == FailureKind::Transient {
+                    if let Ok(fresh) = OffsetClients::new(&self.config) {
+                        *self.offsets.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+                    }
+                }
+                return Err(e);
+            }
+        };
         Ok(low
             .into_iter()
             .zip(stable)
