@@ -335,6 +335,20 @@ impl Member {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
+    /// Every thread's stack of the running process (gdb), written next to
+    /// its log as `NAME.stacks`: what a member that hangs is waiting on.
+    pub fn stacks(&self) -> Option<PathBuf> {
+        let pid = self.pid()?;
+        let out = Command::new("gdb")
+            .args(["-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let path = self.log.with_extension("stacks");
+        std::fs::write(&path, [out.stdout, out.stderr].concat()).ok()?;
+        Some(path)
+    }
+
     /// Where this start serves HTTP (from its log).
     pub fn http(&self) -> Option<SocketAddr> {
         served_addr(&self.current_log())

@@ -78,10 +78,23 @@ impl ProducerContext for ProduceContext {
 pub struct KafkaSink {
     config: ClientConfig,
     eos: bool,
-    producer: BaseProducer<ProduceContext>,
+    /// Shared only with a [`KafkaSink::send_offsets`] call in flight on
+    /// its own thread.
+    producer: Arc<BaseProducer<ProduceContext>>,
     deliveries: Arc<Deliveries>,
     group: Arc<dyn Group>,
+    /// A transaction was begun on this producer and not yet ended: only
+    /// then is there one to abort (a new producer has none).
+    open: bool,
 }
+
+/// The timeout given to `send_offsets_to_transaction` (normally a matter
+/// of milliseconds; librdkafka answers a coordinator's loss within it),
+/// and how long past it the producer is taken for stuck: short, because
+/// a whole member's partitions wait meanwhile, and a producer replaced
+/// needlessly costs only a retried batch.
+const OFFSETS_TIMEOUT: Duration = Duration::from_secs(10);
+const OFFSETS_GRACE: Duration = Duration::from_secs(5);
 
 impl KafkaSink {
     /// A producer from `config` (with `transactional.id` set when `eos`),
@@ -89,26 +102,58 @@ impl KafkaSink {
     pub fn new(config: ClientConfig, eos: bool, group: Arc<dyn Group>) -> Result<Self, KafkaError> {
         let deliveries = Arc::new(Deliveries::default());
         let producer = Self::producer(&config, &deliveries, eos)?;
-        Ok(Self { config, eos, producer, deliveries, group })
+        Ok(Self { config, eos, producer, deliveries, group, open: false })
     }
 
     fn producer(
         config: &ClientConfig,
         deliveries: &Arc<Deliveries>,
         eos: bool,
-    ) -> Result<BaseProducer<ProduceContext>, KafkaError> {
+    ) -> Result<Arc<BaseProducer<ProduceContext>>, KafkaError> {
         let producer: BaseProducer<ProduceContext> = config.create_with_context(ProduceContext(deliveries.clone()))?;
         if eos {
             // Also aborts what an earlier incarnation with this id left open.
             producer.init_transactions(TXN_TIMEOUT)?;
         }
-        Ok(producer)
+        Ok(Arc::new(producer))
+    }
+
+    /// `send_offsets_to_transaction`, on a thread of its own with a
+    /// deadline. librdkafka (2.12) can block in it for ever when the
+    /// group's coordinator dies: its own timeout is not enforced on the
+    /// coordinator request (confluentinc/librdkafka#5456, #5511). Seen on
+    /// Apache Kafka with the coordinator's node killed: the member stayed
+    /// "ready" and processed nothing. Past the deadline the stuck producer
+    /// is left to its thread and a new one with the same transactional id
+    /// takes over; initialising it fences the stuck one and aborts its
+    /// transaction, so nothing of the batch can still commit, and the
+    /// batch is retried.
+    fn send_offsets(&mut self, tpl: TopicPartitionList, meta: ConsumerGroupMetadata) -> Result<(), IoError> {
+        let what = "sending offsets to the transaction";
+        let producer = Arc::clone(&self.producer);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("txn-offsets".into())
+            .spawn(move || {
+                let _ = tx.send(producer.send_offsets_to_transaction(&tpl, &meta, OFFSETS_TIMEOUT));
+            })
+            .map_err(|e| IoError::new(FailureKind::Transient, what, e))?;
+        match rx.recv_timeout(OFFSETS_TIMEOUT + OFFSETS_GRACE) {
+            Ok(r) => self.txn(what, r),
+            Err(_) => {
+                let stuck = format!("no answer within {:?} (librdkafka#5456)", OFFSETS_TIMEOUT + OFFSETS_GRACE);
+                tracing::error!(step = what, "{stuck}: the producer is stuck; a new one fences it");
+                self.replace(&format!("{what}: {stuck}"))?;
+                Err(IoError::new(FailureKind::Transient, what, stuck))
+            }
+        }
     }
 
     /// A new producer in place of one that cannot go on (fatal, stuck).
     /// With transactions, initialising it fences the old one.
     fn replace(&mut self, why: &str) -> Result<(), IoError> {
         tracing::warn!(why, "starting a new producer");
+        self.open = false;
         self.producer = Self::producer(&self.config, &self.deliveries, self.eos)
             .map_err(|e| IoError::new(classify(&e), "starting a new producer", e))?;
         Ok(())
@@ -144,7 +189,9 @@ impl BatchSink for KafkaSink {
     fn begin(&mut self) -> Result<(), IoError> {
         self.deliveries.acks.lock().unwrap_or_else(|e| e.into_inner()).clear();
         if self.eos {
-            return self.txn("beginning a transaction", self.producer.begin_transaction());
+            self.txn("beginning a transaction", self.producer.begin_transaction())?;
+            self.open = true;
+            return Ok(());
         }
         Ok(())
     }
@@ -230,11 +277,12 @@ impl BatchSink for KafkaSink {
             let meta = self.group.metadata().ok_or_else(|| {
                 IoError::new(FailureKind::Fenced, "sending offsets to the transaction", "no consumer group metadata")
             })?;
-            let r = self.producer.send_offsets_to_transaction(&tpl, &meta, TXN_TIMEOUT);
-            self.txn("sending offsets to the transaction", r)?;
+            self.send_offsets(tpl, meta)?;
         }
         let r = self.producer.commit_transaction(TXN_TIMEOUT);
-        self.txn("committing the transaction", r)
+        self.txn("committing the transaction", r)?;
+        self.open = false;
+        Ok(())
     }
 
     fn abort(&mut self) -> Result<(), IoError> {
@@ -257,9 +305,9 @@ impl BatchSink for KafkaSink {
         if stuck > 0 {
             return self.replace(&format!("{stuck} records neither acknowledged nor failed"));
         }
-        if self.eos {
+        if self.eos && self.open {
             match self.producer.abort_transaction(TXN_TIMEOUT) {
-                Ok(()) => {}
+                Ok(()) => self.open = false,
                 Err(e) => return self.replace(&format!("aborting the transaction failed: {e}")),
             }
         }
@@ -358,14 +406,13 @@ impl LogReader for KafkaReader {
             Err(e) => {
                 // Seen on Apache Kafka after a broker was killed and came
                 // back: a long-lived client kept answering
-                // LeaderNotAvailable for minutes for a partition whose
-                // leader never moved (its cached metadata was stale). The
-                // next attempt (the caller retries transient failures)
-                // asks with fresh clients, which fetch metadata anew.
-                if e.kind == FailureKind::Transient {
-                    if let Ok(fresh) = OffsetClients::new(&self.config) {
-                        *self.offsets.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
-                    }
+                // LeaderNotAvailable, or even "Local: Unknown partition",
+                // for minutes, for a partition whose leader never moved
+                // (its cached metadata was stale). The next attempt (the
+                // caller retries, with backoff) asks with fresh clients,
+                // which fetch metadata anew.
+                if let Ok(fresh) = OffsetClients::new(&self.config) {
+                    *self.offsets.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
                 }
                 return Err(e);
             }
