@@ -347,3 +347,24 @@ fn kubernetes_probes_and_scrapes_point_at_andons_port_and_paths() {
     assert!(dockerfile.matches("FROM ").count() >= 2, "multi-stage");
     assert!(dockerfile.lines().any(|l| l.starts_with("USER ") && !l.contains("root")), "runs as a non-root user");
 }
+
+/// The compose file runs the Apache Kafka the tests run
+/// (`scripts/kafka.pom.xml`): what the suite proves is what an operator
+/// starting `deploy/` gets.
+#[test]
+fn the_compose_file_runs_the_kafka_release_the_tests_pin() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pom = std::fs::read_to_string(root.join("scripts/kafka.pom.xml")).expect("pom");
+    let pinned = pom
+        .split("<kafka.version>")
+        .nth(1)
+        .and_then(|s| s.split("</kafka.version>").next())
+        .expect("<kafka.version> in scripts/kafka.pom.xml");
+    let compose = std::fs::read_to_string(deploy().join("compose.yaml")).expect("compose.yaml");
+    let images: Vec<&str> =
+        compose.lines().filter_map(|l| l.trim().strip_prefix("image: apache/kafka:")).map(str::trim).collect();
+    assert!(!images.is_empty(), "compose.yaml runs apache/kafka");
+    for tag in images {
+        assert_eq!(tag, pinned, "deploy/compose.yaml's apache/kafka:{tag}, the tests' {pinned}");
+    }
+}
