@@ -28,32 +28,6 @@ use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewPartitions, Reso
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 
-const RULES: &str = r#"
-[rules.default]
-threshold = 2
-window = "1h"
-route = ["product"]
-[owners.product]
-sla = "30d"
-"#;
-
-fn complaint(id: &str, sku: &str, customer: &str, minute: i64) -> String {
-    let at = event_time(minute * 60);
-    format!(
-        r#"{{"event_id":"{id}","occurred_at":"{at}","subject":{{"kind":"sku","id":"{sku}"}},"issue":"print_defect","customer_id":"{customer}"}}"#
-    )
-}
-
-/// Pairs of complaints on `n` subjects: each pulls once.
-fn pairs(prefix: &str, n: usize, minute: i64) -> Vec<String> {
-    (0..n)
-        .flat_map(|i| {
-            let sku = format!("{prefix}{i}");
-            [complaint(&format!("{sku}-a"), &sku, "ann", minute), complaint(&format!("{sku}-b"), &sku, "bob", minute)]
-        })
-        .collect()
-}
-
 fn outputs(bootstrap: &str) -> Vec<Record> {
     let mut got = read_all(bootstrap, "andon.delist-commands");
     got.extend(read_all(bootstrap, "andon.work-orders"));
@@ -103,7 +77,7 @@ fn the_start_up_checks_are_answered_by_the_broker() {
     init_logs();
     let kafka = Apache::single();
     let bootstrap = kafka.bootstrap.clone();
-    let toml = settings_toml(&bootstrap, RULES).replace("[processing]\n", "[processing]\ncreate_topics = true\n");
+    let toml = settings_toml(&bootstrap, PAIR_RULES).replace("[processing]\n", "[processing]\ncreate_topics = true\n");
     let settings = Settings::from_toml(&toml).expect("settings");
 
     // No topics: andon makes all seven, six partitions each, and runs.
@@ -255,7 +229,7 @@ fn member_config(
     protocol: &str,
     instance: Option<&str>,
 ) -> std::path::PathBuf {
-    let mut text = settings_toml(bootstrap, RULES);
+    let mut text = settings_toml(bootstrap, PAIR_RULES);
     if protocol == "consumer" {
         // The broker sets the session timeout and heartbeat of the
         // consumer protocol (scripts/kafka: 6 s and 0.5 s; here the
@@ -312,7 +286,7 @@ fn leave_and_static_restart(protocol: &str) {
         all.extend(batch);
         all.clone()
     };
-    let settings = settings(&bootstrap, RULES);
+    let settings = settings(&bootstrap, PAIR_RULES);
     let drained = |all: &[String]| {
         let want = all.len();
         eventually(Duration::from_secs(90), &format!("{want} outputs"), || outputs(&bootstrap).len() >= want);
@@ -514,19 +488,7 @@ fn under_an_eager_log_cleaner_every_restore_is_exact_and_the_view_complete() {
     // The view: the open andons replay leaves, every close once.
     let (complaints, updates) = crate::common::faults::inputs_in_topics(&bootstrap);
     let expected = replay(&settings("unused:9092", FAULT_RULES), &complaints, &updates);
-    let mut open: BTreeSet<String> = BTreeSet::new();
-    for l in &expected {
-        let id = l["value"]["andon_id"].as_str().unwrap_or_default().to_owned();
-        match l["value"]["type"].as_str() {
-            Some("opened") => {
-                open.insert(id);
-            }
-            Some("closed") => {
-                open.remove(&id);
-            }
-            _ => {}
-        }
-    }
+    let open = expected_open(&expected);
     let closed = expected.iter().filter(|l| l["value"]["type"] == "closed").count();
     eventually(Duration::from_secs(60), "the fresh member's view lists replay's open andons", || {
         let (_, body) = fresh.get("/andons");
@@ -701,53 +663,27 @@ fn over_sasl_ssl_with_acls_a_wrong_password_or_a_missing_grant_is_loud_and_nothi
     // What andon's principal may do: its topics, groups and transactional
     // ids (prefixed), but not write the work orders, yet.
     let user = "User:andon";
-    acls(
-        &kafka,
-        &[
-            "--add",
-            "--allow-principal",
-            user,
-            "--operation",
-            "All",
-            "--topic",
-            "andon.",
-            "--resource-pattern-type",
-            "prefixed",
-        ],
-    );
-    acls(
-        &kafka,
-        &[
-            "--add",
-            "--allow-principal",
-            user,
-            "--operation",
-            "All",
-            "--group",
-            "andon-test",
-            "--resource-pattern-type",
-            "prefixed",
-        ],
-    );
-    acls(
-        &kafka,
-        &[
-            "--add",
-            "--allow-principal",
-            user,
-            "--operation",
-            "All",
-            "--transactional-id",
-            "andon-",
-            "--resource-pattern-type",
-            "prefixed",
-        ],
-    );
+    for (kind, prefix) in [("--topic", "andon."), ("--group", "andon-test"), ("--transactional-id", "andon-")] {
+        acls(
+            &kafka,
+            &[
+                "--add",
+                "--allow-principal",
+                user,
+                "--operation",
+                "All",
+                kind,
+                prefix,
+                "--resource-pattern-type",
+                "prefixed",
+            ],
+        );
+    }
     acls(&kafka, &["--add", "--deny-principal", user, "--operation", "Write", "--topic", "andon.work-orders"]);
 
     let config = dir.path().join("andon.toml");
     let ca = kafka.env("KAFKA_CA");
-    let toml = settings_toml(&kafka.env("KAFKA_SASL_BOOTSTRAP"), RULES).replace(
+    let toml = settings_toml(&kafka.env("KAFKA_SASL_BOOTSTRAP"), PAIR_RULES).replace(
         "[kafka.properties]",
         &format!(
             "[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.mechanisms\" = \"SCRAM-SHA-512\"\n\"sasl.username\" = \"andon\"\n\"ssl.ca.location\" = \"{ca}\""
@@ -821,5 +757,5 @@ fn over_sasl_ssl_with_acls_a_wrong_password_or_a_missing_grant_is_loud_and_nothi
     let got = outputs(&plain);
     let ids: Vec<String> = got.iter().map(Record::output_id).collect();
     assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), ids.len(), "every output once: {ids:?}");
-    assert_eq!(per_key_topics(&got), per_key_replay(&replay(&settings("unused:9092", RULES), &all, &[])));
+    assert_eq!(per_key_topics(&got), per_key_replay(&replay(&settings("unused:9092", PAIR_RULES), &all, &[])));
 }

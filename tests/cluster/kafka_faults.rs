@@ -27,34 +27,6 @@ on_both!(
     partitions_added_in_place_while_stopped_are_refused_at_start,
 );
 
-const RULES: &str = r#"
-[rules.default]
-threshold = 2
-window = "1h"
-route = ["product"]
-[owners.product]
-sla = "30d"
-"#;
-
-/// A complaint `minute` minutes after [`event_base`]: the owners' 30 days
-/// run out long after the test, whatever day it runs on.
-fn complaint(id: &str, sku: &str, customer: &str, minute: u32) -> String {
-    let at = event_time(i64::from(minute) * 60);
-    format!(
-        r#"{{"event_id":"{id}","occurred_at":"{at}","subject":{{"kind":"sku","id":"{sku}"}},"issue":"print_defect","customer_id":"{customer}"}}"#
-    )
-}
-
-/// Pairs of complaints on `subjects` subjects: each pulls once.
-fn pairs(prefix: &str, subjects: usize, minute: u32) -> Vec<String> {
-    (0..subjects)
-        .flat_map(|i| {
-            let sku = format!("{prefix}{i}");
-            [complaint(&format!("{sku}-a"), &sku, "ann", minute), complaint(&format!("{sku}-b"), &sku, "bob", minute)]
-        })
-        .collect()
-}
-
 /// The partition each subject key's complaints landed in.
 fn partitions_of_keys(bootstrap: &str) -> std::collections::BTreeMap<String, i32> {
     read_all(bootstrap, "andon.complaints").into_iter().filter_map(|r| Some((r.key?, r.partition))).collect()
@@ -108,7 +80,7 @@ fn a_complaint_of_1_040_000_bytes_goes_to_the_dlq_without_its_value_and_the_pair
     p.flush(Duration::from_secs(30)).expect("flush");
     let good = pairs("G", 1, 1);
     produce(&bootstrap, "andon.complaints", &good);
-    let settings = settings(&bootstrap, RULES);
+    let settings = settings(&bootstrap, PAIR_RULES);
     let run = Running::start(&settings);
     eventually(Duration::from_secs(60), "the pair behind the poison record pulls", || {
         outputs(&bootstrap).iter().any(|r| r.json()["type"] == "opened")
@@ -165,7 +137,7 @@ fn assert_partition_0_alone_fails(bootstrap: &str, settings: &Settings, what: &s
 fn a_corrupt_state_record_on_partition_0_of_2_stops_that_partition_alone(on: On) {
     let _s = serial();
     let (_cluster, bootstrap) = cluster(on, 2);
-    let settings = settings(&bootstrap, RULES);
+    let settings = settings(&bootstrap, PAIR_RULES);
     seed_state(&bootstrap, &settings, &pairs("S", 10, 0));
     // A record that does not decode, appended to partition 0's chain.
     let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("producer");
@@ -179,7 +151,7 @@ fn a_corrupt_state_record_on_partition_0_of_2_stops_that_partition_alone(on: On)
 fn a_chain_missing_its_first_checkpoint_is_refused_and_that_partition_alone_stops(on: On) {
     let _s = serial();
     let (_cluster, bootstrap) = cluster(on, 2);
-    let settings = settings(&bootstrap, RULES);
+    let settings = settings(&bootstrap, PAIR_RULES);
     // Partition 1's chain as andon writes it; partition 0's the same but
     // for its checkpoint 1, which never reaches the broker (the MockCluster
     // cannot delete records: the chain is written here, by andon's own
@@ -221,7 +193,7 @@ fn a_chain_missing_its_first_checkpoint_is_refused_and_that_partition_alone_stop
 fn produce_and_fetch_errors_transient_and_permanent_lose_nothing_and_duplicate_nothing() {
     let _s = serial();
     let (cluster, bootstrap) = mock_cluster(2);
-    let settings = settings(&bootstrap, RULES);
+    let settings = settings(&bootstrap, PAIR_RULES);
     let mut run = Running::start(&settings);
     let mut all = Vec::new();
     // Transient errors, injected before the round's input: the test's own
@@ -237,7 +209,7 @@ fn produce_and_fetch_errors_transient_and_permanent_lose_nothing_and_duplicate_n
     .enumerate()
     {
         cluster.mock().request_errors(api, &vec![err; n]);
-        let inputs = pairs(&format!("R{round}-"), 8, round as u32 * 5);
+        let inputs = pairs(&format!("R{round}-"), 8, round as i64 * 5);
         produce(&bootstrap, "andon.complaints", &inputs);
         all.extend(inputs);
         std::thread::sleep(Duration::from_millis(1500));
@@ -268,7 +240,7 @@ fn produce_and_fetch_errors_transient_and_permanent_lose_nothing_and_duplicate_n
 fn a_broker_down_for_20_seconds_loses_nothing_duplicates_nothing_and_recovers() {
     let _s = serial();
     let (cluster, bootstrap) = mock_cluster(2);
-    let settings = settings(&bootstrap, RULES);
+    let settings = settings(&bootstrap, PAIR_RULES);
     let run = Running::start(&settings);
     let first = pairs("A", 10, 0);
     produce(&bootstrap, "andon.complaints", &first);
@@ -297,7 +269,7 @@ fn a_restore_slower_than_max_poll_interval_keeps_the_member_in_its_group() {
     // timeout), and every request slowed so that a restore takes longer.
     let extra = "\"max.poll.interval.ms\" = \"6000\"\n";
     let toml =
-        settings_toml(&bootstrap, RULES).replace("[kafka.properties]\n", &format!("[kafka.properties]\n{extra}"));
+        settings_toml(&bootstrap, PAIR_RULES).replace("[kafka.properties]\n", &format!("[kafka.properties]\n{extra}"));
     let settings = Settings::from_toml(&toml).expect("settings");
     seed_state(&bootstrap, &settings, &pairs("S", 20, 0));
     cluster.mock().broker_round_trip_time(1, Duration::from_millis(400)).expect("rtt");
@@ -362,7 +334,7 @@ fn a_partition_that_cannot_write_is_reported_stalled_and_retried_with_backoff(on
 fn partitions_added_in_place_while_stopped_are_refused_at_start(on: On) {
     let _s = serial();
     let (cluster, bootstrap) = cluster(on, 2);
-    let settings = settings(&bootstrap, RULES);
+    let settings = settings(&bootstrap, PAIR_RULES);
     let run = Running::start(&settings);
     eventually(Duration::from_secs(30), "ready", || run.get("/readyz").0 == 200);
     produce(&bootstrap, "andon.complaints", &pairs("S", 4, 0));

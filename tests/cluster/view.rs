@@ -158,24 +158,6 @@ fn workload_of(now: i64, n: i64) -> (Vec<String>, Vec<String>) {
     (complaints, updates.into_iter().map(|(_, l)| l).collect())
 }
 
-/// The open andons `replay` leaves: opened and not closed.
-fn expected_open(lines: &[Value]) -> BTreeSet<String> {
-    let mut open = BTreeSet::new();
-    for l in lines.iter().filter(|l| l["topic"] == "andon.work-orders") {
-        let id = l["value"]["andon_id"].as_str().unwrap_or_default().to_owned();
-        match l["value"]["type"].as_str() {
-            Some("opened") => {
-                open.insert(id);
-            }
-            Some("closed") => {
-                open.remove(&id);
-            }
-            _ => {}
-        }
-    }
-    open
-}
-
 fn andon_ids(v: &Value) -> BTreeSet<String> {
     v.as_array()
         .map(|a| a.iter().filter_map(|x| x["andon_id"].as_str().map(str::to_owned)).collect())

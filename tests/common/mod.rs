@@ -225,6 +225,55 @@ pub fn event_time(secs: i64) -> String {
     (event_base() + chrono::Duration::seconds(secs)).format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// A `print_defect` complaint `minute` minutes after [`event_base`] (an
+/// owner's SLA of days runs out long after the test, whatever day it
+/// runs on).
+pub fn complaint(id: &str, sku: &str, customer: &str, minute: i64) -> String {
+    let at = event_time(minute * 60);
+    format!(
+        r#"{{"event_id":"{id}","occurred_at":"{at}","subject":{{"kind":"sku","id":"{sku}"}},"issue":"print_defect","customer_id":"{customer}"}}"#
+    )
+}
+
+/// Rules under which two customers pull, with one owner whose SLA of 30
+/// days never runs out during a test.
+pub const PAIR_RULES: &str = r#"
+[rules.default]
+threshold = 2
+window = "1h"
+route = ["product"]
+[owners.product]
+sla = "30d"
+"#;
+
+/// Pairs of [`complaint`]s on `subjects` subjects: each pulls once.
+pub fn pairs(prefix: &str, subjects: usize, minute: i64) -> Vec<String> {
+    (0..subjects)
+        .flat_map(|i| {
+            let sku = format!("{prefix}{i}");
+            [complaint(&format!("{sku}-a"), &sku, "ann", minute), complaint(&format!("{sku}-b"), &sku, "bob", minute)]
+        })
+        .collect()
+}
+
+/// The andons `replay`'s lines leave open: opened and not closed.
+pub fn expected_open(lines: &[serde_json::Value]) -> std::collections::BTreeSet<String> {
+    let mut open = std::collections::BTreeSet::new();
+    for l in lines.iter().filter(|l| l["topic"] == "andon.work-orders") {
+        let id = l["value"]["andon_id"].as_str().unwrap_or_default().to_owned();
+        match l["value"]["type"].as_str() {
+            Some("opened") => {
+                open.insert(id);
+            }
+            Some("closed") => {
+                open.remove(&id);
+            }
+            _ => {}
+        }
+    }
+    open
+}
+
 /// The subject key a well-behaved producer keys a record by.
 pub fn key_of(line: &str) -> Option<String> {
     let v: Value = serde_json::from_str(line).ok()?;
