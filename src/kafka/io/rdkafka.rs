@@ -86,6 +86,9 @@ pub struct KafkaSink {
     /// A transaction was begun on this producer and not yet ended: only
     /// then is there one to abort (a new producer has none).
     open: bool,
+    /// The producer is to be replaced, and the last attempt failed (a
+    /// coordinator still down, say): the next batch tries again first.
+    stale: bool,
 }
 
 /// The timeout given to `send_offsets_to_transaction` (normally a matter
@@ -102,7 +105,7 @@ impl KafkaSink {
     pub fn new(config: ClientConfig, eos: bool, group: Arc<dyn Group>) -> Result<Self, KafkaError> {
         let deliveries = Arc::new(Deliveries::default());
         let producer = Self::producer(&config, &deliveries, eos)?;
-        Ok(Self { config, eos, producer, deliveries, group, open: false })
+        Ok(Self { config, eos, producer, deliveries, group, open: false, stale: false })
     }
 
     fn producer(
@@ -154,8 +157,10 @@ impl KafkaSink {
     fn replace(&mut self, why: &str) -> Result<(), IoError> {
         tracing::warn!(why, "starting a new producer");
         self.open = false;
+        self.stale = true;
         self.producer = Self::producer(&self.config, &self.deliveries, self.eos)
             .map_err(|e| IoError::new(classify(&e), "starting a new producer", e))?;
+        self.stale = false;
         Ok(())
     }
 
@@ -188,6 +193,9 @@ impl KafkaSink {
 impl BatchSink for KafkaSink {
     fn begin(&mut self) -> Result<(), IoError> {
         self.deliveries.acks.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        if self.stale {
+            self.replace("the last attempt to replace it failed")?;
+        }
         if self.eos {
             self.txn("beginning a transaction", self.producer.begin_transaction())?;
             self.open = true;
