@@ -199,7 +199,6 @@ impl BatchSink for KafkaSink {
         if self.eos {
             self.txn("beginning a transaction", self.producer.begin_transaction())?;
             self.open = true;
-            return Ok(());
         }
         Ok(())
     }
@@ -330,8 +329,8 @@ impl BatchSink for KafkaSink {
 /// [`LogReader`] with librdkafka consumers outside the group.
 pub struct KafkaReader {
     config: ClientConfig,
-    /// The clients that ask for offsets; replaced after a transient
-    /// failure (see [`KafkaReader::watermarks`]).
+    /// The clients that ask for offsets; replaced after any failure (see
+    /// [`KafkaReader::watermarks`]).
     offsets: Mutex<Arc<OffsetClients>>,
 }
 
