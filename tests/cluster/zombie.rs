@@ -10,7 +10,9 @@
 //! an output written twice must be byte-identical to its first occurrence,
 //! and how many batches the zombie wrote after the new owner began is read
 //! from the changelog and printed (the batch it was in, and so far one or
-//! two more before librdkafka tells it that its partitions are lost). On
+//! two more before librdkafka tells it that its partitions are lost; a
+//! freeze that caught it between batches may show none, and then it is
+//! frozen again, at most three times). On
 //! Apache Kafka the broker fences it (KIP-447: its offsets carry a stale
 //! generation; its transaction timed out): read `read_committed`, no output
 //! stands twice and no checkpoint of the zombie's follows a newer one.
@@ -22,6 +24,20 @@ use crate::common::faults::*;
 use crate::common::{on_both, serial, On};
 
 on_both!(a_member_frozen_past_its_session_timeout_and_resumed_forks_no_chain_and_repeats_only_identical_outputs);
+
+/// Waits until `m` owns partitions (after the group formed or, between
+/// freezes, after it rejoined); how many.
+fn wait_owning(m: &Member, timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let owned = m.health().and_then(|h| h.assigned).unwrap_or(0);
+        if owned > 0 || Instant::now() >= deadline {
+            assert!(owned > 0, "{} owns partitions within {timeout:?}:\n{}", m.name, m.tail(40));
+            return owned;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
 
 fn a_member_frozen_past_its_session_timeout_and_resumed_forks_no_chain_and_repeats_only_identical_outputs(on: On) {
     let _serial = serial();
@@ -39,8 +55,6 @@ fn a_member_frozen_past_its_session_timeout_and_resumed_forks_no_chain_and_repea
     b.start();
     wait_drained(&cluster.bootstrap, partitions, &[&a, &b], Duration::from_secs(1), Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("the group did not form: {e}\n{}\n{}", a.tail(30), b.tail(30)));
-    let a_owned = a.health().and_then(|h| h.assigned).unwrap_or(0);
-    say(t0, format!("a owns {a_owned} partitions, b {}", partitions as usize - a_owned));
 
     let traffic = Traffic::start(
         &cluster.bootstrap,
@@ -58,25 +72,48 @@ fn a_member_frozen_past_its_session_timeout_and_resumed_forks_no_chain_and_repea
     // Updates flow from about 25 s on.
     std::thread::sleep(Duration::from_secs(30));
 
-    let b_restores = b.current_log().matches("partition restored").count();
-    say(t0, "SIGSTOP a");
-    a.stop();
-    // The MockCluster drops a silent member after its session timeout,
-    // then waits a second less than that for the others to rejoin: b
-    // takes over after about twice the session timeout. A little later
-    // (b has processed some of a's partitions), a wakes up.
-    let frozen = Instant::now();
-    let deadline = frozen + Duration::from_secs(18);
-    let mut b_took_over = 0;
-    while b_took_over < a_owned && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        b_took_over = b.current_log().matches("partition restored").count() - b_restores;
-    }
-    std::thread::sleep(Duration::from_secs(2));
+    // A freeze shows a zombie only if a, resumed, writes a batch before
+    // librdkafka tells it that its partitions are gone; it usually does
+    // (it was processing when frozen), but when the freeze caught it between
+    // batches it may learn first. On the MockCluster, where what it writes
+    // is read back, that is seen in the changelog: then a is frozen again
+    // (at most three times) rather than the test passing on nothing.
+    let rounds = if on == On::Mock { 3 } else { 1 };
     let a_log_before = a.current_log().len();
-    say(t0, format!("SIGCONT a after {:?}; b restored {b_took_over} partitions meanwhile", frozen.elapsed()));
-    a.cont();
-    std::thread::sleep(Duration::from_secs(15));
+    let mut b_took_over = 0;
+    let mut late_after_freeze = 0;
+    for round in 1..=rounds {
+        let a_owned = wait_owning(&a, Duration::from_secs(30));
+        let b_restores = b.current_log().matches("partition restored").count();
+        say(t0, format!("round {round}: SIGSTOP a (owning {a_owned} partitions)"));
+        a.stop();
+        // The MockCluster drops a silent member after its session timeout,
+        // then waits a second less than that for the others to rejoin: b
+        // takes over after about twice the session timeout. A little later
+        // (b has processed some of a's partitions), a wakes up.
+        let frozen = Instant::now();
+        let deadline = frozen + Duration::from_secs(18);
+        let mut took_over = 0;
+        while took_over < a_owned && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            took_over = b.current_log().matches("partition restored").count() - b_restores;
+        }
+        b_took_over += took_over;
+        std::thread::sleep(Duration::from_secs(2));
+        say(t0, format!("SIGCONT a after {:?}; b restored {took_over} partitions meanwhile", frozen.elapsed()));
+        a.cont();
+        std::thread::sleep(Duration::from_secs(15));
+        if on == On::Mock {
+            late_after_freeze = chains(&cluster.bootstrap, partitions).late_records;
+            say(
+                t0,
+                format!("{late_after_freeze} changelog records written by an older writer after a newer one so far"),
+            );
+            if late_after_freeze > 0 {
+                break;
+            }
+        }
+    }
 
     traffic.pause();
     let drained =
@@ -136,8 +173,8 @@ fn a_member_frozen_past_its_session_timeout_and_resumed_forks_no_chain_and_repea
     );
     match on {
         On::Mock => assert!(
-            chains.late_records > 0,
-            "the resumed member wrote checkpoints after b had taken over (else this test froze nothing that mattered)"
+            late_after_freeze > 0 && chains.late_records >= late_after_freeze,
+            "the resumed member wrote checkpoints after b had taken over in one of {rounds} freezes (else this test froze nothing that mattered)"
         ),
         On::Apache => {
             assert_eq!(chains.late_records, 0, "fenced: nothing the zombie wrote after the takeover was committed");
