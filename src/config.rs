@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{EngineConfig, RouteStep, Rule, RuleAction, Rules};
 use crate::event::is_valid_issue;
 use crate::time::Dur;
+pub use crate::view::partition::Partitioner;
 
 mod fields;
 mod secrets;
@@ -62,11 +63,20 @@ pub struct KafkaSettings {
     /// Serialised with secret values redacted.
     #[serde(deserialize_with = "fields::properties", serialize_with = "fields::redacted")]
     pub properties: BTreeMap<String, String>,
+    /// The partitioner the producers of the inputs use: where `/subjects`
+    /// looks a key up, and what the processor checks arriving inputs
+    /// against (`andon_input_misplaced_total`).
+    pub input_partitioner: Partitioner,
 }
 
 impl Default for KafkaSettings {
     fn default() -> Self {
-        Self { brokers: "127.0.0.1:9092".into(), group_id: "andon".into(), properties: BTreeMap::new() }
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            group_id: "andon".into(),
+            properties: BTreeMap::new(),
+            input_partitioner: Partitioner::default(),
+        }
     }
 }
 
@@ -576,6 +586,7 @@ impl fmt::Debug for KafkaSettings {
             .field("brokers", &self.brokers)
             .field("group_id", &self.group_id)
             .field("properties", &self.redacted_properties())
+            .field("input_partitioner", &self.input_partitioner)
             .finish()
     }
 }

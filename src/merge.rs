@@ -22,6 +22,16 @@ pub enum Side {
     Updates = 1,
 }
 
+impl Side {
+    /// The input's name in metric labels and logs.
+    pub fn input(self) -> &'static str {
+        match self {
+            Side::Complaints => "complaints",
+            Side::Updates => "updates",
+        }
+    }
+}
+
 /// A queued record's event time (`None`: it did not decode).
 pub trait Timed {
     fn event_time(&self) -> Option<Ts>;

@@ -75,6 +75,7 @@ fn new_keys_have_their_defaults_and_limits() {
     assert!(s.processing.effective_threads() >= 1);
     assert_eq!(s.http.advertise, "");
     assert_eq!(s.http.advertise_url(), "http://127.0.0.1:9898");
+    assert_eq!(s.kafka.input_partitioner, Partitioner::Murmur2);
 
     let s = Settings::load_with_env(
         None,
@@ -82,9 +83,11 @@ fn new_keys_have_their_defaults_and_limits() {
             ("ANDON__PROCESSING__STALL_AFTER".into(), "5m".into()),
             ("ANDON__PROCESSING__THREADS".into(), "3".into()),
             ("ANDON__HTTP__ADVERTISE".into(), "http://andon-1.andon.prod.svc:9898/".into()),
+            ("ANDON__KAFKA__INPUT_PARTITIONER".into(), "consistent".into()),
         ],
     )
     .expect("valid");
+    assert_eq!(s.kafka.input_partitioner, Partitioner::Consistent);
     assert_eq!(s.processing.stall_after, Duration::from_secs(300));
     assert_eq!(s.processing.effective_threads(), 3);
     assert_eq!(s.http.advertise_url(), "http://andon-1.andon.prod.svc:9898");
@@ -107,6 +110,8 @@ fn new_keys_have_their_defaults_and_limits() {
         ("[http]\nadvertise = \"http://andon-1:99999\"", "http.advertise"),
         ("[http]\nadvertise = \"http://user@andon-1\"", "http.advertise"),
         ("[http]\nadvertise = \"http://[nope]:1\"", "http.advertise"),
+        ("[kafka]\ninput_partitioner = \"crc32\"", "kafka.input_partitioner"),
+        ("[kafka]\ninput_partitioner = 1", "kafka.input_partitioner"),
     ];
     for (toml, field) in cases {
         let e = err(toml);
@@ -305,6 +310,7 @@ fn defaults_print_as_the_documented_file() {
     for line in [
         "brokers = \"127.0.0.1:9092\"",
         "group_id = \"andon\"",
+        "input_partitioner = \"murmur2\"",
         "guarantee = \"exactly_once\"",
         "commit_interval = \"100ms\"",
         "max_task_idle = \"100ms\"",

@@ -34,7 +34,6 @@ use crate::engine::query::IssueCount;
 use crate::kafka::processor::wall_clock;
 use crate::ops::status::Status;
 use crate::view::model::subject_of;
-use crate::view::partition::partition_for;
 use crate::view::remote;
 
 /// How long the processing loop may go without a turn before `/healthz`
@@ -231,7 +230,7 @@ async fn subject(
             "message": "this member has not read the view topic yet: it does not know the partitions",
         }));
     }
-    let partition = partition_for(&key, partitions);
+    let partition = view.partitioner.get().copied().unwrap_or_default().partition(key.as_bytes(), partitions);
     let me = view.me.get().cloned();
 
     // The live counts: this member's engine if it owns the partition, else

@@ -38,6 +38,9 @@ pub struct Metrics {
     pub batch_failures: IntCounterVec,
     pub partition_stalled: IntGaugeVec,
     pub partition_failed: IntGaugeVec,
+    /// Keyed inputs not on the partition `[kafka] input_partitioner` gives
+    /// their key, by input.
+    pub input_misplaced: IntCounterVec,
     /// 1 when `/readyz` would answer 200. Beyond the contract's list: so
     /// that Prometheus can alert on an instance that is up but not ready.
     pub ready: IntGauge,
@@ -143,6 +146,14 @@ impl Metrics {
                     &["partition"],
                 )?,
             )?,
+            input_misplaced: reg(
+                registry,
+                counter(
+                    "andon_input_misplaced_total",
+                    "Keyed input records read on a partition other than the one [kafka] input_partitioner gives their key (their producer uses another partitioner), by input.",
+                    &["input"],
+                )?,
+            )?,
             ready: reg(
                 registry,
                 IntGauge::new("andon_ready", "1 when every assigned partition is restored and processing (/readyz).")?,
@@ -188,6 +199,9 @@ impl Metrics {
         }
         for reason in RejectReason::ALL {
             m.dlq.with_label_values(&[reason.as_str()]);
+        }
+        for side in [crate::merge::Side::Complaints, crate::merge::Side::Updates] {
+            m.input_misplaced.with_label_values(&[side.input()]);
         }
         Ok(m)
     }

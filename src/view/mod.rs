@@ -47,6 +47,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 
 pub use model::Model;
+pub use partition::Partitioner;
 pub use writer::{table_records, TableRecord, TableWriter};
 
 use crate::config::Settings;
@@ -76,6 +77,9 @@ pub struct View {
     /// The reader has reached the end of every partition at least once.
     pub caught_up: AtomicBool,
     pub me: OnceLock<Me>,
+    /// How the inputs' producers place keys (`[kafka] input_partitioner`):
+    /// which partition's owner `/subjects` asks.
+    pub partitioner: OnceLock<Partitioner>,
     pub queries: Queries,
 }
 
@@ -87,6 +91,7 @@ impl Default for View {
             lag_ms: AtomicI64::new(-1),
             caught_up: AtomicBool::new(false),
             me: OnceLock::new(),
+            partitioner: OnceLock::new(),
             queries: Queries::default(),
         }
     }
@@ -106,6 +111,7 @@ impl View {
 /// long as the process).
 pub fn start(settings: Arc<Settings>, status: Arc<Status>, me: Me) -> std::io::Result<()> {
     let _ = status.view.me.set(me.clone());
+    let _ = status.view.partitioner.set(settings.kafka.input_partitioner);
     let (s, st) = (settings.clone(), status.clone());
     std::thread::Builder::new().name("view-reader".into()).spawn(move || reader::run(&s, &st))?;
     std::thread::Builder::new().name("view-member".into()).spawn(move || member::run(&settings, &status, &me))?;

@@ -145,3 +145,66 @@ fn metrics_health_readiness_andons_and_the_page_over_http(on: On) {
     stop.store(true, Ordering::SeqCst);
     h.join().expect("andon thread");
 }
+
+/// Producers on librdkafka's default partitioner (`consistent_random`,
+/// CRC-32) rather than murmur2. With `[kafka] input_partitioner =
+/// "consistent"` every input is where andon expects it and `/subjects`
+/// finds each subject's live counts; with the default (murmur2) andon
+/// counts the misplaced inputs, and the lookups it would get wrong are
+/// the ones the metric warns of. One member owns all four partitions, so
+/// a lookup on the wrong partition answers from an engine that never saw
+/// the subject: `"issues": []`.
+#[test]
+fn inputs_from_another_partitioner_are_found_when_configured_and_counted_when_not() {
+    let _lock = shared(On::Mock);
+    let partitions = 4;
+    // One complaint per subject: live counts (1 of 2), no andon, which
+    // the view would show from any partition.
+    let subjects: Vec<String> = (0..40).map(|i| format!("CRC{i}")).collect();
+    let lines: Vec<String> = subjects.iter().map(|s| complaint(&format!("{s}-a"), s, "ann", 0)).collect();
+    let misplaced = subjects
+        .iter()
+        .filter(|s| {
+            let key = format!("sku:{s}");
+            let (murmur2, consistent) = (
+                andon::view::Partitioner::Murmur2.partition(key.as_bytes(), partitions),
+                andon::view::Partitioner::Consistent.partition(key.as_bytes(), partitions),
+            );
+            murmur2 != consistent
+        })
+        .count();
+    assert!(misplaced > 10, "the two partitioners disagree on many keys: {misplaced} of 40");
+
+    for setting in ["consistent", "murmur2"] {
+        let (_cluster, bootstrap) = cluster(On::Mock, partitions);
+        produce_with(&bootstrap, "andon.complaints", &lines, "consistent_random");
+        let toml = settings_toml(&bootstrap, PAIR_RULES)
+            .replace("[kafka]\n", &format!("[kafka]\ninput_partitioner = \"{setting}\"\n"));
+        let settings = andon::config::Settings::from_toml(&toml).expect("settings");
+        assert_eq!(settings.kafka.input_partitioner.as_str(), setting);
+        let member = Running::with_view(&settings, andon::kafka::RunOptions::default());
+        let series = "andon_complaints_total{outcome=\"counted\"}";
+        eventually(Duration::from_secs(60), "every complaint counted", || {
+            member.metric(series) == Some(subjects.len() as f64) && member.get("/readyz").0 == 200
+        });
+        let counted = |s: &str| -> bool {
+            let (code, body) = member.get(&format!("/subjects/sku/{s}"));
+            assert_eq!(code, 200, "/subjects/sku/{s}: {body}");
+            let v: Value = serde_json::from_str(&body).expect("json");
+            v["issues"].as_array().is_some_and(|a| a.iter().any(|i| i["counted"] == 1))
+        };
+        let found = subjects.iter().filter(|s| counted(s)).count();
+        let metric = member.metric("andon_input_misplaced_total{input=\"complaints\"}");
+        member.stop();
+        match setting {
+            "consistent" => {
+                assert_eq!(found, subjects.len(), "every subject's live counts are found");
+                assert_eq!(metric, Some(0.0), "nothing misplaced");
+            }
+            _ => {
+                assert_eq!(metric, Some(misplaced as f64), "each misplaced complaint counted once");
+                assert_eq!(found, subjects.len() - misplaced, "exactly the misplaced subjects are looked up wrong");
+            }
+        }
+    }
+}

@@ -292,9 +292,13 @@ pub fn key_of(line: &str) -> Option<String> {
 /// everywhere yet), are retried behind the later ones, and the records
 /// land out of their order, which then differs from replay's.
 pub fn produce(bootstrap: &str, topic: &str, lines: &[String]) {
+    produce_with(bootstrap, topic, lines, "murmur2_random");
+}
+
+pub fn produce_with(bootstrap: &str, topic: &str, lines: &[String], partitioner: &str) {
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("partitioner", "murmur2_random")
+        .set("partitioner", partitioner)
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .create()

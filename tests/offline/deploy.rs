@@ -92,8 +92,13 @@ fn promtool_accepts_the_rules_and_the_prometheus_config() {
 }
 
 /// The alerts whose unit tests `prometheus/rules.test.yaml` holds.
-const TESTED_ALERTS: [&str; 4] =
-    ["AndonPartitionFailed", "AndonPartitionStalled", "AndonBatchFailuresPermanent", "AndonViewLagging"];
+const TESTED_ALERTS: [&str; 5] = [
+    "AndonPartitionFailed",
+    "AndonPartitionStalled",
+    "AndonBatchFailuresPermanent",
+    "AndonViewLagging",
+    "AndonInputsMisplaced",
+];
 
 #[test]
 #[ignore = "needs promtool (Prometheus): scripts/test installs it"]

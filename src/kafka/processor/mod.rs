@@ -17,7 +17,8 @@
 //! Here: the loop, processing and the batch. Beside it: [`slots`] (the
 //! three states, restores that finish, a changed partition count),
 //! [`restorer`] (the restorer thread and the loop's waker), [`health`]
-//! (what is reported after each batch).
+//! (what is reported after each batch), [`placement`] (inputs on the
+//! partition their key belongs on).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +32,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 mod health;
+mod placement;
 mod restorer;
 mod slots;
 
@@ -52,6 +54,7 @@ use crate::ops::status::Status;
 use crate::time::Ts;
 use crate::view::TableRecord;
 use health::log_outputs;
+use placement::Placement;
 use restorer::{Job, Reply, Waker};
 use slots::{restoring, Active, Slot};
 
@@ -418,6 +421,9 @@ impl Processor {
         let wall = wall_clock();
         let idle = self.settings.processing.max_task_idle;
         let (cq, uq) = (&self.complaint_queues, &self.update_queues);
+        let placement =
+            Placement { partitioner: self.settings.kafka.input_partitioner, partitions: self.partitions as i32 };
+        let misplaced = &self.metrics.input_misplaced;
         let mut actives: Vec<&mut Active> = self
             .slots
             .values_mut()
@@ -433,8 +439,8 @@ impl Processor {
             let p = a.task.partition as usize;
             // Updates first: usually few or none, and an end-of-partition
             // known before the complaints are offered lets them straight through.
-            let mut n = drain(a, Side::Updates, &uq[p], now, idle);
-            n += drain(a, Side::Complaints, &cq[p], now, idle);
+            let mut n = drain(a, Side::Updates, &uq[p], now, idle, placement, misplaced);
+            n += drain(a, Side::Complaints, &cq[p], now, idle, placement, misplaced);
             let tally = a.task.process(now, wall, idle, &mut a.pending);
             n += tally.processed + tally.undecodable;
             a.processed += n;
@@ -665,14 +671,17 @@ fn seek_again<C: rdkafka::consumer::ConsumerContext>(consumer: &BaseConsumer<C>,
 }
 
 /// Hands what a partition queue holds to the task (at most [`DRAIN`], and
-/// none while the task holds enough of that input: [`Task::accepts`]);
-/// returns how many records it processed on the way.
+/// none while the task holds enough of that input: [`Task::accepts`]),
+/// each record's placement checked on the way; returns how many records it
+/// processed.
 fn drain<C: rdkafka::consumer::ConsumerContext>(
     a: &mut Active,
     side: Side,
     q: &PartitionQueue<C>,
     now: Instant,
     idle: Duration,
+    placement: Placement,
+    misplaced: &prometheus::IntCounterVec,
 ) -> u64 {
     let mut n = 0;
     for _ in 0..DRAIN {
@@ -681,6 +690,8 @@ fn drain<C: rdkafka::consumer::ConsumerContext>(
         }
         match q.poll(Duration::ZERO) {
             Some(Ok(m)) => {
+                let warned = &mut a.misplaced_warned[side as usize];
+                placement.check(side, a.task.partition, m.key(), warned, misplaced);
                 let t = a.task.offer(incoming(side, &m), now, idle, &mut a.pending);
                 n += t.processed + t.undecodable;
             }

@@ -54,6 +54,8 @@ pub(super) struct Active {
     /// Inputs ([`crate::merge::Side`]) whose fetch failed: fetched again
     /// at the next clean point (see [`Task::link_lost`]).
     pub(super) refetch: [bool; 2],
+    /// A misplaced input has been logged (per [`crate::merge::Side`]).
+    pub(super) misplaced_warned: [bool; 2],
 }
 
 pub(super) fn restoring(why: Why, since: Instant, backoff: Backoff) -> Slot {
@@ -165,6 +167,7 @@ impl Processor {
                 backoff,
                 view: TableWriter::new(p, Instant::now()),
                 refetch: [false; 2],
+                misplaced_warned: [false; 2],
             };
             self.slots.insert(p, Slot::Active(Box::new(active)));
         }
