@@ -207,11 +207,14 @@ pub struct Http {
     /// The URL other members use to reach this one (`http://host:port`);
     /// empty: derived from `listen` ([`Http::advertise_url`]).
     pub advertise: String,
+    /// Records `POST /complaints` and `POST /updates` may have on their
+    /// way to the topics at once; beyond it they answer `503`.
+    pub ingress_max_pending: usize,
 }
 
 impl Default for Http {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 9898)), advertise: String::new() }
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 9898)), advertise: String::new(), ingress_max_pending: 10_000 }
     }
 }
 
@@ -435,6 +438,9 @@ impl Settings {
         }
         if !http.advertise.trim().is_empty() {
             check_url(http.advertise.trim()).map_err(|m| ConfigError::new("http.advertise", m))?;
+        }
+        if http.ingress_max_pending == 0 {
+            return Err(ConfigError::new("http.ingress_max_pending", "must be at least 1"));
         }
 
         let mut owners = default_owners();

@@ -205,6 +205,26 @@ pub fn producer(settings: &Settings, transactional: bool) -> ClientConfig {
     c
 }
 
+/// The HTTP ingress's producer (`POST /complaints`, `POST /updates`):
+/// idempotent, not transactional, placing keys as the inputs' producers
+/// must (`[kafka] input_partitioner`), and failing a record within 10 s
+/// (unless `message.timeout.ms` says otherwise) so that a webhook caller
+/// hears "try again" rather than waiting for librdkafka's five minutes.
+pub fn ingress_producer(settings: &Settings) -> ClientConfig {
+    let mut c = producer(settings, false);
+    c.set(
+        "partitioner",
+        match settings.kafka.input_partitioner {
+            crate::view::Partitioner::Murmur2 => "murmur2_random",
+            crate::view::Partitioner::Consistent => "consistent_random",
+        },
+    );
+    if !settings.kafka.properties.contains_key("message.timeout.ms") {
+        c.set("message.timeout.ms", "10000");
+    }
+    c
+}
+
 /// `message.max.bytes` of andon's producer: what a record must fit.
 pub fn max_message_bytes(settings: &Settings) -> usize {
     settings.kafka.properties.get("message.max.bytes").and_then(|v| v.trim().parse().ok()).unwrap_or(1_000_000)

@@ -72,11 +72,20 @@ pub fn router(status: Arc<Status>, registry: Registry) -> Router {
 
 /// Binds now (so a taken port is a start-up error, not a silent one) and
 /// serves on a thread of its own until the process ends.
-pub fn serve(listen: SocketAddr, status: Arc<Status>, registry: Registry) -> std::io::Result<SocketAddr> {
+/// With `ingress`, `POST /complaints` and `POST /updates` too.
+pub fn serve(
+    listen: SocketAddr,
+    status: Arc<Status>,
+    registry: Registry,
+    ingress: Option<super::ingress::Ingress>,
+) -> std::io::Result<SocketAddr> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let listener = rt.block_on(tokio::net::TcpListener::bind(listen))?;
     let addr = listener.local_addr()?;
-    let app = router(status, registry);
+    let mut app = router(status, registry);
+    if let Some(ingress) = ingress {
+        app = app.merge(ingress.router());
+    }
     std::thread::Builder::new().name("http".into()).spawn(move || {
         rt.block_on(async move {
             if let Err(e) = axum::serve(listener, app).await {

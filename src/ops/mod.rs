@@ -8,8 +8,11 @@
 //!   `/subjects`, `/owners`, `/bad-pulls`, `/cluster` and the status page
 //!   (`status_page.html` and the vendored uPlot in `vendor/`, compiled
 //!   into the binary).
+//! - [`ingress`]: `POST /complaints` and `POST /updates`, the inputs over
+//!   HTTP for webhook callers.
 
 pub mod http;
+pub mod ingress;
 pub mod metrics;
 pub mod status;
 
@@ -29,6 +32,8 @@ pub enum ServeError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("starting the view's threads: {0}")]
     View(std::io::Error),
+    #[error("the ingress's producer: {0}")]
+    Ingress(#[from] rdkafka::error::KafkaError),
 }
 
 /// Creates the metrics (on a registry of their own, with the issue labels
@@ -42,7 +47,8 @@ pub fn serve(settings: &Settings) -> Result<(Arc<Status>, SocketAddr), ServeErro
     let metrics = Metrics::new(&registry, &settings.engine)?;
     let status = Arc::new(Status::default());
     *status.metrics.lock().unwrap_or_else(|e| e.into_inner()) = Some(metrics);
-    let addr = http::serve(settings.http.listen, status.clone(), registry)
+    let ingress = ingress::Ingress::new(Arc::new(settings.clone()), status.clone())?;
+    let addr = http::serve(settings.http.listen, status.clone(), registry, Some(ingress))
         .map_err(|source| ServeError::Listen { addr: settings.http.listen, source })?;
     let me =
         crate::view::Me { member: crate::view::member_id(settings), advertise: crate::view::advertise(settings, addr) };

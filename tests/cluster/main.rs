@@ -27,6 +27,7 @@ mod apache;
 mod chaos;
 mod demo;
 mod http;
+mod ingress;
 mod kafka_e2e;
 mod kafka_faults;
 mod kafka_restart;

@@ -689,8 +689,8 @@ impl Running {
         let metrics = andon::ops::metrics::Metrics::new(&registry, &settings.engine).expect("metrics");
         let status = Arc::new(andon::ops::status::Status::default());
         *status.metrics.lock().expect("lock") = Some(metrics);
-        let addr =
-            andon::ops::http::serve("127.0.0.1:0".parse().expect("addr"), status.clone(), registry).expect("serve");
+        let addr = andon::ops::http::serve("127.0.0.1:0".parse().expect("addr"), status.clone(), registry, None)
+            .expect("serve");
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, s) = (stop.clone(), settings.clone());
         let handle = std::thread::spawn(move || andon::kafka::run(Arc::new(s), status, &flag).expect("andon run"));
