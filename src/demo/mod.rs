@@ -100,7 +100,7 @@ pub fn run(settings: Settings, duration: Option<Duration>, shutdown: Arc<AtomicB
     // (on the demo's own rules, so the issue labels fit).
     let (status, page) = crate::ops::serve(&settings)?;
     let page = format!("http://{page}/");
-    println!("andon demo: status page {page} (metrics at {page}metrics)");
+    println!("andon demo: status page {page} (metrics at {page}metrics, the agent page at {page}agent)");
 
     // The processor, exactly as `andon run` runs it.
     let processor_stop = Arc::new(AtomicBool::new(false));

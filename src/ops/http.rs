@@ -72,20 +72,18 @@ pub fn router(status: Arc<Status>, registry: Registry) -> Router {
 
 /// Binds now (so a taken port is a start-up error, not a silent one) and
 /// serves on a thread of its own until the process ends.
-/// With `ingress`, `POST /complaints` and `POST /updates` too.
+/// `extra` routes are served beside ([`super::serve`]: the agent page and
+/// the ingress).
 pub fn serve(
     listen: SocketAddr,
     status: Arc<Status>,
     registry: Registry,
-    ingress: Option<super::ingress::Ingress>,
+    extra: Router,
 ) -> std::io::Result<SocketAddr> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let listener = rt.block_on(tokio::net::TcpListener::bind(listen))?;
     let addr = listener.local_addr()?;
-    let mut app = router(status, registry);
-    if let Some(ingress) = ingress {
-        app = app.merge(ingress.router());
-    }
+    let app = router(status, registry).merge(extra);
     std::thread::Builder::new().name("http".into()).spawn(move || {
         rt.block_on(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -93,7 +91,7 @@ pub fn serve(
             }
         });
     })?;
-    tracing::info!(%addr, "serving /metrics /healthz /readyz /andons /subjects /owners and the status page");
+    tracing::info!(%addr, "serving /metrics /healthz /readyz /andons /subjects /owners, the status page and what the caller added");
     Ok(addr)
 }
 

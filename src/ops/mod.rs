@@ -10,7 +10,10 @@
 //!   into the binary).
 //! - [`ingress`]: `POST /complaints` and `POST /updates`, the inputs over
 //!   HTTP for webhook callers.
+//! - [`agent`]: `/agent`, the page for a person on a call
+//!   (`agent_page.html`), which reads `/subjects` and posts complaints.
 
+pub mod agent;
 pub mod http;
 pub mod ingress;
 pub mod metrics;
@@ -48,7 +51,8 @@ pub fn serve(settings: &Settings) -> Result<(Arc<Status>, SocketAddr), ServeErro
     let status = Arc::new(Status::default());
     *status.metrics.lock().unwrap_or_else(|e| e.into_inner()) = Some(metrics);
     let ingress = ingress::Ingress::new(Arc::new(settings.clone()), status.clone())?;
-    let addr = http::serve(settings.http.listen, status.clone(), registry, Some(ingress))
+    let extra = agent::router(settings).merge(ingress.router());
+    let addr = http::serve(settings.http.listen, status.clone(), registry, extra)
         .map_err(|source| ServeError::Listen { addr: settings.http.listen, source })?;
     let me =
         crate::view::Me { member: crate::view::member_id(settings), advertise: crate::view::advertise(settings, addr) };

@@ -23,6 +23,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod agent;
 mod apache;
 mod chaos;
 mod demo;

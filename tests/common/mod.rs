@@ -4,7 +4,8 @@
 //! `andon dev-cluster` process, a plain rdkafka producer and consumer (not
 //! andon's code path), and `andon replay` for the expected outputs; the
 //! lock that keeps heavy tests from running beside others ([`serial`],
-//! [`parallel`]); the tools from outside cargo ([`need_tool`]); and in
+//! [`parallel`]); the tools from outside cargo ([`need_tool`]), a
+//! browser to click through a page ([`webdriver`]); and in
 //! [`faults`] the multi-process fault runs' harness (a dev cluster driven
 //! through its stdin, members to kill and freeze, traffic, the check of
 //! every output against replay).
@@ -12,6 +13,7 @@
 
 pub mod apache;
 pub mod faults;
+pub mod webdriver;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -689,8 +691,13 @@ impl Running {
         let metrics = andon::ops::metrics::Metrics::new(&registry, &settings.engine).expect("metrics");
         let status = Arc::new(andon::ops::status::Status::default());
         *status.metrics.lock().expect("lock") = Some(metrics);
-        let addr = andon::ops::http::serve("127.0.0.1:0".parse().expect("addr"), status.clone(), registry, None)
-            .expect("serve");
+        let addr = andon::ops::http::serve(
+            "127.0.0.1:0".parse().expect("addr"),
+            status.clone(),
+            registry,
+            axum::Router::new(),
+        )
+        .expect("serve");
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, s) = (stop.clone(), settings.clone());
         let handle = std::thread::spawn(move || andon::kafka::run(Arc::new(s), status, &flag).expect("andon run"));
