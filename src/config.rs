@@ -27,11 +27,13 @@ use crate::engine::{EngineConfig, RouteStep, Rule, RuleAction, Rules};
 use crate::event::is_valid_issue;
 use crate::time::Dur;
 
+mod auth;
 mod fields;
 mod secrets;
 #[cfg(test)]
 mod tests;
 
+pub use auth::{proxy_net, roles, AuthMode, AuthSettings, Role, TokenSettings};
 pub use secrets::{is_secret_property, SECRET_PARTS, SENSITIVE_PROPERTIES};
 
 /// A configuration mistake, naming the field it is about.
@@ -197,21 +199,50 @@ pub struct Http {
     /// The URL other members use to reach this one (`http://host:port`);
     /// empty: derived from `listen` ([`Http::advertise_url`]).
     pub advertise: String,
+    /// PEM files: this member's certificate chain and its private key.
+    /// Both set: HTTPS only; both empty: plain HTTP.
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// PEM file of the CA(s) that members' certificates are checked
+    /// against when this member asks another over `https://`.
+    pub tls_ca: String,
+    pub auth: AuthSettings,
 }
 
 impl Default for Http {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 9898)), advertise: String::new() }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9898)),
+            advertise: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_ca: String::new(),
+            auth: AuthSettings::default(),
+        }
     }
 }
 
 impl Http {
+    /// Whether HTTPS is served (`tls_cert` and `tls_key` set).
+    pub fn tls(&self) -> bool {
+        !self.tls_cert.trim().is_empty()
+    }
+
+    /// `https` with TLS on, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// `advertise`, or `http://<listen>` when it is empty. A wildcard
     /// `listen` (`0.0.0.0:9898`) derives a URL no other machine can use:
     /// set `advertise` there.
     pub fn advertise_url(&self) -> String {
         match self.advertise.trim() {
-            "" => format!("http://{}", self.listen),
+            "" => format!("{}://{}", self.scheme(), self.listen),
             url => url.trim_end_matches('/').to_owned(),
         }
     }
@@ -426,6 +457,12 @@ impl Settings {
         if !http.advertise.trim().is_empty() {
             check_url(http.advertise.trim()).map_err(|m| ConfigError::new("http.advertise", m))?;
         }
+        match (http.tls_cert.trim().is_empty(), http.tls_key.trim().is_empty()) {
+            (false, true) => return Err(ConfigError::new("http.tls_key", "must be set when http.tls_cert is")),
+            (true, false) => return Err(ConfigError::new("http.tls_cert", "must be set when http.tls_key is")),
+            _ => {}
+        }
+        http.auth.validate()?;
 
         let mut owners = default_owners();
         for (name, owner) in given {
