@@ -191,6 +191,10 @@ group_id = "andon-test"
 "heartbeat.interval.ms" = "500"
 [http]
 listen = "127.0.0.1:0"
+[http.auth]
+# The harness reads every endpoint without credentials; tests/offline/auth.rs
+# covers authentication.
+mode = "none"
 [processing]
 commit_interval = "50ms"
 max_task_idle = "200ms"
@@ -685,8 +689,10 @@ impl Running {
         let metrics = andon::ops::metrics::Metrics::new(&registry, &settings.engine).expect("metrics");
         let status = Arc::new(andon::ops::status::Status::default());
         *status.metrics.lock().expect("lock") = Some(metrics);
-        let addr =
-            andon::ops::http::serve("127.0.0.1:0".parse().expect("addr"), status.clone(), registry).expect("serve");
+        // The settings' own [http.auth] (the harness's say mode = "none").
+        let auth = Arc::new(andon::ops::auth::Auth::from_settings(&settings.http.auth).expect("auth"));
+        let app = andon::ops::http::router(status.clone(), registry, auth, andon::view::remote::Client::default());
+        let addr = andon::ops::http::serve("127.0.0.1:0".parse().expect("addr"), None, app).expect("serve");
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, s) = (stop.clone(), settings.clone());
         let handle = std::thread::spawn(move || andon::kafka::run(Arc::new(s), status, &flag).expect("andon run"));
