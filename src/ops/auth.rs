@@ -142,7 +142,11 @@ impl Auth {
             None
         } else {
             // Another member asking is a reader, nothing more.
-            tokens.push(Token { name: PEER.into(), sha256: Sha256::digest(peer.as_bytes()).into(), roles: vec![Role::Read] });
+            tokens.push(Token {
+                name: PEER.into(),
+                sha256: Sha256::digest(peer.as_bytes()).into(),
+                roles: vec![Role::Read],
+            });
             Some(HeaderValue::from_str(&format!("Bearer {peer}")).map_err(|_| ConfigError {
                 field: "http.auth.peer_token".into(),
                 message: "must be printable ASCII".into(),
@@ -250,17 +254,21 @@ impl Auth {
             (AuthMode::Tokens, true) => "this andon has no token configured (http.auth.tokens): nothing but the open \
                                          paths can be read until one is, or until http.auth.mode = \"none\""
                 .into(),
-            (AuthMode::Proxy, _) => "this needs the authenticating proxy's header or \"Authorization: Bearer <token>\"".into(),
+            (AuthMode::Proxy, _) => {
+                "this needs the authenticating proxy's header or \"Authorization: Bearer <token>\"".into()
+            }
             _ => "this needs \"Authorization: Bearer <token>\"".into(),
         }
     }
 }
 
-/// The middleware of every route: open paths pass; everything else needs
-/// a caller ([`Caller`], put in the request's extensions), and GET/HEAD the
-/// role `read`.
+/// The middleware of every route: open paths pass (as `anonymous` with
+/// every role); everything else needs a caller ([`Caller`], put in the
+/// request's extensions), and GET/HEAD the role `read`.
 pub async fn guard(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
     if auth.mode != AuthMode::None && auth.is_open(req.uri().path()) {
+        // Open means open: as with mode "none", whatever the handler asks.
+        req.extensions_mut().insert(Caller { name: ANYONE.into(), roles: Role::ALL.to_vec() });
         return next.run(req).await;
     }
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());

@@ -83,18 +83,14 @@ pub fn router(status: Arc<Status>, registry: Registry, auth: Arc<Auth>, peers: r
 
 enum Listener {
     Plain(tokio::net::TcpListener),
-    Tls(axum_server::Server<SocketAddr, axum_server::tls_rustls::RustlsAcceptor>),
+    Tls(Box<axum_server::Server<SocketAddr, axum_server::tls_rustls::RustlsAcceptor>>),
 }
 
 /// Binds now (so a taken port is a start-up error, not a silent one) and
 /// serves on a thread of its own until the process ends: HTTPS when `tls`
 /// is given, else HTTP. Either way each request knows the TCP peer's
 /// address (`ConnectInfo`), which the proxy check needs.
-pub fn serve(
-    listen: SocketAddr,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    app: Router,
-) -> std::io::Result<SocketAddr> {
+pub fn serve(listen: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>, app: Router) -> std::io::Result<SocketAddr> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let listener = rt.block_on(tokio::net::TcpListener::bind(listen))?;
     let addr = listener.local_addr()?;
@@ -105,7 +101,7 @@ pub fn serve(
             // axum-server takes the listener over; tokio's needs the runtime.
             let _in_runtime = rt.enter();
             let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
-            Listener::Tls(axum_server::from_tcp_rustls(listener.into_std()?, config)?)
+            Listener::Tls(Box::new(axum_server::from_tcp_rustls(listener.into_std()?, config)?))
         }
         None => Listener::Plain(listener),
     };

@@ -68,6 +68,10 @@ pub fn serve(settings: &Settings) -> Result<(Arc<Status>, SocketAddr), ServeErro
             "http.auth.mode = \"tokens\" and no token is configured (http.auth.tokens): \
              every path but the open ones answers 401"
         ),
+        AuthMode::Proxy if settings.http.auth.peer_token.is_empty() => tracing::warn!(
+            "http.auth.mode = \"proxy\" without http.auth.peer_token: a /subjects forwarded to another \
+             member carries only a caller's bearer token, and the proxy's users have none"
+        ),
         _ => {}
     }
     let peers = crate::view::remote::Client::new(tls::client_config(&settings.http)?);

@@ -71,8 +71,8 @@ impl Client {
                 Some(v6) => v6.split(']').next().unwrap_or_default(),
                 None => hostport.rsplit_once(':').map_or(hostport, |(h, _)| h),
             };
-            let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-                .map_err(|_| RemoteError::Url(base.into()))?;
+            let name =
+                rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|_| RemoteError::Url(base.into()))?;
             exchange(connector.connect(name, tcp).await?, &req).await
         };
         let raw = tokio::time::timeout(timeout, exchange).await.map_err(|_| RemoteError::Timeout(timeout))??;

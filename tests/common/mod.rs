@@ -753,3 +753,22 @@ pub fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A CA, and a certificate for 127.0.0.1 and localhost it signed, as PEM
+/// files in `dir`: (ca, cert, key).
+pub fn pki(dir: &std::path::Path) -> (String, String, String) {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "andon test CA");
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, ca_key).expect("ca");
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).expect("leaf params");
+    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+    let cert = leaf.signed_by(&leaf_key, &ca).expect("leaf");
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write pem");
+        p.display().to_string()
+    };
+    (write("ca.pem", ca.pem()), write("cert.pem", cert.pem()), write("key.pem", leaf_key.serialize_pem()))
+}

@@ -13,6 +13,8 @@ use andon::ops::auth::{sha256_hex, Auth};
 use andon::ops::{http, tls, Status};
 use andon::view::remote;
 
+use crate::common::pki;
+
 const READER: &str = "reader-token-0123456789";
 const CRM: &str = "crm-token-0123456789";
 
@@ -131,8 +133,7 @@ fn the_proxy_header_is_believed_only_from_trusted_proxies() {
     let (code, raw) = get(distrusting, "/owners", &[("X-Forwarded-User", "ana@example.com")]);
     assert_eq!(code, 401, "{raw}");
     assert!(raw.contains("trusted_proxies"), "says why:\n{raw}");
-    let (code, _) =
-        get(distrusting, "/owners", &[("X-Forwarded-User", "ana"), ("Authorization", &bearer(READER))]);
+    let (code, _) = get(distrusting, "/owners", &[("X-Forwarded-User", "ana"), ("Authorization", &bearer(READER))]);
     assert_eq!(code, 401, "a forged header is refused even beside a good token");
 
     let reporters = serve(&settings(|h| {
@@ -141,25 +142,6 @@ fn the_proxy_header_is_believed_only_from_trusted_proxies() {
         h.auth.proxy_roles = vec!["report".into()];
     }));
     assert_eq!(get(reporters, "/owners", &[("X-Forwarded-User", "ana")]).0, 403, "proxy_roles apply");
-}
-
-/// A CA, and a certificate for 127.0.0.1 and localhost it signed, as PEM
-/// files in `dir`: (ca, cert, key).
-fn pki(dir: &std::path::Path) -> (String, String, String) {
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "andon test CA");
-    let ca_key = rcgen::KeyPair::generate().expect("ca key");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca, ca_key).expect("ca");
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).expect("leaf params");
-    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
-    let cert = leaf.signed_by(&leaf_key, &ca).expect("leaf");
-    let write = |name: &str, text: String| {
-        let p = dir.join(name);
-        std::fs::write(&p, text).expect("write pem");
-        p.display().to_string()
-    };
-    (write("ca.pem", ca.pem()), write("cert.pem", cert.pem()), write("key.pem", leaf_key.serialize_pem()))
 }
 
 #[test]
@@ -224,7 +206,7 @@ fn bad_pem_files_name_their_field() {
         let e = tls::server_config(&h).err().unwrap_or_else(|| panic!("{c} + {k} must fail"));
         assert_eq!(e.field, field, "{c} + {k}: {e}");
     }
-    let e = tls::client_config(&settings(|h| h.tls_ca = junk.clone())).err().expect("junk CA");
+    let e = tls::client_config(&settings(|h| h.tls_ca = junk.clone())).expect_err("junk CA");
     assert_eq!(e.field, "http.tls_ca");
     assert!(tls::client_config(&settings(|h| h.tls_ca = ca.clone())).expect("good CA").is_some());
 }
@@ -264,6 +246,9 @@ fn check_config_redacts_every_secret() {
         assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
     }
     assert!(shown.contains("[http.auth.tokens.crm]"), "the token is listed:\n{shown}");
-    assert!(shown.contains("roles = [\n    \"report\",\n    \"update\",\n]") || shown.contains("\"report\", \"update\""), "{shown}");
+    assert!(
+        shown.contains("roles = [\n    \"report\",\n    \"update\",\n]") || shown.contains("\"report\", \"update\""),
+        "{shown}"
+    );
     assert!(shown.matches("***redacted***").count() >= 4, "{shown}");
 }
