@@ -24,6 +24,7 @@
 mod common;
 
 mod apache;
+mod auth;
 mod chaos;
 mod demo;
 mod http;
