@@ -28,11 +28,13 @@ use crate::event::is_valid_issue;
 use crate::time::Dur;
 pub use crate::view::partition::Partitioner;
 
+mod auth;
 mod fields;
 mod secrets;
 #[cfg(test)]
 mod tests;
 
+pub use auth::{proxy_net, roles, AuthMode, AuthSettings, Role, TokenSettings};
 pub use secrets::{is_secret_property, SECRET_PARTS, SENSITIVE_PROPERTIES};
 
 /// A configuration mistake, naming the field it is about.
@@ -207,24 +209,55 @@ pub struct Http {
     /// The URL other members use to reach this one (`http://host:port`);
     /// empty: derived from `listen` ([`Http::advertise_url`]).
     pub advertise: String,
+    /// PEM files: this member's certificate chain and its private key.
+    /// Both set: HTTPS only; both empty: plain HTTP.
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// PEM file of the CA(s) that members' certificates are checked
+    /// against when this member asks another over `https://`.
+    pub tls_ca: String,
     /// Records `POST /complaints` and `POST /updates` may have on their
     /// way to the topics at once; beyond it they answer `503`.
     pub ingress_max_pending: usize,
+    /// `[http.auth]`: who may do what.
+    pub auth: AuthSettings,
 }
 
 impl Default for Http {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 9898)), advertise: String::new(), ingress_max_pending: 10_000 }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9898)),
+            advertise: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_ca: String::new(),
+            ingress_max_pending: 10_000,
+            auth: AuthSettings::default(),
+        }
     }
 }
 
 impl Http {
+    /// Whether HTTPS is served (`tls_cert` and `tls_key` set).
+    pub fn tls(&self) -> bool {
+        !self.tls_cert.trim().is_empty()
+    }
+
+    /// `https` with TLS on, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// `advertise`, or `http://<listen>` when it is empty. A wildcard
     /// `listen` (`0.0.0.0:9898`) derives a URL no other machine can use:
     /// set `advertise` there.
     pub fn advertise_url(&self) -> String {
         match self.advertise.trim() {
-            "" => format!("http://{}", self.listen),
+            "" => format!("{}://{}", self.scheme(), self.listen),
             url => url.trim_end_matches('/').to_owned(),
         }
     }
@@ -442,6 +475,12 @@ impl Settings {
         if http.ingress_max_pending == 0 {
             return Err(ConfigError::new("http.ingress_max_pending", "must be at least 1"));
         }
+        match (http.tls_cert.trim().is_empty(), http.tls_key.trim().is_empty()) {
+            (false, true) => return Err(ConfigError::new("http.tls_key", "must be set when http.tls_cert is")),
+            (true, false) => return Err(ConfigError::new("http.tls_cert", "must be set when http.tls_key is")),
+            _ => {}
+        }
+        http.auth.validate()?;
 
         let mut owners = default_owners();
         for (name, owner) in given {

@@ -118,7 +118,7 @@ fn main() -> ExitCode {
         LogFormat::Text => logs.with_ansi(io::stderr().is_terminal()).init(),
     }
     match cli.command {
-        Command::CheckConfig { config } => match load(config.as_deref()) {
+        Command::CheckConfig { config } => match load_serving(config.as_deref()) {
             Ok(s) => match s.to_toml() {
                 Ok(text) => {
                     print!("{text}");
@@ -132,7 +132,7 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Run { config } => {
-            let settings = match load(config.as_deref()) {
+            let settings = match load_serving(config.as_deref()) {
                 Ok(s) => std::sync::Arc::new(s),
                 Err(code) => return code,
             };
@@ -149,7 +149,7 @@ fn main() -> ExitCode {
             runtime(|shutdown| dev_cluster(&settings, partitions, bootstrap_file.as_deref(), &shutdown))
         }
         Command::Demo { config, duration } => {
-            let settings = match load(config.as_deref()) {
+            let settings = match load_serving(config.as_deref()) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -236,6 +236,17 @@ fn load(path: Option<&Path>) -> Result<Settings, ExitCode> {
         eprintln!("andon: {e}");
         ExitCode::from(2)
     })
+}
+
+/// [`load`], and the HTTP side's files read too (the TLS PEMs): a bad one
+/// is a configuration error, before anything starts.
+fn load_serving(path: Option<&Path>) -> Result<Settings, ExitCode> {
+    let settings = load(path)?;
+    andon::ops::check(&settings).map_err(|e| {
+        eprintln!("andon: {e}");
+        ExitCode::from(2)
+    })?;
+    Ok(settings)
 }
 
 fn open(path: &Path) -> anyhow::Result<(Input<BufReader<File>>, u64)> {

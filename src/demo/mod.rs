@@ -69,7 +69,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::Settings;
+use crate::config::{AuthMode, Role, Settings, TokenSettings};
 use crate::dev_cluster::DevCluster;
 use crate::time::Dur;
 use screen::{Rate, Screen};
@@ -86,7 +86,8 @@ pub fn run(settings: Settings, duration: Option<Duration>, shutdown: Arc<AtomicB
     let started = Instant::now();
     let cluster = DevCluster::start(PARTITIONS, &settings.topics).context("starting the embedded cluster")?;
     let bootstrap = cluster.bootstrap_servers();
-    let (settings, demo_rules) = demo_settings(settings, &bootstrap)?;
+    let (mut settings, demo_rules) = demo_settings(settings, &bootstrap)?;
+    let token = demo_token(&mut settings)?;
     let settings = Arc::new(settings);
     let terminal = std::io::stdout().is_terminal();
     println!("andon demo: embedded cluster at {bootstrap} ({PARTITIONS} partitions per topic)");
@@ -99,8 +100,18 @@ pub fn run(settings: Settings, duration: Option<Duration>, shutdown: Arc<AtomicB
     // Metrics, endpoints and the status page, as `andon run` serves them
     // (on the demo's own rules, so the issue labels fit).
     let (status, page) = crate::ops::serve(&settings)?;
-    let page = format!("http://{page}/");
-    println!("andon demo: status page {page} (metrics at {page}metrics, the agent page at {page}agent)");
+    let page = format!("{}://{page}/", settings.http.scheme());
+    match &token {
+        Some(token) => {
+            // The token goes in the page's #fragment: the browser keeps it
+            // and never sends the fragment to a server or a log.
+            println!("andon demo: status page {page}#token={token} (metrics at {page}metrics)");
+            println!("andon demo: the agent page {page}agent#token={token}");
+            println!("andon demo: HTTP needs a token; this run's, with every role: {token}");
+            println!("andon demo:   curl -H 'Authorization: Bearer {token}' {page}andons");
+        }
+        None => println!("andon demo: status page {page} (metrics at {page}metrics, the agent page at {page}agent)"),
+    }
 
     // The processor, exactly as `andon run` runs it.
     let processor_stop = Arc::new(AtomicBool::new(false));
@@ -227,6 +238,22 @@ fn demo_settings(mut settings: Settings, bootstrap: &str) -> anyhow::Result<(Set
     Ok((settings, true))
 }
 
+/// With `http.auth.mode = "tokens"` (the default) and no token of the
+/// user's, a random token for this run with every role, its hash set in
+/// `settings`: authentication stays on, and the user is handed the key.
+fn demo_token(settings: &mut Settings) -> anyhow::Result<Option<String>> {
+    let auth = &mut settings.http.auth;
+    if auth.mode != AuthMode::Tokens || !auth.tokens.is_empty() {
+        return Ok(None);
+    }
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the demo's token: {e}"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let roles = Role::ALL.iter().map(|r| r.as_str().to_owned()).collect();
+    auth.tokens.insert("demo".into(), TokenSettings { sha256: crate::ops::auth::sha256_hex(&token), roles });
+    Ok(Some(token))
+}
+
 fn rules_line(settings: &Settings, demo_rules: bool) -> String {
     let rules = &settings.engine.rules;
     let d = |d: Dur| humantime::format_duration(Duration::from_secs(d.as_secs().max(0) as u64)).to_string();
@@ -329,5 +356,18 @@ mod tests {
         let (d, demo) = demo_settings(own, "x:1").expect("demo settings");
         assert!(!demo);
         assert_eq!(d.engine.rules.default.threshold, 7);
+    }
+
+    #[test]
+    fn the_demo_makes_a_token_unless_the_user_chose() {
+        let mut s = Settings::from_toml("").expect("defaults");
+        let token = demo_token(&mut s).expect("random").expect("a token");
+        let auth = crate::ops::auth::Auth::from_settings(&s.http.auth).expect("auth");
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("authorization", format!("Bearer {token}").parse().expect("header"));
+        let caller = auth.authenticate(&h, None).expect("the printed token works");
+        assert!(Role::ALL.iter().all(|r| caller.has(*r)));
+        let mut none = Settings::from_toml("[http.auth]\nmode = \"none\"\n").expect("none");
+        assert_eq!(demo_token(&mut none).expect("no token needed"), None);
     }
 }

@@ -14,7 +14,11 @@
 //! - `GET /cluster`: members, the view's lag, the charts' series;
 //! - `GET /`: the status page, and `/assets/` its vendored chart library.
 //!
-//! Unknown paths are 404, other methods 405 (axum's routing).
+//! Unknown paths are 404, other methods 405 (axum's routing). Every route
+//! is behind [`auth::guard`] (`[http.auth]`): the open paths pass, other
+//! GETs need the role `read`; a route that writes takes
+//! [`auth::Require`] for its role. With `http.tls_cert` set the server
+//! speaks HTTPS only.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -22,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -32,6 +36,7 @@ use serde_json::{json, Value};
 
 use crate::engine::query::IssueCount;
 use crate::kafka::processor::wall_clock;
+use crate::ops::auth::{self, Auth};
 use crate::ops::status::Status;
 use crate::view::model::subject_of;
 use crate::view::remote;
@@ -50,9 +55,12 @@ const REMOTE_ANSWER: Duration = Duration::from_secs(3);
 struct App {
     status: Arc<Status>,
     registry: Registry,
+    auth: Arc<Auth>,
+    peers: remote::Client,
 }
 
-pub fn router(status: Arc<Status>, registry: Registry) -> Router {
+/// Every route, behind `auth`; `peers` asks other members.
+pub fn router(status: Arc<Status>, registry: Registry, auth: Arc<Auth>, peers: remote::Client) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/assets/uPlot.iife.min.js", get(uplot_js))
@@ -67,31 +75,47 @@ pub fn router(status: Arc<Status>, registry: Registry) -> Router {
         .route("/owners", get(owners))
         .route("/bad-pulls", get(bad_pulls))
         .route("/cluster", get(cluster))
-        .with_state(App { status, registry })
+        // route_layer: an unknown path stays a 404 for anyone.
+        .route_layer(axum::middleware::from_fn_with_state(auth.clone(), auth::guard))
+        .with_state(App { status, registry, auth, peers })
+}
+
+enum Listener {
+    Plain(tokio::net::TcpListener),
+    Tls(Box<axum_server::Server<SocketAddr, axum_server::tls_rustls::RustlsAcceptor>>),
 }
 
 /// Binds now (so a taken port is a start-up error, not a silent one) and
-/// serves on a thread of its own until the process ends.
-/// `extra` routes are served beside ([`super::serve`]: the agent page and
-/// the ingress).
-pub fn serve(
-    listen: SocketAddr,
-    status: Arc<Status>,
-    registry: Registry,
-    extra: Router,
-) -> std::io::Result<SocketAddr> {
+/// serves on a thread of its own until the process ends: HTTPS when `tls`
+/// is given, else HTTP. Either way each request knows the TCP peer's
+/// address (`ConnectInfo`), which the proxy check needs.
+pub fn serve(listen: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>, app: Router) -> std::io::Result<SocketAddr> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let listener = rt.block_on(tokio::net::TcpListener::bind(listen))?;
     let addr = listener.local_addr()?;
-    let app = router(status, registry).merge(extra);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let server = match tls {
+        Some(config) => {
+            // axum-server takes the listener over; tokio's needs the runtime.
+            let _in_runtime = rt.enter();
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+            Listener::Tls(Box::new(axum_server::from_tcp_rustls(listener.into_std()?, config)?))
+        }
+        None => Listener::Plain(listener),
+    };
     std::thread::Builder::new().name("http".into()).spawn(move || {
         rt.block_on(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let served = match server {
+                Listener::Tls(server) => server.serve(service).await,
+                Listener::Plain(listener) => axum::serve(listener, service).await,
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
         });
     })?;
-    tracing::info!(%addr, "serving /metrics /healthz /readyz /andons /subjects /owners, the status page and what the caller added");
+    tracing::info!(%addr, scheme, "serving /metrics /healthz /readyz /andons /subjects /owners the status page, /agent, POST /complaints and /updates");
     Ok(addr)
 }
 
@@ -222,6 +246,7 @@ async fn subject(
     State(app): State<App>,
     Path((kind, id)): Path<(String, String)>,
     Query(params): Query<SubjectParams>,
+    headers: HeaderMap,
 ) -> Response {
     let Some(subject) = subject_of(&kind, &id) else {
         let message = "a subject is /subjects/sku/{id} or /subjects/promotion/{id}, the id 1 to 128 characters";
@@ -295,7 +320,10 @@ async fn subject(
             }));
         }
         let path = format!("/subjects/{kind}/{}?local=true", remote::encode_segment(&subject.id));
-        match remote::get(&owner.advertise, &path, REMOTE_ANSWER).await {
+        // With authentication on, the owner wants credentials too.
+        let authorization = app.auth.peer_authorization(headers.get(header::AUTHORIZATION));
+        let authorization = authorization.as_ref().and_then(|v| v.to_str().ok());
+        match app.peers.get(&owner.advertise, &path, REMOTE_ANSWER, authorization).await {
             Ok((200, body)) => match serde_json::from_slice::<Value>(&body)
                 .ok()
                 .and_then(|v| serde_json::from_value::<Vec<IssueCount>>(v.get("issues")?.clone()).ok())

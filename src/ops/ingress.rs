@@ -16,7 +16,9 @@
 //! drops a complaint's repeated `event_id` and an update's repeated
 //! `update_id`). What only the engine's state can judge (an update to an
 //! andon that does not exist, a step out of order) is accepted here and
-//! goes to the DLQ, as from the topic.
+//! goes to the DLQ, as from the topic. Posting needs the role `report`
+//! (complaints) or `update` (updates): the [`Require`] extractor, behind
+//! the authentication middleware.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -35,6 +37,7 @@ use crate::config::Settings;
 use crate::event::format_timestamp;
 use crate::event::{decode_complaint, decode_update, Reject, RejectReason};
 use crate::kafka::processor::wall_clock;
+use crate::ops::auth::{role, Require};
 use crate::ops::status::Status;
 use crate::time::Ts;
 
@@ -194,11 +197,16 @@ impl Ingress {
     }
 }
 
-async fn complaints(State(ingress): State<Ingress>, headers: HeaderMap, body: Bytes) -> Response {
+async fn complaints(
+    _: Require<role::Report>,
+    State(ingress): State<Ingress>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     ingress.accept(Input::Complaints, &headers, &body).await
 }
 
-async fn updates(State(ingress): State<Ingress>, headers: HeaderMap, body: Bytes) -> Response {
+async fn updates(_: Require<role::Update>, State(ingress): State<Ingress>, headers: HeaderMap, body: Bytes) -> Response {
     ingress.accept(Input::Updates, &headers, &body).await
 }
 

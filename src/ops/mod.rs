@@ -4,6 +4,9 @@
 //! - [`metrics`]: the Prometheus metrics (names and bounded labels).
 //! - [`status`]: readiness, liveness, the open andons and recent outputs,
 //!   written by the processor and read by HTTP and the demo.
+//! - [`auth`]: who may use the endpoints (`[http.auth]`: tokens, a proxy's
+//!   header, roles), a middleware and an extractor for the routes.
+//! - [`tls`]: the server's and the peer client's TLS from PEM files.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/andons`, `/recent`,
 //!   `/subjects`, `/owners`, `/bad-pulls`, `/cluster` and the status page
 //!   (`status_page.html` and the vendored uPlot in `vendor/`, compiled
@@ -14,21 +17,25 @@
 //!   (`agent_page.html`), which reads `/subjects` and posts complaints.
 
 pub mod agent;
+pub mod auth;
 pub mod http;
 pub mod ingress;
 pub mod metrics;
 pub mod status;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::config::Settings;
+use crate::config::{AuthMode, ConfigError, Settings};
 pub use metrics::Metrics;
 pub use status::Status;
 
 /// Why the operators' side could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("http.listen {addr}: {source}")]
@@ -37,6 +44,15 @@ pub enum ServeError {
     View(std::io::Error),
     #[error("the ingress's producer: {0}")]
     Ingress(#[from] rdkafka::error::KafkaError),
+}
+
+/// What [`serve`] reads besides the settings, read now: the TLS PEM files
+/// and the tokens' hashes. A mistake names its field (`http.tls_key`).
+pub fn check(settings: &Settings) -> Result<(), ConfigError> {
+    auth::Auth::from_settings(&settings.http.auth)?;
+    tls::server_config(&settings.http)?;
+    tls::client_config(&settings.http)?;
+    Ok(())
 }
 
 /// Creates the metrics (on a registry of their own, with the issue labels
@@ -50,9 +66,32 @@ pub fn serve(settings: &Settings) -> Result<(Arc<Status>, SocketAddr), ServeErro
     let metrics = Metrics::new(&registry, &settings.engine)?;
     let status = Arc::new(Status::default());
     *status.metrics.lock().unwrap_or_else(|e| e.into_inner()) = Some(metrics);
+    let auth = Arc::new(auth::Auth::from_settings(&settings.http.auth)?);
+    match auth.mode() {
+        AuthMode::None => tracing::warn!(
+            "http.auth.mode = \"none\": anyone who reaches the HTTP port can read everything, \
+             per-person figures included"
+        ),
+        AuthMode::Tokens if auth.token_count() == 0 => tracing::warn!(
+            "http.auth.mode = \"tokens\" and no token is configured (http.auth.tokens): \
+             every path but the open ones answers 401"
+        ),
+        AuthMode::Proxy if settings.http.auth.peer_token.is_empty() => tracing::warn!(
+            "http.auth.mode = \"proxy\" without http.auth.peer_token: a /subjects forwarded to another \
+             member carries only a caller's bearer token, and the proxy's users have none"
+        ),
+        _ => {}
+    }
+    let peers = crate::view::remote::Client::new(tls::client_config(&settings.http)?);
+    let server_tls = tls::server_config(&settings.http)?;
+    // The agent page and the ingress, behind the same authentication:
+    // posting needs the role `report` (complaints) or `update` (updates).
     let ingress = ingress::Ingress::new(Arc::new(settings.clone()), status.clone())?;
-    let extra = agent::router(settings).merge(ingress.router());
-    let addr = http::serve(settings.http.listen, status.clone(), registry, extra)
+    let extra = agent::router(settings)
+        .merge(ingress.router())
+        .route_layer(axum::middleware::from_fn_with_state(auth.clone(), auth::guard));
+    let app = http::router(status.clone(), registry, auth, peers).merge(extra);
+    let addr = http::serve(settings.http.listen, server_tls, app)
         .map_err(|source| ServeError::Listen { addr: settings.http.listen, source })?;
     let me =
         crate::view::Me { member: crate::view::member_id(settings), advertise: crate::view::advertise(settings, addr) };

@@ -142,10 +142,11 @@ pub fn advertise(settings: &Settings, bound: std::net::SocketAddr) -> String {
     if !settings.http.advertise.is_empty() {
         return settings.http.advertise.clone();
     }
+    let scheme = settings.http.scheme();
     if bound.ip().is_unspecified() {
-        format!("http://{}:{}", hostname(), bound.port())
+        format!("{scheme}://{}:{}", hostname(), bound.port())
     } else {
-        format!("http://{bound}")
+        format!("{scheme}://{bound}")
     }
 }
 

@@ -1,16 +1,22 @@
 //! Asking another member: one HTTP/1.1 GET to the URL it advertises
-//! (`http://host:port`), with a deadline. Members only ever ask each other
-//! `/subjects/...?local=true` (their own JSON), so a client this small is
-//! enough: `Content-Length` or chunked bodies, no TLS, no redirects.
+//! (`http://host:port` or `https://host:port`), with a deadline. Members
+//! only ever ask each other `/subjects/...?local=true` (their own JSON), so
+//! a client this small is enough: `Content-Length` or chunked bodies, no
+//! redirects. Over `https://` the peer's certificate is checked against
+//! `http.tls_ca` (rustls); the request carries the `Authorization` the
+//! caller chose (`ops::auth`: the peer token or the caller's own).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
-    #[error("{0} is not an http:// URL")]
+    #[error("{0} is not an http:// or https:// URL")]
     Url(String),
+    #[error("{0} is an https:// URL, and http.tls_ca is not set: no CA to check its certificate against")]
+    NoCa(String),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error("{0}")]
@@ -19,22 +25,71 @@ pub enum RemoteError {
     Malformed,
 }
 
-/// `GET {base}{path}`: (status, body).
-pub async fn get(base: &str, path: &str, timeout: Duration) -> Result<(u16, Vec<u8>), RemoteError> {
-    let hostport =
-        base.strip_prefix("http://").filter(|h| !h.is_empty()).ok_or_else(|| RemoteError::Url(base.into()))?;
-    let hostport = hostport.trim_end_matches('/');
-    let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(hostport).await?;
-        let req =
-            format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).await?;
-        Ok::<_, RemoteError>(raw)
-    };
-    let raw = tokio::time::timeout(timeout, exchange).await.map_err(|_| RemoteError::Timeout(timeout))??;
-    parse(&raw)
+/// How this member reaches others: plain, or TLS trusting `http.tls_ca`.
+#[derive(Clone, Default)]
+pub struct Client {
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl Client {
+    pub fn new(tls: Option<Arc<rustls::ClientConfig>>) -> Client {
+        Client { tls: tls.map(tokio_rustls::TlsConnector::from) }
+    }
+
+    /// `GET {base}{path}` with this `Authorization` (if any): (status, body).
+    pub async fn get(
+        &self,
+        base: &str,
+        path: &str,
+        timeout: Duration,
+        authorization: Option<&str>,
+    ) -> Result<(u16, Vec<u8>), RemoteError> {
+        let (tls, hostport) = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
+            (Some(h), _) => (false, h),
+            (_, Some(h)) => (true, h),
+            _ => return Err(RemoteError::Url(base.into())),
+        };
+        let hostport = hostport.trim_end_matches('/');
+        if hostport.is_empty() {
+            return Err(RemoteError::Url(base.into()));
+        }
+        let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nAccept: application/json\r\n{auth}Connection: close\r\n\r\n"
+        );
+        let connector = match (tls, &self.tls) {
+            (false, _) => None,
+            (true, Some(c)) => Some(c),
+            (true, None) => return Err(RemoteError::NoCa(base.into())),
+        };
+        let exchange = async {
+            let tcp = tokio::net::TcpStream::connect(hostport).await?;
+            let Some(connector) = connector else {
+                return exchange(tcp, &req).await;
+            };
+            let host = match hostport.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or_default(),
+                None => hostport.rsplit_once(':').map_or(hostport, |(h, _)| h),
+            };
+            let name =
+                rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|_| RemoteError::Url(base.into()))?;
+            exchange(connector.connect(name, tcp).await?, &req).await
+        };
+        let raw = tokio::time::timeout(timeout, exchange).await.map_err(|_| RemoteError::Timeout(timeout))??;
+        parse(&raw)
+    }
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, req: &str) -> Result<Vec<u8>, RemoteError> {
+    s.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    match s.read_to_end(&mut raw).await {
+        Ok(_) => Ok(raw),
+        // A TLS peer that closes without close_notify after a whole
+        // response (Connection: close) is still a whole response.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => Ok(raw),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn parse(raw: &[u8]) -> Result<(u16, Vec<u8>), RemoteError> {
@@ -122,8 +177,10 @@ mod tests {
     #[tokio::test]
     async fn an_address_nobody_listens_on_is_an_error_not_a_hang() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let r = get(&format!("http://127.0.0.1:{port}"), "/", Duration::from_secs(2)).await;
+        let c = Client::default();
+        let r = c.get(&format!("http://127.0.0.1:{port}"), "/", Duration::from_secs(2), None).await;
         assert!(matches!(r, Err(RemoteError::Io(_))), "{r:?}");
-        assert!(matches!(get("https://x:1", "/", Duration::from_secs(1)).await, Err(RemoteError::Url(_))));
+        assert!(matches!(c.get("ftp://x:1", "/", Duration::from_secs(1), None).await, Err(RemoteError::Url(_))));
+        assert!(matches!(c.get("https://x:1", "/", Duration::from_secs(1), None).await, Err(RemoteError::NoCa(_))));
     }
 }

@@ -26,6 +26,7 @@ mod common;
 
 mod agent;
 mod apache;
+mod auth;
 mod chaos;
 mod demo;
 mod http;

@@ -19,12 +19,18 @@ use std::time::{Duration, Instant};
 
 use crate::common::{self, chromium, http_get, Proc};
 
+/// A reader's token the demo is given (authentication stays on, as in the
+/// demo a user runs; the page takes it from its `#token=`).
+const TOKEN: &str = "ops-test-reader-token";
+
 /// Starts `andon demo` with its HTTP server on a free port; returns the
 /// process and the address it serves on.
 fn demo(seconds: u32) -> (Proc, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_andon"))
         .args(["demo", "--duration", &format!("{seconds}s")])
         .env("ANDON__HTTP__LISTEN", "127.0.0.1:0")
+        .env("ANDON__HTTP__AUTH__TOKENS__OPS__SHA256", andon::ops::auth::sha256_hex(TOKEN))
+        .env("ANDON__HTTP__AUTH__TOKENS__OPS__ROLES", "read")
         .env("RUST_LOG", "info,librdkafka=error")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -69,7 +75,7 @@ fn the_status_page_in_headless_chromium_shows_pulls_without_console_errors() {
     let _parallel = common::parallel();
     let (_demo, addr) = demo(150);
     wait_for_pulls(addr);
-    let url = format!("http://{addr}/");
+    let url = format!("http://{addr}/#token={TOKEN}");
     let dom = chromium(&["--dump-dom"], &url);
     let html = String::from_utf8_lossy(&dom.stdout);
     let log = String::from_utf8_lossy(&dom.stderr);

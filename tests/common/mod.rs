@@ -193,6 +193,10 @@ group_id = "andon-test"
 "heartbeat.interval.ms" = "500"
 [http]
 listen = "127.0.0.1:0"
+[http.auth]
+# The harness reads every endpoint without credentials; tests/offline/auth.rs
+# covers authentication.
+mode = "none"
 [processing]
 commit_interval = "50ms"
 max_task_idle = "200ms"
@@ -691,13 +695,10 @@ impl Running {
         let metrics = andon::ops::metrics::Metrics::new(&registry, &settings.engine).expect("metrics");
         let status = Arc::new(andon::ops::status::Status::default());
         *status.metrics.lock().expect("lock") = Some(metrics);
-        let addr = andon::ops::http::serve(
-            "127.0.0.1:0".parse().expect("addr"),
-            status.clone(),
-            registry,
-            axum::Router::new(),
-        )
-        .expect("serve");
+        // The settings' own [http.auth] (the harness's say mode = "none").
+        let auth = Arc::new(andon::ops::auth::Auth::from_settings(&settings.http.auth).expect("auth"));
+        let app = andon::ops::http::router(status.clone(), registry, auth, andon::view::remote::Client::default());
+        let addr = andon::ops::http::serve("127.0.0.1:0".parse().expect("addr"), None, app).expect("serve");
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, s) = (stop.clone(), settings.clone());
         let handle = std::thread::spawn(move || andon::kafka::run(Arc::new(s), status, &flag).expect("andon run"));
@@ -757,4 +758,23 @@ pub fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting: {what}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// A CA, and a certificate for 127.0.0.1 and localhost it signed, as PEM
+/// files in `dir`: (ca, cert, key).
+pub fn pki(dir: &std::path::Path) -> (String, String, String) {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "andon test CA");
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, ca_key).expect("ca");
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).expect("leaf params");
+    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+    let cert = leaf.signed_by(&leaf_key, &ca).expect("leaf");
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write pem");
+        p.display().to_string()
+    };
+    (write("ca.pem", ca.pem()), write("cert.pem", cert.pem()), write("key.pem", leaf_key.serialize_pem()))
 }
