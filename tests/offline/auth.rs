@@ -38,10 +38,16 @@ fn serve(h: &Http) -> SocketAddr {
 
 /// One plain HTTP/1.1 GET with `headers`: (status, headers and body).
 fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    request(addr, "GET", path, headers)
+}
+
+/// One plain HTTP/1.1 request without a body.
+fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n").expect("write");
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n")
+        .expect("write");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read");
     let code = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -78,6 +84,29 @@ fn a_token_without_read_is_403_naming_the_role() {
     let (code, raw) = get(addr, "/owners", &[("Authorization", &bearer(CRM))]);
     assert_eq!(code, 403, "{raw}");
     assert!(raw.contains("\"role\":\"read\"") && raw.contains("\\\"crm\\\""), "{raw}");
+}
+
+/// What the POST routes to come will do: one `Require<role::Report>`
+/// argument behind the same guard.
+#[test]
+fn require_keeps_a_route_that_writes_to_its_role() {
+    use andon::ops::auth::{guard, role, Require};
+    async fn post(allowed: Require<role::Report>) -> String {
+        format!("written by {}", allowed.0.name)
+    }
+    let auth = Arc::new(Auth::from_settings(&settings(|_| {}).auth).expect("auth"));
+    let app = axum::Router::new()
+        .route("/complaints", axum::routing::post(post))
+        .route_layer(axum::middleware::from_fn_with_state(auth, guard));
+    let addr = http::serve("127.0.0.1:0".parse().expect("addr"), None, app).expect("serve");
+    let (code, raw) = request(addr, "POST", "/complaints", &[]);
+    assert_eq!(code, 401, "{raw}");
+    let (code, raw) = request(addr, "POST", "/complaints", &[("Authorization", &bearer(READER))]);
+    assert_eq!(code, 403, "a read token cannot post:\n{raw}");
+    assert!(raw.contains("\"role\":\"report\""), "{raw}");
+    let (code, raw) = request(addr, "POST", "/complaints", &[("Authorization", &bearer(CRM))]);
+    assert_eq!(code, 200, "{raw}");
+    assert!(raw.ends_with("written by crm"), "{raw}");
 }
 
 #[test]
