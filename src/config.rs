@@ -32,6 +32,7 @@ mod secrets;
 #[cfg(test)]
 mod tests;
 
+pub use fields::format_duration;
 pub use secrets::{is_secret_property, SECRET_PARTS, SENSITIVE_PROPERTIES};
 
 /// A configuration mistake, naming the field it is about.
