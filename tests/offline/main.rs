@@ -10,3 +10,4 @@ mod deploy;
 mod model;
 mod replay_cli;
 mod schemas;
+mod tune_cli;
