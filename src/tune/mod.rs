@@ -111,15 +111,18 @@ pub fn tune(
     };
     let baseline = truth::baseline(Arc::clone(base), &history.complaints, &history.updates, &mut keys);
     done();
-    let open_for: Vec<Dur> = keys
-        .keys
-        .iter()
-        .map(|k| {
-            let rule = base.rules.for_issue(&k.issue);
+    // Per issue first: each look scans every key.
+    let typical: std::collections::BTreeMap<String, Dur> = keys
+        .issues()
+        .into_iter()
+        .map(|issue| {
+            let rule = base.rules.for_issue(&issue);
             let fallback = rule.route.iter().fold(Dur::ZERO, |a, s| a + s.sla);
-            truth::typical_open(&keys, &k.issue, fallback)
+            let d = truth::typical_open(&keys, &issue, fallback);
+            (issue, d)
         })
         .collect();
+    let open_for: Vec<Dur> = keys.keys.iter().map(|k| typical.get(&*k.issue).copied().unwrap_or(Dur::ZERO)).collect();
     let candidates = opts.grid.candidates();
     let horizon = opts.grid.windows.iter().copied().fold(base.rules.longest_window(), Dur::max);
     let runs: Vec<Vec<truth::Pull>> = candidates
