@@ -82,7 +82,7 @@ fn row(w: &mut impl Write, name: &str, s: &Score, mark: &str) -> io::Result<()> 
     let interval = format!("{}..{}", pct(s.judged_interval[0]), pct(s.judged_interval[1]));
     writeln!(
         w,
-        "  {name:<14} {:>6} {:>5} {:>8} {:>15} {:>7} {:>14} {:>8} {:>5} {:>7} {:>7} {:>7}{mark}",
+        "  {name:<14} {:>6} {:>5} {:>8} {:>15} {:>7} {:>14} {:>8} {:>6} {:>9} {:>7} {:>7}{mark}",
         s.pulls,
         s.bad,
         s.unjudged,
@@ -129,7 +129,7 @@ impl Report {
             )?;
             writeln!(
                 w,
-                "  {:<14} {:>6} {:>5} {:>8} {:>15} {:>7} {:>14} {:>8} {:>5} {:>7} {:>7} {:>7}",
+                "  {:<14} {:>6} {:>5} {:>8} {:>15} {:>7} {:>14} {:>8} {:>6} {:>9} {:>7} {:>7}",
                 "rule",
                 "pulls",
                 "bad",
@@ -139,7 +139,7 @@ impl Report {
                 "95% interval",
                 "hurt",
                 "missed",
-                "hurt/p",
+                "hurt/pull",
                 "1st→p50",
                 "1st→p90"
             )?;
