@@ -86,6 +86,9 @@ enum Command {
         /// A table for people or one JSON document.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Also write the report as one self-contained HTML page with a chart per issue.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// The processor: a consumer-group member on the complaints and updates topics.
     Run {
@@ -193,7 +196,7 @@ fn main() -> ExitCode {
             };
             runtime(|shutdown| andon::demo::run(settings, duration, shutdown))
         }
-        Command::Tune { config, complaints, updates, threshold, window, issue, target, format } => {
+        Command::Tune { config, complaints, updates, threshold, window, issue, target, format, html } => {
             let grid = andon::tune::Grid::parse(threshold.as_deref(), window.as_deref(), &issue);
             let options = match (grid, parse_target(&target)) {
                 (Ok(grid), Ok(target)) => andon::tune::Options { grid, target },
@@ -210,7 +213,7 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            run_tune(&settings, &options, &complaints, updates.as_deref(), format)
+            run_tune(&settings, &options, &complaints, updates.as_deref(), format, html.as_deref())
         }
         Command::Replay { config, complaints, updates } => {
             let settings = match load(config.as_deref()) {
@@ -357,6 +360,7 @@ fn run_tune(
     complaints: &Path,
     updates: Option<&Path>,
     format: Format,
+    html: Option<&Path>,
 ) -> ExitCode {
     let result = (|| -> anyhow::Result<Result<andon::tune::Report, andon::tune::GridError>> {
         let (c, _) = open(complaints)?;
@@ -396,6 +400,17 @@ fn run_tune(
             return ExitCode::from(1);
         }
     };
+    if let Some(path) = html {
+        let written = File::create(path).and_then(|f| {
+            let mut w = io::BufWriter::new(f);
+            andon::tune::html::write_html(&report, &mut w)?;
+            w.flush()
+        });
+        if let Err(e) = written {
+            eprintln!("andon tune: cannot write {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
     let mut out = io::stdout().lock();
     let written = match format {
         Format::Table => report.write_table(&mut out),

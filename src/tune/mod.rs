@@ -9,7 +9,8 @@
 //! replays run in parallel on all cores (rayon). Each run's pulls are judged
 //! against the truth ([`score`]), and per issue the candidate that hurts the
 //! fewest customers within the bad-pull target is recommended
-//! ([`recommend`]). [`report`] prints it as a table or JSON.
+//! ([`recommend`]). [`report`] prints it as a table or JSON, [`html`] as
+//! a page with a chart per issue.
 //!
 //! **All issues at once.** One candidate run sets the candidate's threshold
 //! and window for every issue in scope, not one issue per run: a grid of
@@ -39,6 +40,7 @@
 pub mod candidate;
 pub mod grid;
 pub mod history;
+pub mod html;
 pub mod recommend;
 pub mod report;
 pub mod score;

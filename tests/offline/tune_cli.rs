@@ -278,3 +278,43 @@ fn an_absurd_grid_is_a_usage_error_naming_its_flag() {
     assert_eq!(out.status.code(), Some(1), "an unreadable file is a runtime failure");
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.jsonl"));
 }
+
+/// The HTML report opened in headless Chromium: one chart drawn per issue.
+/// The screenshot stays in `target/tmp/tune-html/report.png` as an artifact.
+/// Without a `chromium` on the PATH only the file is checked.
+#[test]
+fn the_html_report_opens_in_chromium_with_its_charts_drawn() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tune-html");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("artifact dir");
+    history(&dir);
+    let page = dir.join("report.html");
+    let out = tune(&dir, &["--html", page.to_str().expect("UTF-8 path")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(&page).expect("the page is written");
+    assert!(html.contains("print_defect") && html.contains("uPlot"), "self-contained");
+    assert!(!html.contains("src=\"http") && !html.contains("<link"), "fetches nothing");
+
+    let chromium = |args: &[&str]| {
+        Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"])
+            .args(args)
+            .output()
+    };
+    let url = format!("file://{}", page.display());
+    let dom = match chromium(&["--dump-dom", &url]) {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        other => {
+            eprintln!("no usable chromium ({other:?}): the page is not opened");
+            return;
+        }
+    };
+    assert!(dom.contains(r#"data-charts="2""#), "a chart per issue drawn: {}", &dom[..dom.len().min(2000)]);
+    assert_eq!(dom.matches("<canvas").count(), 2, "uPlot draws on a canvas per chart");
+    let shot = dir.join("report.png");
+    let o = chromium(&[&format!("--screenshot={}", shot.display()), "--window-size=1200,1400", &url])
+        .expect("chromium runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 20_000, "a screenshot with something drawn ({size} bytes)");
+}
