@@ -155,9 +155,12 @@ mod tests {
         assert_eq!(g.candidates()[0].to_string(), "2 in 1d");
     }
 
+    /// --threshold, --window, --issue, and the flag the error must name.
+    type Case = (Option<Vec<String>>, Option<Vec<String>>, Vec<String>, &'static str);
+
     #[test]
     fn absurd_grids_name_their_flag() {
-        let cases: [(Option<Vec<String>>, Option<Vec<String>>, Vec<String>, &str); 7] = [
+        let cases: [Case; 7] = [
             (Some(strings(&["0"])), None, vec![], "--threshold"),
             (Some(strings(&["two"])), None, vec![], "--threshold"),
             (Some(vec![]), None, vec![], "--threshold"),
