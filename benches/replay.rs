@@ -14,6 +14,13 @@
 //! one key flooded by 100,000 complaints, at 1,000, 10,000 and 100,000 (it
 //! should stay flat: O(log n) per complaint).
 //!
+//! Then `andon tune`'s cost: 1,000,000 complaints (20,000 under `cargo
+//! test`) priced under 25 candidates (thresholds 1 to 5 × windows 1 h to
+//! 7 d) plus the baseline, on all cores, as complaints × candidates per
+//! second, and against the engine-alone rate times the cores (how much of
+//! the machine the parallel replays use). `cargo bench --bench replay --
+//! tune` runs that section alone.
+//!
 //! Under `cargo test` (no `--bench` argument) it runs a small input as a
 //! smoke test, so the benchmark keeps compiling and its workload keeps
 //! producing pulls.
@@ -261,8 +268,97 @@ fn flood(threshold: u32, n: usize, at: &[usize]) -> Vec<f64> {
     best
 }
 
+/// `andon tune` on the first `n` complaints of `data`: 25 candidates plus
+/// the baseline. Returns (wall seconds, CPU seconds, replays).
+fn tune_grid(n: usize, data: &[u8]) -> (f64, f64, usize) {
+    use andon::tune::{self, Grid, History, Options};
+    let settings = Settings::from_toml(
+        r#"
+        [rules.default]
+        threshold = 3
+        window = "7d"
+        "#,
+    )
+    .expect("benchmark config");
+    let complaints: Vec<Complaint> =
+        lines(data).take(n).map(|l| decode_complaint(l, 65536).expect("generated complaints are valid")).collect();
+    let history = History { complaints_read: complaints.len() as u64, complaints, ..History::default() };
+    let windows: Vec<String> = ["1h", "6h", "24h", "3d", "7d"].map(String::from).to_vec();
+    let grid = Grid::parse(None, Some(&windows), &[]).expect("grid");
+    assert_eq!(grid.candidates().len(), 25);
+    let (t0, cpu0) = (Instant::now(), cpu_secs());
+    let report = tune::tune(&settings, &history, &Options { grid, target: 0.02 }, &|| {}).expect("tune");
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
+    assert!(report.issues.iter().any(|i| i.candidates.iter().any(|c| c.pulls > 0)), "the workload pulls");
+    black_box(&report);
+    (secs, cpu, report.replays)
+}
+
+/// This process's CPU time (user + system) so far, from /proc (Linux; 0
+/// elsewhere): on a shared machine the wall clock says how busy the
+/// others were, the CPU time what the work cost.
+fn cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let Some((_, rest)) = stat.rsplit_once(')') else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn tune_section(bench: bool, engine_rate: Option<f64>) {
+    let n = if bench { 1_000_000 } else { 20_000 };
+    let data = generate(n, if bench { 100_000 } else { 2_000 });
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let (secs, cpu, replays) = tune_grid(n, &data);
+    let candidates = replays - 1;
+    let work = (n * replays) as f64;
+    println!(
+        "tune: {n} complaints x {candidates} candidates (+ baseline) in {secs:.1} s wall, {cpu:.1} s CPU, on {cores} cores"
+    );
+    println!("tune, complaint-replays per wall second {:>12.0}", work / secs);
+    if cpu > 0.0 {
+        // On an idle machine the wall time would be the CPU time spread
+        // over the cores (the replays are independent and many).
+        let idle = cpu / cores as f64;
+        println!(
+            "tune, complaint-replays per CPU second  {:>12.0}; on {cores} idle cores: about {idle:.1} s{}",
+            work / cpu,
+            if n == 1_000_000 {
+                if idle < 30.0 {
+                    " (aim under 30 s: met)"
+                } else {
+                    " (aim under 30 s: not met)"
+                }
+            } else {
+                ""
+            }
+        );
+        println!("load average while it ran: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
+    }
+    if let Some(rate) = engine_rate {
+        println!("tune per CPU second / engine alone {:>10.2}", work / cpu.max(f64::MIN_POSITIVE) / rate);
+    }
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
+    if std::env::args().any(|a| a == "tune") {
+        let n = if bench { 1_000_000 } else { 20_000 };
+        let data = generate(n, if bench { 100_000 } else { 2_000 });
+        let complaints: Vec<Complaint> =
+            lines(&data).map(|l| decode_complaint(l, 65536).expect("generated complaints are valid")).collect();
+        let cpu0 = cpu_secs();
+        let e = engine_only(&config(), &complaints);
+        let cpu = cpu_secs() - cpu0;
+        // Per CPU second, like tune's: the wall clock of a shared machine says little.
+        let rate = n as f64 / if cpu > 0.0 { cpu } else { e.secs };
+        println!("engine alone (and its input cloned) {rate:>9.0} complaints per CPU second");
+        tune_section(bench, Some(rate));
+        return;
+    }
     let (n, skus, keys) = if bench { (2_000_000, 200_000, 200_000) } else { (20_000, 2_000, 2_000) };
     let cfg = config();
     let data = generate(n, skus);
@@ -306,6 +402,7 @@ fn main() {
         let cells: Vec<String> = sizes.iter().zip(&ns).map(|(s, ns)| format!("{ns:.0} ns at {s}")).collect();
         println!("one key flooded ({what}): {}; last/first {:.2}", cells.join(", "), ns[ns.len() - 1] / ns[0]);
     }
+    tune_section(bench, None);
     if !bench {
         println!("(smoke run; `cargo bench --bench replay` for the real sizes)");
     }

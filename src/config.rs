@@ -35,6 +35,7 @@ mod secrets;
 mod tests;
 
 pub use auth::{proxy_net, roles, AuthMode, AuthSettings, Role, TokenSettings};
+pub use fields::format_duration;
 pub use secrets::{is_secret_property, SECRET_PARTS, SENSITIVE_PROPERTIES};
 
 /// A configuration mistake, naming the field it is about.

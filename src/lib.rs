@@ -8,6 +8,7 @@
 //! - [`config`]: TOML + environment into validated [`config::Settings`].
 //! - [`engine`]: the pure state machine (windows, pulls, work orders).
 //! - [`replay`]: files through the engine to JSON lines (`andon replay`).
+//! - [`tune`]: the engine over history under candidate rules, scored (`andon tune`).
 //! - [`kafka`]: the engine on the event bus (`andon run`): changelog,
 //!   partition tasks, the batch loop.
 //! - [`dev_cluster`]: librdkafka's MockCluster with andon's topics.
@@ -30,4 +31,5 @@ pub mod ops;
 pub mod replay;
 pub mod shutdown;
 pub mod time;
+pub mod tune;
 pub mod view;

@@ -36,6 +36,12 @@ enum LogFormat {
     Json,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// The engine offline over files: outputs as JSON lines on stdout, a summary on stderr.
@@ -48,6 +54,41 @@ enum Command {
         /// Work-order updates, one JSON object per line.
         #[arg(long)]
         updates: Option<PathBuf>,
+    },
+    /// Price candidate rules on history: the engine replayed once per candidate, judged by the real verdicts.
+    ///
+    /// Reads the files `replay` reads. Per issue it prints the rules in force
+    /// and every candidate (each threshold with each window): pulls, bad and
+    /// unjudged pulls, the bad-pull rate with its 95 % interval, customers
+    /// hurt, defects missed, time from first complaint to pull; then the
+    /// recommended `[[rules.issue]]` entry, or why there is none.
+    Tune {
+        /// Rules and settings (TOML): the rules in force, and everything a candidate does not change.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Complaints, one JSON object per line.
+        complaints: PathBuf,
+        /// Work-order updates, one JSON object per line: the verdicts that judge the pulls.
+        #[arg(long)]
+        updates: Option<PathBuf>,
+        /// Thresholds to try, comma-separated [default: 1,2,3,4,5].
+        #[arg(long, value_delimiter = ',', num_args = 1, allow_hyphen_values = true)]
+        threshold: Option<Vec<String>>,
+        /// Windows to try, comma-separated [default: 1h,6h,24h,3d,7d,14d].
+        #[arg(long, value_delimiter = ',', num_args = 1)]
+        window: Option<Vec<String>>,
+        /// Only these issues, comma-separated or repeated [default: every issue of the history].
+        #[arg(long, value_delimiter = ',')]
+        issue: Vec<String>,
+        /// The highest bad-pull rate to accept, as `2%` or `0.02`.
+        #[arg(long, default_value = "2%")]
+        target: String,
+        /// A table for people or one JSON document.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Also write the report as one self-contained HTML page with a chart per issue.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// The processor: a consumer-group member on the complaints and updates topics.
     Run {
@@ -154,6 +195,25 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             runtime(|shutdown| andon::demo::run(settings, duration, shutdown))
+        }
+        Command::Tune { config, complaints, updates, threshold, window, issue, target, format, html } => {
+            let grid = andon::tune::Grid::parse(threshold.as_deref(), window.as_deref(), &issue);
+            let options = match (grid, parse_target(&target)) {
+                (Ok(grid), Ok(target)) => andon::tune::Options { grid, target },
+                (Err(e), _) => {
+                    eprintln!("andon tune: {e}");
+                    return ExitCode::from(2);
+                }
+                (_, Err(e)) => {
+                    eprintln!("andon tune: --target: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let settings = match load(config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            run_tune(&settings, &options, &complaints, updates.as_deref(), format, html.as_deref())
         }
         Command::Replay { config, complaints, updates } => {
             let settings = match load(config.as_deref()) {
@@ -288,4 +348,92 @@ fn run_replay(settings: &Settings, complaints: &Path, updates: Option<&Path>) ->
     let mut err = io::stderr().lock();
     writeln!(err, "{summary}")?;
     Ok(())
+}
+
+/// `2%`, `2 %` or `0.02`: a rate between 0 and 1, both excluded.
+fn parse_target(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (number, scale) = match t.strip_suffix('%') {
+        Some(p) => (p.trim(), 100.0),
+        None => (t, 1.0),
+    };
+    let rate = number.parse::<f64>().map(|x| x / scale).map_err(|_| format!("{s:?} is not a rate like 2% or 0.02"))?;
+    if rate > 0.0 && rate < 1.0 {
+        Ok(rate)
+    } else {
+        Err(format!("{s:?} is not between 0 and 100 %"))
+    }
+}
+
+fn run_tune(
+    settings: &Settings,
+    options: &andon::tune::Options,
+    complaints: &Path,
+    updates: Option<&Path>,
+    format: Format,
+    html: Option<&Path>,
+) -> ExitCode {
+    let result = (|| -> anyhow::Result<Result<andon::tune::Report, andon::tune::GridError>> {
+        let (c, _) = open(complaints)?;
+        let u = match updates {
+            Some(p) => Some(open(p)?.0),
+            None => None,
+        };
+        let history = andon::tune::History::read(c, u, settings.processing.max_event_bytes, &mut |_| {})?;
+        let replays = 1 + options.grid.candidates().len() as u64;
+        let bar = io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(replays);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("replays {bar:40} {pos}/{len} eta {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        let done = || {
+            if let Some(bar) = &bar {
+                bar.inc(1);
+            }
+        };
+        let report = andon::tune::tune(settings, &history, options, &done);
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        Ok(report)
+    })();
+    let report = match result {
+        Ok(Ok(report)) => report,
+        Ok(Err(usage)) => {
+            eprintln!("andon tune: {usage}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("andon tune: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(path) = html {
+        let written = File::create(path).and_then(|f| {
+            let mut w = io::BufWriter::new(f);
+            andon::tune::html::write_html(&report, &mut w)?;
+            w.flush()
+        });
+        if let Err(e) = written {
+            eprintln!("andon tune: cannot write {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    let mut out = io::stdout().lock();
+    let written = match format {
+        Format::Table => report.write_table(&mut out),
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &report).map_err(io::Error::from).and_then(|()| writeln!(out))
+        }
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("andon tune: cannot write the report: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

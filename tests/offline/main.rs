@@ -11,3 +11,4 @@ mod deploy;
 mod model;
 mod replay_cli;
 mod schemas;
+mod tune_cli;
