@@ -206,7 +206,12 @@ async fn complaints(
     ingress.accept(Input::Complaints, &headers, &body).await
 }
 
-async fn updates(_: Require<role::Update>, State(ingress): State<Ingress>, headers: HeaderMap, body: Bytes) -> Response {
+async fn updates(
+    _: Require<role::Update>,
+    State(ingress): State<Ingress>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     ingress.accept(Input::Updates, &headers, &body).await
 }
 
