@@ -2,8 +2,9 @@
 //! andon: a bad record is a 400 with the DLQ's reason and nothing is
 //! written; good ones are a 202 once on the topic, counted moments later;
 //! NDJSON carries many, all or none; the same `event_id` twice is one
-//! complaint; and a burst beyond what may be in flight gets 503s with
-//! `Retry-After` while everything that got a 202 is on the topic.
+//! complaint; a burst beyond what may be in flight gets 503s with
+//! `Retry-After` while everything that got a 202 is on the topic; and with
+//! authentication on, only a token with the role posts.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -16,11 +17,23 @@ use crate::common::*;
 
 /// One POST on a fresh connection: (status, `Retry-After`, body as JSON).
 fn post(addr: SocketAddr, path: &str, content_type: &str, body: &str) -> (u16, Option<String>, Value) {
+    post_as(addr, None, path, content_type, body)
+}
+
+/// [`post`] with `Authorization: Bearer <token>` when a token is given.
+fn post_as(
+    addr: SocketAddr,
+    token: Option<&str>,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, Option<String>, Value) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .expect("write");
@@ -162,5 +175,50 @@ fn a_burst_beyond_what_may_be_in_flight_gets_503s_and_loses_nothing_that_got_a_2
         .filter_map(|c| c["event_id"].as_str().map(str::to_owned))
         .collect();
     assert!(accepted.is_subset(&on_topic), "every 202 is on the topic: missing {:?}", accepted.difference(&on_topic));
+    member.stop();
+}
+
+/// Authentication on (`mode = "tokens"`): no token, a wrong one, or one
+/// with the role `read` alone writes nothing (401, 401, 403); a `report`
+/// token posts complaints but not updates (403: `update`), and the
+/// complaint it posted is the only record on the topics.
+#[test]
+fn only_a_token_with_the_role_posts_and_a_refused_request_writes_nothing() {
+    let _lock = shared(On::Mock);
+    let (_cluster, bootstrap) = cluster(On::Mock, 2);
+    let hash = |t: &str| andon::ops::auth::sha256_hex(t);
+    let auth = format!(
+        "mode = \"tokens\"\n[http.auth.tokens.reader]\nsha256 = \"{}\"\nroles = [\"read\"]\n[http.auth.tokens.crm]\nsha256 = \"{}\"\nroles = [\"report\"]\n",
+        hash("reader-token-0123"),
+        hash("crm-token-0123456")
+    );
+    let toml = settings_toml(&bootstrap, PAIR_RULES).replace("mode = \"none\"\n", &auth);
+    let settings = andon::config::Settings::from_toml(&toml).expect("settings");
+    assert_eq!(settings.http.auth.mode, andon::config::AuthMode::Tokens);
+    let member = Running::with_view(&settings, andon::kafka::RunOptions::default());
+    eventually(Duration::from_secs(60), "ready", || member.get("/readyz").0 == 200);
+    let addr = member.addr();
+    let one = complaint("t1", "T1", "ann", 0);
+
+    for (token, code) in [(None, 401), (Some("not-a-token-at-all"), 401), (Some("reader-token-0123"), 403)] {
+        let (got, _, v) = post_as(addr, token, "/complaints", JSON, &one);
+        assert_eq!(got, code, "{token:?}: {v}");
+    }
+    let (code, _, v) = post_as(addr, Some("reader-token-0123"), "/complaints", JSON, &one);
+    assert_eq!((code, v["role"].as_str()), (403, Some("report")), "names the role it lacks: {v}");
+    let update = format!(
+        r#"{{"update_id":"u1","andon_id":"sku:T1/print_defect#1","step":1,"actor":"pat","at":"{}"}}"#,
+        event_time(60)
+    );
+    let (code, _, v) = post_as(addr, Some("crm-token-0123456"), "/updates", JSON, &update);
+    assert_eq!(code, 403, "report is not update: {v}");
+    assert!(records_on(&bootstrap, "andon.complaints").is_empty(), "a refused request writes nothing");
+    assert!(records_on(&bootstrap, "andon.work-order-updates").is_empty(), "a refused request writes nothing");
+
+    let (code, _, v) = post_as(addr, Some("crm-token-0123456"), "/complaints", JSON, &one);
+    assert_eq!(code, 202, "{v}");
+    let on_topic = records_on(&bootstrap, "andon.complaints");
+    assert_eq!(on_topic.len(), 1, "the one the report token posted");
+    assert_eq!(on_topic[0]["event_id"], "t1");
     member.stop();
 }
