@@ -6,7 +6,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn andon() -> Command {
+/// `andon`, as built, with none of the developer's own `ANDON__`
+/// variables (also for [`super::tune_cli`]).
+pub(crate) fn andon() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_andon"));
     // A developer's own ANDON__ variables must not change what the tests see.
     for (k, _) in std::env::vars() {

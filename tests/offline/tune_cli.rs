@@ -22,16 +22,7 @@ use andon::event::format_timestamp;
 use andon::time::{Dur, Ts};
 use serde_json::Value;
 
-fn andon() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_andon"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ANDON__") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("RUST_LOG", "warn");
-    cmd
-}
+use crate::replay_cli::andon;
 
 const CONFIG: &str = r#"
 [rules.default]
