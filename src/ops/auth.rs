@@ -6,7 +6,7 @@
 //! in the request for the handlers. A handler that needs another role takes
 //! [`Require`] as an argument, one line:
 //!
-//! ```ignore
+//! ```text
 //! async fn post_complaints(_: Require<role::Report>, ...) -> Response
 //! ```
 //!
