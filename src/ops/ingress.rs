@@ -47,7 +47,9 @@ const RETRY_AFTER_SECONDS: u64 = 1;
 /// The ingress: its producer and what it needs of the settings.
 #[derive(Clone)]
 pub struct Ingress {
-    producer: FutureProducer,
+    /// Made at the first request: an instance nobody posts to keeps no
+    /// producer (its threads and broker connections) for nothing.
+    producer: Arc<std::sync::OnceLock<Result<FutureProducer, String>>>,
     settings: Arc<Settings>,
     status: Arc<Status>,
     /// Records handed to the producer and not yet acknowledged or failed.
@@ -69,10 +71,20 @@ struct Checked<'a> {
 }
 
 impl Ingress {
-    /// Creates the producer (no connection is made until the first record).
-    pub fn new(settings: Arc<Settings>, status: Arc<Status>) -> Result<Self, KafkaError> {
-        let producer: FutureProducer = crate::kafka::client::ingress_producer(&settings).create()?;
-        Ok(Self { producer, settings, status, pending: Arc::new(AtomicUsize::new(0)) })
+    /// The ingress; its producer is made at the first request.
+    pub fn new(settings: Arc<Settings>, status: Arc<Status>) -> Self {
+        Self { producer: Arc::default(), settings, status, pending: Arc::new(AtomicUsize::new(0)) }
+    }
+
+    fn producer(&self) -> Result<&FutureProducer, String> {
+        self.producer
+            .get_or_init(|| {
+                crate::kafka::client::ingress_producer(&self.settings)
+                    .create()
+                    .map_err(|e| format!("the ingress's producer: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// `POST /complaints` and `POST /updates`.
@@ -148,10 +160,11 @@ impl Ingress {
     /// acknowledgement: (partition, offset) per record, or why not.
     async fn produce(&self, input: Input, records: &[Checked<'_>]) -> Result<Vec<(i32, i64)>, String> {
         let topic = self.topic(input);
+        let producer = self.producer()?;
         let mut deliveries = Vec::with_capacity(records.len());
         for r in records {
             let record = FutureRecord::to(topic).key(r.key.as_str()).payload(r.value);
-            match self.producer.send_result(record) {
+            match producer.send_result(record) {
                 Ok(d) => deliveries.push(d),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     // Those already queued are still written: a caller that

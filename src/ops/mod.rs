@@ -42,8 +42,6 @@ pub enum ServeError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("starting the view's threads: {0}")]
     View(std::io::Error),
-    #[error("the ingress's producer: {0}")]
-    Ingress(#[from] rdkafka::error::KafkaError),
 }
 
 /// What [`serve`] reads besides the settings, read now: the TLS PEM files
@@ -86,7 +84,7 @@ pub fn serve(settings: &Settings) -> Result<(Arc<Status>, SocketAddr), ServeErro
     let server_tls = tls::server_config(&settings.http)?;
     // The agent page and the ingress, behind the same authentication:
     // posting needs the role `report` (complaints) or `update` (updates).
-    let ingress = ingress::Ingress::new(Arc::new(settings.clone()), status.clone())?;
+    let ingress = ingress::Ingress::new(Arc::new(settings.clone()), status.clone());
     let extra = agent::router(settings)
         .merge(ingress.router())
         .route_layer(axum::middleware::from_fn_with_state(auth.clone(), auth::guard));
