@@ -66,11 +66,24 @@ enum Command {
         /// Rules and settings (TOML): the rules in force, and everything a candidate does not change.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Complaints, one JSON object per line.
-        complaints: PathBuf,
+        /// Complaints, one JSON object per line (or `--kafka`).
+        #[arg(required_unless_present = "kafka", conflicts_with = "kafka")]
+        complaints: Option<PathBuf>,
         /// Work-order updates, one JSON object per line: the verdicts that judge the pulls.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "kafka")]
         updates: Option<PathBuf>,
+        /// Read the history from the configured complaints and updates topics instead of files
+        /// (read_committed, in no consumer group, committing nothing).
+        #[arg(long)]
+        kafka: bool,
+        /// With --kafka: records from this time on, an RFC 3339 time or a duration before now
+        /// (`90d`) [default: each partition's start].
+        #[arg(long)]
+        since: Option<String>,
+        /// With --kafka: records before this time, an RFC 3339 time or a duration before now
+        /// [default: now].
+        #[arg(long)]
+        until: Option<String>,
         /// Thresholds to try, comma-separated [default: 1,2,3,4,5].
         #[arg(long, value_delimiter = ',', num_args = 1, allow_hyphen_values = true)]
         threshold: Option<Vec<String>>,
@@ -196,7 +209,20 @@ fn main() -> ExitCode {
             };
             runtime(|shutdown| andon::demo::run(settings, duration, shutdown))
         }
-        Command::Tune { config, complaints, updates, threshold, window, issue, target, format, html } => {
+        Command::Tune {
+            config,
+            complaints,
+            updates,
+            kafka: _,
+            since,
+            until,
+            threshold,
+            window,
+            issue,
+            target,
+            format,
+            html,
+        } => {
             let grid = andon::tune::Grid::parse(threshold.as_deref(), window.as_deref(), &issue);
             let options = match (grid, parse_target(&target)) {
                 (Ok(grid), Ok(target)) => andon::tune::Options { grid, target },
@@ -209,11 +235,29 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            // Clap has made sure: a file, or --kafka. (Its `requires`
+            // counts a flag's default `false` as given: checked here.)
+            let source = match complaints {
+                Some(_) if since.is_some() || until.is_some() => {
+                    eprintln!(
+                        "andon tune: --since and --until are for the history in Kafka: add --kafka, without files"
+                    );
+                    return ExitCode::from(2);
+                }
+                Some(complaints) => TuneSource::Files { complaints, updates },
+                None => match parse_span(since.as_deref(), until.as_deref()) {
+                    Ok(span) => TuneSource::Kafka(span),
+                    Err(e) => {
+                        eprintln!("andon tune: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
             let settings = match load(config.as_deref()) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            run_tune(&settings, &options, &complaints, updates.as_deref(), format, html.as_deref())
+            run_tune(&settings, &options, &source, format, html.as_deref())
         }
         Command::Replay { config, complaints, updates } => {
             let settings = match load(config.as_deref()) {
@@ -365,21 +409,65 @@ fn parse_target(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Where `andon tune` reads its history.
+enum TuneSource {
+    Files { complaints: PathBuf, updates: Option<PathBuf> },
+    Kafka(andon::tune::kafka::Span),
+}
+
+/// `--since` and `--until` against the clock now; an error names the flag.
+fn parse_span(since: Option<&str>, until: Option<&str>) -> Result<andon::tune::kafka::Span, String> {
+    let now = andon::time::Ts::from_millis(chrono::Utc::now().timestamp_millis());
+    let parse = |flag: &str, s: &str| andon::tune::kafka::parse_time(s, now).map_err(|e| format!("{flag}: {e}"));
+    let since = since.map(|s| parse("--since", s)).transpose()?;
+    let until = until.map(|s| parse("--until", s)).transpose()?.unwrap_or(now);
+    if since.is_some_and(|s| s >= until) {
+        return Err("--since: it is not before --until (or now): the span holds nothing".into());
+    }
+    Ok(andon::tune::kafka::Span { since, until })
+}
+
 fn run_tune(
     settings: &Settings,
     options: &andon::tune::Options,
-    complaints: &Path,
-    updates: Option<&Path>,
+    source: &TuneSource,
     format: Format,
     html: Option<&Path>,
 ) -> ExitCode {
     let result = (|| -> anyhow::Result<Result<andon::tune::Report, andon::tune::GridError>> {
-        let (c, _) = open(complaints)?;
-        let u = match updates {
-            Some(p) => Some(open(p)?.0),
-            None => None,
+        let history = match source {
+            TuneSource::Files { complaints, updates } => {
+                let (c, _) = open(complaints)?;
+                let u = match updates {
+                    Some(p) => Some(open(p)?.0),
+                    None => None,
+                };
+                andon::tune::History::read(c, u, settings.processing.max_event_bytes, &mut |_| {})?
+            }
+            TuneSource::Kafka(span) => {
+                let bar = io::stderr().is_terminal().then(|| {
+                    let bar = indicatif::ProgressBar::new(0);
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "history {bar:40} {human_pos}/{human_len} records eta {eta}",
+                        )
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    );
+                    bar
+                });
+                let progress = |done: u64, total: u64| {
+                    if let Some(bar) = &bar {
+                        bar.set_length(total);
+                        bar.set_position(done);
+                    }
+                };
+                let history = andon::tune::kafka::read(settings, *span, &progress)?;
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                history
+            }
         };
-        let history = andon::tune::History::read(c, u, settings.processing.max_event_bytes, &mut |_| {})?;
         let replays = 1 + options.grid.candidates().len() as u64;
         let bar = io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(replays);

@@ -282,12 +282,7 @@ impl Engine {
         meta: RecordMeta<'_>,
         out: &mut Vec<Output>,
     ) -> Result<ComplaintOutcome, Reject> {
-        self.check_skew("occurred_at", c.occurred_at, meta.timestamp)?;
-        if let Some(key) = meta.key {
-            if key != c.subject_key.as_bytes() {
-                return Err(key_mismatch(key, &c.subject_key));
-            }
-        }
+        check_record(self.cfg.max_future_skew, "occurred_at", c.occurred_at, &c.subject_key, meta)?;
         let h = self.id_hash(b'c', &c.subject_key, &c.event_id);
         if self.is_seen(h) {
             return Ok(ComplaintOutcome { class: ComplaintClass::Duplicate, pulled: None });
@@ -382,13 +377,7 @@ impl Engine {
         meta: RecordMeta<'_>,
         out: &mut Vec<Output>,
     ) -> Result<UpdateOutcome, Reject> {
-        self.check_skew("at", u.at, meta.timestamp)?;
-        let subject_key = u.subject_key();
-        if let Some(key) = meta.key {
-            if key != subject_key.as_bytes() {
-                return Err(key_mismatch(key, subject_key));
-            }
-        }
+        check_record(self.cfg.max_future_skew, "at", u.at, u.subject_key(), meta)?;
         let h = self.id_hash(b'u', &u.andon_id, &u.update_id);
         if self.is_seen(h) {
             return Ok(UpdateOutcome::Duplicate);
@@ -489,20 +478,6 @@ impl Engine {
     /// The earliest due time not yet escalated: when `run` should tick next.
     pub fn next_due(&self) -> Option<Ts> {
         self.due.first().map(|(t, _)| *t)
-    }
-
-    fn check_skew(&self, field: &str, at: Ts, record_ts: Option<Ts>) -> Result<(), Reject> {
-        match record_ts {
-            Some(ts) if at > ts + self.cfg.max_future_skew => Err(Reject::new(
-                RejectReason::OccurredAtInFuture,
-                format!(
-                    "{field}: {} is more than max_future_skew after the record timestamp {}",
-                    format_timestamp(at),
-                    format_timestamp(ts)
-                ),
-            )),
-            _ => Ok(()),
-        }
     }
 
     fn id_hash(&mut self, tag: u8, scope: &str, id: &str) -> u128 {
@@ -654,6 +629,36 @@ pub fn andon_id(subject_key: &str, issue: &str, n: u32) -> String {
 /// Counted complaints older than stream time − 2W − grace can be evicted.
 fn eviction_cutoff(stream_time: Ts, window: Dur, grace: Dur) -> Ts {
     stream_time - window * 2 - grace
+}
+
+/// The checks a record's Kafka key and timestamp make of it (`meta`; a
+/// file's line has neither and passes): its event time `at` (the record's
+/// `field`) no more than `max_future_skew` after the record timestamp, and
+/// the key equal to `subject_key`. Public for `tune`, which reads the
+/// inputs from Kafka and must drop what `run` would have sent to the DLQ.
+pub fn check_record(
+    max_future_skew: Dur,
+    field: &str,
+    at: Ts,
+    subject_key: &str,
+    meta: RecordMeta<'_>,
+) -> Result<(), Reject> {
+    if let Some(ts) = meta.timestamp {
+        if at > ts + max_future_skew {
+            return Err(Reject::new(
+                RejectReason::OccurredAtInFuture,
+                format!(
+                    "{field}: {} is more than max_future_skew after the record timestamp {}",
+                    format_timestamp(at),
+                    format_timestamp(ts)
+                ),
+            ));
+        }
+    }
+    match meta.key {
+        Some(key) if key != subject_key.as_bytes() => Err(key_mismatch(key, subject_key)),
+        _ => Ok(()),
+    }
 }
 
 fn key_mismatch(key: &[u8], expected: &str) -> Reject {

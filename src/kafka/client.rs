@@ -131,6 +131,20 @@ pub fn plain_consumer(settings: &Settings) -> ClientConfig {
     c
 }
 
+/// `andon tune --kafka`'s reader of the inputs: assigned by hand,
+/// read_committed, committing nothing. librdkafka's `assign` wants a
+/// `group.id`, but a group that is only named (no JoinGroup, no
+/// OffsetCommit) does not exist on the broker: a name of its own per
+/// process, so that it can never be the members' group, and
+/// `group.protocol` left at its default (the `consumer` protocol is for
+/// subscribers).
+pub fn history_reader(settings: &Settings) -> ClientConfig {
+    let mut c = consumer_base(settings);
+    c.set("group.id", format!("{}-tune-{}", settings.kafka.group_id, std::process::id()));
+    c.remove("group.protocol");
+    c
+}
+
 /// The restores' reader: a plain consumer that does not wait for data.
 /// A changelog written in transactions ends with a commit marker, which is
 /// never delivered: a read learns that it is done only from the

@@ -1,8 +1,8 @@
 //! `andon tune`: every candidate rule priced on history before it goes live.
 //!
-//! The history (the files `andon replay` reads) is decoded once
-//! ([`history`]). It is replayed once under the rules in force with the
-//! real updates ([`truth`]): that is the baseline row, and its work orders
+//! The history (the files `andon replay` reads, or the input topics:
+//! [`kafka`]) is decoded once ([`history`]). It is replayed once under the
+//! rules in force with the real updates ([`truth`]): that is the baseline row, and its work orders
 //! and their verdicts are the truth. Then once per candidate of the grid
 //! ([`grid`]: thresholds × windows), through the same engine, with the
 //! real closes standing in for the updates ([`candidate`]); the candidate
@@ -41,6 +41,7 @@ pub mod candidate;
 pub mod grid;
 pub mod history;
 pub mod html;
+pub mod kafka;
 pub mod recommend;
 pub mod report;
 pub mod score;

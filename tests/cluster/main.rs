@@ -16,8 +16,9 @@
 //!   broker faults against three members ([`chaos`]; a short run here,
 //!   long ones with `scripts/chaos`). Their harness is `common::faults`;
 //! - beside each other ([`common::parallel`]): those with an in-process
-//!   MockCluster of their own ([`kafka_e2e`], [`http`], [`ingress`], and
-//!   [`agent`], which clicks through a page in Chromium), and the two that
+//!   MockCluster of their own ([`kafka_e2e`], [`http`], [`ingress`],
+//!   [`tune`], and [`agent`], which clicks through a page in Chromium),
+//!   and the two that
 //!   each run a demo for Chromium or Prometheus to look at ([`ops`]; they
 //!   ran side by side in their own binary too).
 
@@ -35,5 +36,6 @@ mod kafka_e2e;
 mod kafka_faults;
 mod kafka_restart;
 mod ops;
+mod tune;
 mod view;
 mod zombie;
