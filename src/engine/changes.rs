@@ -373,13 +373,13 @@ impl ChangeLog {
         self.ops.push(&Op::Seen(h.to_le_bytes(), at));
     }
 
-    pub fn count(&mut self, subject: &str, issue: &str, c: &Counted) {
+    pub fn count(&mut self, subject: &str, issue: &str, at: Ts, customer: &str, event_id: &str) {
         let op = Op::Count {
             subject: Cow::Borrowed(subject),
             issue: Cow::Borrowed(issue),
-            at: c.at,
-            customer: Cow::Borrowed(&c.customer),
-            event_id: Cow::Borrowed(&c.event_id),
+            at,
+            customer: Cow::Borrowed(customer),
+            event_id: Cow::Borrowed(event_id),
         };
         self.ops.push(&op);
     }

@@ -63,7 +63,7 @@ pub fn run(cfg: Arc<EngineConfig>, complaints: &[Complaint], keys: &Keys, open_f
             let _ = engine.on_update(&close, RecordMeta::default(), &mut out);
             out.clear();
         }
-        let _ = engine.on_complaint(c.clone(), RecordMeta::default(), &mut out);
+        let _ = engine.on_complaint(c, RecordMeta::default(), &mut out);
         for o in out.drain(..) {
             let Output::WorkOrder(WorkOrderEvent::Opened { andon_id, subject_key, issue, trigger, opened_at, .. }) = o
             else {

@@ -204,7 +204,7 @@ pub fn baseline(cfg: Arc<EngineConfig>, complaints: &[Complaint], updates: &[Upd
         match merge.next(|_| true) {
             Next::Complaint(C(c)) => {
                 // No record metadata in files, so nothing here can reject.
-                let _ = engine.on_complaint(c.clone(), RecordMeta::default(), &mut out);
+                let _ = engine.on_complaint(c, RecordMeta::default(), &mut out);
             }
             Next::Update(U(u)) => {
                 let _ = engine.on_update(u, RecordMeta::default(), &mut out);
