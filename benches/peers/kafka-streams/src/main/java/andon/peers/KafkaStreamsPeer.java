@@ -57,6 +57,7 @@
  *   flooded); fine for the bench's traffic, not for a flooded key.
  *
  * Progress, for the benchmark, on stdout, one line each:
+ *   main <epoch ms>             main() entered (the JVM is up)
  *   running <epoch ms>          the client reached RUNNING (after its first
  *                               assignment and restore)
  *   first <epoch ms>            the first record processed
@@ -115,6 +116,7 @@ public final class KafkaStreamsPeer {
     static long expect = -1;
 
     public static void main(String[] args) throws Exception {
+        say("main " + System.currentTimeMillis());
         String bootstrap = null, appId = null, stateDir = null;
         String complaints = "andon.complaints", delists = "andon.delist-commands", workOrders = "andon.work-orders";
         int threads = Runtime.getRuntime().availableProcessors(), threshold = 3;
