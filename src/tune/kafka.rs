@@ -40,7 +40,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Settings;
 use crate::engine::{check_record, RecordMeta};
-use crate::event::{decode_complaint, decode_update, Complaint, Reject, RejectReason, Update};
+use crate::event::{decode_complaint, decode_update, Reject, RejectReason};
 use crate::kafka::client;
 use crate::time::{Dur, Ts};
 use crate::tune::History;
@@ -72,7 +72,15 @@ pub enum ReadError {
     )]
     Stalled { topic: String, secs: u64, partitions: Vec<i32> },
     #[error("the Kafka client: {0}")]
-    Client(#[from] KafkaError),
+    Client(KafkaError),
+}
+
+// Not `#[from]`, which would make the error its source too: printed with
+// its chain, librdkafka's message would show twice.
+impl From<KafkaError> for ReadError {
+    fn from(e: KafkaError) -> Self {
+        ReadError::Client(e)
+    }
 }
 
 /// `--since` / `--until`: an RFC 3339 instant, or a duration before `now`
@@ -107,49 +115,67 @@ pub fn read(settings: &Settings, span: Span, progress: &dyn Fn(u64, u64)) -> Res
     let total: u64 = complaints.iter().chain(&updates).map(|r| (r.end - r.start) as u64).sum();
     let mut h = History::default();
     let mut rejected = Rejected { by_reason: &mut h.rejected, named: 0 };
-    let mut done = 0u64;
+    let mut read = Read { settings, span, done: 0, total, progress: &progress, rejected: &mut rejected };
     let (skew, max_bytes) = (settings.processing.max_future_skew, settings.processing.max_event_bytes);
-    let read_one = |topic: &str, ranges: &[Range], done: &mut u64, decode: &mut dyn FnMut(i32, Record<'_>)| {
-        read_topic(settings, topic, ranges, span, &mut |p, r| {
-            *done += 1;
-            decode(p, r);
-            if *done % 4096 == 0 {
-                progress(*done, total);
-            }
-        })
-    };
-    let mut by_partition: BTreeMap<i32, Vec<Complaint>> = BTreeMap::new();
-    let mut read = 0u64;
-    read_one(&topics.complaints, &complaints, &mut done, &mut |p, r| {
-        read += 1;
-        let decoded = decode_complaint(r.value, max_bytes).and_then(|c| {
+    (h.complaints, h.complaints_read) = read.input(
+        &topics.complaints,
+        &complaints,
+        |r| {
+            let c = decode_complaint(r.value, max_bytes)?;
             check_record(skew, "occurred_at", c.occurred_at, &c.subject_key, r.meta)?;
             Ok(c)
-        });
-        match decoded {
-            Ok(c) => by_partition.entry(p).or_default().push(c),
-            Err(reject) => rejected.count(&topics.complaints, p, r.offset, &reject),
-        }
-    })?;
-    h.complaints_read = read;
-    h.complaints = merge_by_time(by_partition, |c| c.occurred_at);
-    let mut by_partition: BTreeMap<i32, Vec<Update>> = BTreeMap::new();
-    let mut read = 0u64;
-    read_one(&topics.work_order_updates, &updates, &mut done, &mut |p, r| {
-        read += 1;
-        let decoded = decode_update(r.value, max_bytes).and_then(|u| {
+        },
+        |c| c.occurred_at,
+    )?;
+    (h.updates, h.updates_read) = read.input(
+        &topics.work_order_updates,
+        &updates,
+        |r| {
+            let u = decode_update(r.value, max_bytes)?;
             check_record(skew, "at", u.at, u.subject_key(), r.meta)?;
             Ok(u)
-        });
-        match decoded {
-            Ok(u) => by_partition.entry(p).or_default().push(u),
-            Err(reject) => rejected.count(&topics.work_order_updates, p, r.offset, &reject),
-        }
-    })?;
-    h.updates_read = read;
-    h.updates = merge_by_time(by_partition, |u| u.at);
+        },
+        |u| u.at,
+    )?;
     progress(total, total);
     Ok(h)
+}
+
+/// The read of both inputs, one after the other.
+struct Read<'a, 'r> {
+    settings: &'a Settings,
+    span: Span,
+    done: u64,
+    total: u64,
+    progress: &'a dyn Fn(u64, u64),
+    rejected: &'a mut Rejected<'r>,
+}
+
+impl Read<'_, '_> {
+    /// One input's records: each decoded and checked by `decode` (rejected
+    /// ones counted), the partitions merged by `time`; and how many were read.
+    fn input<T>(
+        &mut self,
+        topic: &str,
+        ranges: &[Range],
+        decode: impl Fn(&Record<'_>) -> Result<T, Reject>,
+        time: impl Fn(&T) -> Ts,
+    ) -> Result<(Vec<T>, u64), ReadError> {
+        let mut by_partition: BTreeMap<i32, Vec<T>> = BTreeMap::new();
+        let mut read = 0u64;
+        read_topic(self.settings, topic, ranges, self.span, &mut |p, r| {
+            read += 1;
+            match decode(&r) {
+                Ok(x) => by_partition.entry(p).or_default().push(x),
+                Err(reject) => self.rejected.count(topic, p, r.offset, &reject),
+            }
+            self.done += 1;
+            if self.done % 4096 == 0 {
+                (self.progress)(self.done, self.total);
+            }
+        })?;
+        Ok((merge_by_time(by_partition, time), read))
+    }
 }
 
 /// One record as the decoders see it.
