@@ -180,13 +180,26 @@ impl Apache {
     }
 }
 
-/// Waits until a metadata request names every topic with a leader for each
-/// partition (a topic just created is not at once known to every broker).
+/// Waits until every broker of `bootstrap` answers a metadata request
+/// naming every topic with a leader for each partition. A topic just
+/// created is not at once known to every broker, and asking one (as this
+/// did, through whichever broker librdkafka picked) was not enough: a
+/// member that asked a broker still behind found no topics and exited at
+/// start ("topics missing"; the three-node chaos test in a full
+/// scripts/test, 2026-12-07).
 pub fn wait_for_topics(bootstrap: &str, names: &[&str]) {
+    for broker in bootstrap.split(',') {
+        wait_for_topics_on(broker, names);
+    }
+}
+
+fn wait_for_topics_on(broker: &str, names: &[&str]) {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("consumer");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
+        // A new client each time, knowing this broker alone: librdkafka
+        // learns the others from the first answer and may ask them next.
+        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", broker).create().expect("consumer");
         let ready = c.fetch_metadata(None, Duration::from_secs(5)).is_ok_and(|md| {
             names.iter().all(|n| {
                 md.topics().iter().any(|t| {
@@ -200,7 +213,7 @@ pub fn wait_for_topics(bootstrap: &str, names: &[&str]) {
         if ready {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "topics {names:?} not ready within 60 s");
+        assert!(std::time::Instant::now() < deadline, "topics {names:?} not ready on {broker} within 60 s");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
