@@ -201,6 +201,20 @@ impl<R: BufRead, T> Source<R, T> {
 /// How many rejected lines are named one by one on stderr.
 const REPORT_LIMIT: u64 = 100;
 
+/// Counts `reject` in `by_reason`, and says whether the caller should name
+/// it in the log: a rejected input is named (the DLQ line on stdout may be
+/// going into a file), but a file of garbage must not drown the terminal,
+/// so past [`REPORT_LIMIT`] they are only counted, which one line (of
+/// rejected `what`) says. `replay`, and `tune` from files or Kafka.
+pub fn count_rejected(by_reason: &mut BTreeMap<RejectReason, u64>, reject: &Reject, what: &str) -> bool {
+    *by_reason.entry(reject.reason).or_default() += 1;
+    let rejected: u64 = by_reason.values().sum();
+    if rejected == REPORT_LIMIT + 1 {
+        tracing::warn!("more than {REPORT_LIMIT} rejected {what}: the rest are only counted in the summary");
+    }
+    rejected <= REPORT_LIMIT
+}
+
 /// Where output lines go, and the tally of them.
 struct Sink<'a, W> {
     out: W,
@@ -210,15 +224,8 @@ struct Sink<'a, W> {
 
 impl<W: Write> Sink<'_, W> {
     fn dlq(&mut self, raw: &[u8], reject: &Reject, file: &str, line: u64) -> io::Result<()> {
-        *self.summary.rejected.entry(reject.reason).or_default() += 1;
-        // Each rejected line is named on stderr too (the DLQ line on stdout
-        // may be going into a file), but a file of garbage must not drown
-        // the terminal: past a limit they are only counted in the summary.
-        let rejected: u64 = self.summary.rejected.values().sum();
-        if rejected <= REPORT_LIMIT {
+        if count_rejected(&mut self.summary.rejected, reject, "lines") {
             tracing::warn!(file, line, reason = reject.reason.as_str(), message = %reject.message, "rejected input line");
-        } else if rejected == REPORT_LIMIT + 1 {
-            tracing::warn!("more than {REPORT_LIMIT} rejected lines: the rest are only counted in the summary");
         }
         let value = String::from_utf8_lossy(raw);
         let record = DlqLine {

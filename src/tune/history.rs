@@ -8,10 +8,7 @@ use std::collections::BTreeMap;
 use std::io::{self, BufRead};
 
 use crate::event::{decode_complaint, decode_update, Complaint, Reject, RejectReason, Update};
-use crate::replay::Input;
-
-/// How many rejected lines are named one by one on stderr.
-const REPORT_LIMIT: u64 = 100;
+use crate::replay::{count_rejected, Input};
 
 /// Everything read, decoded.
 #[derive(Debug, Default)]
@@ -33,32 +30,11 @@ impl History {
     ) -> io::Result<History> {
         let mut h = History::default();
         let mut bytes = 0u64;
-        let mut named = 0u64;
-        let mut complaints_out = Vec::new();
-        h.complaints_read = read_lines(
-            complaints,
-            max_bytes,
-            decode_complaint,
-            &mut complaints_out,
-            &mut h.rejected,
-            &mut named,
-            &mut bytes,
-            progress,
-        )?;
-        h.complaints = complaints_out;
+        (h.complaints, h.complaints_read) =
+            read_lines(complaints, max_bytes, decode_complaint, &mut h.rejected, &mut bytes, progress)?;
         if let Some(u) = updates {
-            let mut updates_out = Vec::new();
-            h.updates_read = read_lines(
-                u,
-                max_bytes,
-                decode_update,
-                &mut updates_out,
-                &mut h.rejected,
-                &mut named,
-                &mut bytes,
-                progress,
-            )?;
-            h.updates = updates_out;
+            (h.updates, h.updates_read) =
+                read_lines(u, max_bytes, decode_update, &mut h.rejected, &mut bytes, progress)?;
         }
         progress(bytes);
         Ok(h)
@@ -69,24 +45,22 @@ impl History {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One file's records, decoded, and how many lines held one.
 fn read_lines<R: BufRead, T>(
     mut input: Input<R>,
     max_bytes: usize,
     decode: fn(&[u8], usize) -> Result<T, Reject>,
-    out: &mut Vec<T>,
     rejected: &mut BTreeMap<RejectReason, u64>,
-    named: &mut u64,
     bytes: &mut u64,
     progress: &mut dyn FnMut(u64),
-) -> io::Result<u64> {
+) -> io::Result<(Vec<T>, u64)> {
     let mut buf = Vec::with_capacity(1024);
-    let (mut line_no, mut read) = (0u64, 0u64);
+    let (mut line_no, mut read, mut out) = (0u64, 0u64, Vec::new());
     loop {
         buf.clear();
         let n = input.reader.read_until(b'\n', &mut buf)?;
         if n == 0 {
-            return Ok(read);
+            return Ok((out, read));
         }
         *bytes += n as u64;
         line_no += 1;
@@ -101,12 +75,8 @@ fn read_lines<R: BufRead, T>(
         match decode(line, max_bytes) {
             Ok(record) => out.push(record),
             Err(reject) => {
-                *rejected.entry(reject.reason).or_default() += 1;
-                *named += 1;
-                if *named <= REPORT_LIMIT {
+                if count_rejected(rejected, &reject, "lines") {
                     tracing::warn!(file = %input.name, line = line_no, reason = reject.reason.as_str(), message = %reject.message, "rejected input line");
-                } else if *named == REPORT_LIMIT + 1 {
-                    tracing::warn!("more than {REPORT_LIMIT} rejected lines: the rest are only counted in the summary");
                 }
             }
         }

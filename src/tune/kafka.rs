@@ -42,6 +42,7 @@ use crate::config::Settings;
 use crate::engine::{check_record, RecordMeta};
 use crate::event::{decode_complaint, decode_update, Reject, RejectReason};
 use crate::kafka::client;
+use crate::replay::count_rejected;
 use crate::time::{Dur, Ts};
 use crate::tune::History;
 
@@ -51,8 +52,6 @@ use crate::tune::History;
 const STALL: Duration = Duration::from_secs(60);
 /// Metadata, watermark and time lookups.
 const LOOKUP: Duration = Duration::from_secs(30);
-/// How many rejected records are named one by one in the log.
-const REPORT_LIMIT: u64 = 100;
 
 /// The span of history: records whose timestamp is in [`since`, `until`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +82,14 @@ impl From<KafkaError> for ReadError {
     }
 }
 
+impl Span {
+    /// Whether a record of timestamp `t` is in the span (one without a
+    /// timestamp cannot be placed, and is kept).
+    fn holds(&self, t: Option<Ts>) -> bool {
+        t.is_none_or(|t| self.since.is_none_or(|s| t >= s) && t < self.until)
+    }
+}
+
 /// `--since` / `--until`: an RFC 3339 instant, or a duration before `now`
 /// (`90d`, `12h`). The message names neither flag (the caller does).
 pub fn parse_time(s: &str, now: Ts) -> Result<Ts, String> {
@@ -110,14 +117,18 @@ struct Range {
 /// once both topics' ranges are.
 pub fn read(settings: &Settings, span: Span, progress: &dyn Fn(u64, u64)) -> Result<History, ReadError> {
     let topics = &settings.topics;
-    let complaints = ranges(settings, &topics.complaints, span)?;
-    let updates = ranges(settings, &topics.work_order_updates, span)?;
+    // A reader per topic, for its ranges and then its records (one reader
+    // for both would hear the first topic's ends of partition while it
+    // reads the second: they name the partition alone).
+    let (complaints_reader, updates_reader) = (consumer(settings)?, consumer(settings)?);
+    let complaints = ranges(&complaints_reader, &topics.complaints, span)?;
+    let updates = ranges(&updates_reader, &topics.work_order_updates, span)?;
     let total: u64 = complaints.iter().chain(&updates).map(|r| (r.end - r.start) as u64).sum();
     let mut h = History::default();
-    let mut rejected = Rejected { by_reason: &mut h.rejected, named: 0 };
-    let mut read = Read { settings, span, done: 0, total, progress: &progress, rejected: &mut rejected };
+    let mut read = Read { span, done: 0, total, progress: &progress, rejected: &mut h.rejected };
     let (skew, max_bytes) = (settings.processing.max_future_skew, settings.processing.max_event_bytes);
     (h.complaints, h.complaints_read) = read.input(
+        &complaints_reader,
         &topics.complaints,
         &complaints,
         |r| {
@@ -128,6 +139,7 @@ pub fn read(settings: &Settings, span: Span, progress: &dyn Fn(u64, u64)) -> Res
         |c| c.occurred_at,
     )?;
     (h.updates, h.updates_read) = read.input(
+        &updates_reader,
         &topics.work_order_updates,
         &updates,
         |r| {
@@ -142,20 +154,22 @@ pub fn read(settings: &Settings, span: Span, progress: &dyn Fn(u64, u64)) -> Res
 }
 
 /// The read of both inputs, one after the other.
-struct Read<'a, 'r> {
-    settings: &'a Settings,
+struct Read<'a> {
     span: Span,
+    /// Records polled (in the span or not), of `total` offsets in the ranges.
     done: u64,
     total: u64,
     progress: &'a dyn Fn(u64, u64),
-    rejected: &'a mut Rejected<'r>,
+    rejected: &'a mut BTreeMap<RejectReason, u64>,
 }
 
-impl Read<'_, '_> {
-    /// One input's records: each decoded and checked by `decode` (rejected
-    /// ones counted), the partitions merged by `time`; and how many were read.
+impl Read<'_> {
+    /// One input's records in the span: each decoded and checked by
+    /// `decode` (rejected ones counted), the partitions merged by `time`;
+    /// and how many were read.
     fn input<T>(
         &mut self,
+        reader: &Reader,
         topic: &str,
         ranges: &[Range],
         decode: impl Fn(&Record<'_>) -> Result<T, Reject>,
@@ -163,15 +177,22 @@ impl Read<'_, '_> {
     ) -> Result<(Vec<T>, u64), ReadError> {
         let mut by_partition: BTreeMap<i32, Vec<T>> = BTreeMap::new();
         let mut read = 0u64;
-        read_topic(self.settings, topic, ranges, self.span, &mut |p, r| {
-            read += 1;
-            match decode(&r) {
-                Ok(x) => by_partition.entry(p).or_default().push(x),
-                Err(reject) => self.rejected.count(topic, p, r.offset, &reject),
-            }
+        read_topic(reader, topic, ranges, &mut |p, r| {
             self.done += 1;
             if self.done % 4096 == 0 {
                 (self.progress)(self.done, self.total);
+            }
+            if !self.span.holds(r.meta.timestamp) {
+                return;
+            }
+            read += 1;
+            match decode(&r) {
+                Ok(x) => by_partition.entry(p).or_default().push(x),
+                Err(reject) => {
+                    if count_rejected(self.rejected, &reject, "records") {
+                        tracing::warn!(topic, partition = p, offset = r.offset, reason = reject.reason.as_str(), message = %reject.message, "rejected input record");
+                    }
+                }
             }
         })?;
         Ok((merge_by_time(by_partition, time), read))
@@ -185,30 +206,14 @@ struct Record<'a> {
     meta: RecordMeta<'a>,
 }
 
-struct Rejected<'a> {
-    by_reason: &'a mut BTreeMap<RejectReason, u64>,
-    named: u64,
-}
+type Reader = BaseConsumer<client::Quiet>;
 
-impl Rejected<'_> {
-    fn count(&mut self, topic: &str, partition: i32, offset: i64, reject: &Reject) {
-        *self.by_reason.entry(reject.reason).or_default() += 1;
-        self.named += 1;
-        if self.named <= REPORT_LIMIT {
-            tracing::warn!(topic, partition, offset, reason = reject.reason.as_str(), message = %reject.message, "rejected input record");
-        } else if self.named == REPORT_LIMIT + 1 {
-            tracing::warn!("more than {REPORT_LIMIT} rejected records: the rest are only counted in the summary");
-        }
-    }
-}
-
-fn consumer(settings: &Settings) -> Result<BaseConsumer<client::Quiet>, ReadError> {
+fn consumer(settings: &Settings) -> Result<Reader, ReadError> {
     Ok(client::history_reader(settings).create_with_context(client::Quiet)?)
 }
 
 /// Each partition's [`Range`] of `topic` for `span`; empty ones left out.
-fn ranges(settings: &Settings, topic: &str, span: Span) -> Result<Vec<Range>, ReadError> {
-    let c = consumer(settings)?;
+fn ranges(c: &Reader, topic: &str, span: Span) -> Result<Vec<Range>, ReadError> {
     let named = |message: String| ReadError::Topic { topic: topic.to_owned(), message };
     let md = c.fetch_metadata(Some(topic), LOOKUP)?;
     let t = md.topics().iter().find(|t| t.name() == topic).ok_or_else(|| named("not in the metadata".into()))?;
@@ -256,19 +261,17 @@ fn ranges(settings: &Settings, topic: &str, span: Span) -> Result<Vec<Range>, Re
     Ok(out)
 }
 
-/// Reads every range of `topic` to its end, handing each record in the span
-/// to `each` with its partition.
+/// Reads every range of `topic` to its end, handing each record to `each`
+/// with its partition.
 fn read_topic(
-    settings: &Settings,
+    c: &Reader,
     topic: &str,
     ranges: &[Range],
-    span: Span,
     each: &mut dyn FnMut(i32, Record<'_>),
 ) -> Result<(), ReadError> {
     if ranges.is_empty() {
         return Ok(());
     }
-    let c = consumer(settings)?;
     let mut tpl = TopicPartitionList::new();
     for r in ranges {
         tpl.add_partition_offset(topic, r.partition, Offset::Offset(r.start))?;
@@ -286,12 +289,8 @@ fn read_topic(
                     open.remove(&p);
                     continue;
                 }
-                let timestamp = m.timestamp().to_millis().map(Ts::from_millis);
-                let in_span = timestamp.is_none_or(|t| span.since.is_none_or(|s| t >= s) && t < span.until);
-                if in_span {
-                    let meta = RecordMeta { key: m.key(), timestamp };
-                    each(p, Record { offset: m.offset(), value: m.payload().unwrap_or_default(), meta });
-                }
+                let meta = RecordMeta { key: m.key(), timestamp: m.timestamp().to_millis().map(Ts::from_millis) };
+                each(p, Record { offset: m.offset(), value: m.payload().unwrap_or_default(), meta });
                 if m.offset() + 1 >= end {
                     open.remove(&p);
                 }
