@@ -418,6 +418,19 @@ impl Task {
         )
     }
 
+    /// A record at `offset` was polled from `side` and is about to be
+    /// offered, after one polled from the other input: `side` is not at
+    /// its end (an end reported before it is stale) until the consumer
+    /// says so again. A record from before a seek (below the next offset
+    /// expected) says nothing.
+    pub fn arriving(&mut self, side: Side, offset: i64) {
+        let i = side as usize;
+        if offset >= self.fetched[i] {
+            self.at_end[i] = false;
+            self.empty_since[i] = None;
+        }
+    }
+
     /// The consumer reached the end of this input partition.
     pub fn at_end(&mut self, side: Side) {
         self.at_end[side as usize] = true;

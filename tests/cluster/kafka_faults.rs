@@ -2,9 +2,10 @@
 //! fault: a poison record, a corrupt or broken state chain, request errors
 //! (transient and permanent), the broker gone for 20 s, a restore slower
 //! than `max.poll.interval.ms`, a partition that cannot write, partitions
-//! added in place. Each shows nothing lost, nothing twice, no stall — or,
-//! where the fault is one an operator must fix, that it is loud and
-//! confined to its partition. The faults only the MockCluster can inject
+//! added in place, the loop held up by a batch while both inputs fill.
+//! Each shows nothing lost, nothing twice, no stall — or, where the fault
+//! is one an operator must fix, that it is loud and confined to its
+//! partition. The faults only the MockCluster can inject
 //! (request errors, an outage, a slow broker) run on it alone; the others
 //! on Apache Kafka too.
 
@@ -386,4 +387,62 @@ fn partitions_added_in_place_while_stopped_are_refused_at_start(on: On) {
     };
     assert!(message.contains("2 partitions") && message.contains("4 now"), "{message}");
     assert!(message.contains("Migrating to a new partition count"), "{message}");
+}
+
+/// The member's loop is held up by a batch that waits for its table
+/// records (the view topic's broker is down), and meanwhile the consumers
+/// fetch, for the other partition, a pair of complaints that pulls and,
+/// after it, an update of the andon they open. Both inputs of that
+/// partition had been reported at their end and quiet for longer than
+/// `max_task_idle` before the loop stopped to wait; once it goes on, the
+/// update must still be merged after the complaints fetched before it,
+/// not let through ahead of them because the complaints' end was stale
+/// (it went to the DLQ as `unknown_andon`, a CI run's failure of
+/// view.rs's failed-batch test, where replay handles it).
+#[test]
+fn records_fetched_while_a_batch_waits_are_merged_in_event_time_order() {
+    let _serial = serial();
+    let run = ViewApart::start(PAIR_RULES, 4000);
+    // Both inputs of both partitions at their end, and quiet.
+    std::thread::sleep(Duration::from_secs(1));
+    let on = |p: i32| {
+        (0..)
+            .map(|i| format!("Q{i}"))
+            .find(|s| andon::view::Partitioner::Murmur2.partition(format!("sku:{s}").as_bytes(), 2) == p)
+            .expect("a subject")
+    };
+    let (blocker, late) = (on(1), on(0));
+    let andon = format!("sku:{late}/print_defect#1");
+    let mut complaints = vec![complaint("b1", &blocker, "ann", 0), complaint("b2", &blocker, "bob", 0)];
+    let late_pair = vec![complaint("l1", &late, "ann", 1), complaint("l2", &late, "bob", 1)];
+    let update = format!(
+        r#"{{"update_id":"u1","andon_id":"{andon}","step":1,"actor":"pm","at":"{}","verdict":"defect_confirmed"}}"#,
+        event_time(10 * 60)
+    );
+    run.cluster.broker_down(2).expect("down");
+    produce(&run.bootstrap, "andon.complaints", &complaints);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while run.written("andon.work-orders", 1) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the blocker's outputs were never written");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The loop now waits up to 4 s for the blocker's table records.
+    let held = std::time::Instant::now();
+    produce(&run.bootstrap, "andon.complaints", &late_pair);
+    produce(&run.bootstrap, "andon.work-order-updates", std::slice::from_ref(&update));
+    assert!(held.elapsed() < Duration::from_secs(3), "produced while the loop waits ({:?})", held.elapsed());
+    std::thread::sleep(Duration::from_secs(5));
+    run.cluster.broker_up(2).expect("up");
+    complaints.extend(late_pair);
+    let expected = replay(&run.settings, &complaints, std::slice::from_ref(&update));
+    assert!(expected.iter().any(|l| l["value"]["type"] == "closed"), "replay closes the late andon");
+    let want = expected.iter().filter(|l| l["topic"] != "andon.dlq").count();
+    eventually(Duration::from_secs(120), &format!("{want} outputs or a record in the DLQ"), || {
+        outputs(&run.bootstrap).len() >= want || !read_all(&run.bootstrap, "andon.dlq").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let dlq = read_all(&run.bootstrap, "andon.dlq");
+    assert!(dlq.is_empty(), "nothing to the DLQ: {:?}", dlq.iter().map(|r| &r.headers).collect::<Vec<_>>());
+    assert_eq!(per_key_topics(&outputs(&run.bootstrap)), per_key_replay(&expected));
+    run.stop();
 }

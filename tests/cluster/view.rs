@@ -643,81 +643,34 @@ fn outputs_now(bootstrap: &str) -> usize {
 /// missing; the re-put after recovery alone mends only the open andons).
 #[test]
 fn table_records_are_rewritten_when_a_failed_batch_already_wrote_its_outputs() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
     let _serial = serial();
-    init_logs();
-    let topics = andon::config::Settings::from_toml("").expect("defaults").topics;
-    // Two brokers: everything on broker 1 but the view topic, on broker 2.
-    let cluster = rdkafka::mocking::MockCluster::new(2).expect("cluster");
-    for t in topics.all() {
-        cluster.create_topic(t, 2, 1).expect("topic");
-        for p in 0..2 {
-            cluster.partition_leader(t, p, Some(if t == topics.view { 2 } else { 1 })).expect("leader");
-        }
-    }
-    let bootstrap = cluster.bootstrap_servers();
-    let toml = settings_toml(&bootstrap, RULES)
-        .replace("[kafka.properties]", "[kafka.properties]\n\"message.timeout.ms\" = \"2000\"");
-    let settings = andon::config::Settings::from_toml(&toml).expect("settings");
-    use rdkafka::mocking::MockCoordinator;
-    cluster.coordinator(MockCoordinator::Group(settings.kafka.group_id.clone()), 1).expect("group coordinator");
-    cluster
-        .coordinator(MockCoordinator::Transaction(andon::kafka::client::transactional_id(&settings)), 1)
-        .expect("transaction coordinator");
-    let (status, addr) = andon::ops::serve(&settings).expect("serve");
-    let stop = Arc::new(AtomicBool::new(false));
-    let (flag, s, st) = (stop.clone(), settings.clone(), status.clone());
-    let h = std::thread::spawn(move || andon::kafka::run(Arc::new(s), st, &flag).expect("andon run"));
-    wait_for("ready", Duration::from_secs(60), || {
-        if status.ready.load(Ordering::Relaxed) && status.assigned.load(Ordering::Relaxed) == 2 {
-            Ok(())
-        } else {
-            Err("not yet".into())
-        }
-    });
-
+    let run = ViewApart::start(RULES, 2000);
+    let bootstrap = run.bootstrap.clone();
     let now = chrono::Utc::now().timestamp();
     let (complaints, updates) = workload(now);
-    let expected = replay(&settings, &complaints, &updates);
+    let expected = replay(&run.settings, &complaints, &updates);
     let open = expected_open(&expected);
     let want = expected.iter().filter(|l| l["topic"] != "andon.dlq" && l["value"]["type"] != "escalated").count();
-    cluster.broker_down(2).expect("down");
+    run.cluster.broker_down(2).expect("down");
     produce(&bootstrap, "andon.complaints", &complaints);
     // The batch's outputs reach broker 1; its table records cannot.
-    let probe: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "probe")
-        .create()
-        .expect("consumer");
-    // The updates only once the complaints are being processed: both inputs
-    // were at their end, and a merge that has waited max_task_idle (200 ms
-    // here) for one input at its end goes on with the other
-    // (docs/semantics.md rule 0, as Kafka Streams' max.task.idle.ms), so
-    // updates fetched that much sooner than their complaints would be
-    // processed first and go to the DLQ as unknown_andon, as replay never
-    // does. That race failed this test twice (stop 24's CI; stop 26 with an
-    // ingress producer made at start, which shifted the fetches' timing).
     wait_for("the complaints' outputs written while the view's broker is down", Duration::from_secs(60), || {
-        use rdkafka::consumer::Consumer;
-        let n: i64 = (0..2)
-            .filter_map(|p| probe.fetch_watermarks("andon.work-orders", p, Duration::from_secs(2)).ok())
-            .map(|(_, high)| high)
-            .sum();
-        if n > 0 {
+        if (0..2).map(|p| run.written("andon.work-orders", p)).sum::<i64>() > 0 {
             Ok(())
         } else {
             Err("none".into())
         }
     });
+    // Updates fetched while the loop waited on that batch are merged after
+    // the complaints fetched before them (kafka_faults.rs has the test of
+    // that alone).
     produce(&bootstrap, "andon.work-order-updates", &updates);
     std::thread::sleep(Duration::from_secs(5));
-    assert!(status.view.model().open_count() == 0, "nothing reached the view yet");
-    cluster.broker_up(2).expect("up");
+    assert!(run.status.view.model().open_count() == 0, "nothing reached the view yet");
+    run.cluster.broker_up(2).expect("up");
     wait_stable(Duration::from_secs(3), Duration::from_secs(120), |n: &usize| *n >= want, || outputs_now(&bootstrap));
-    wait_for_andons("the view after the failed batches", Duration::from_secs(60), addr, &open);
+    wait_for_andons("the view after the failed batches", Duration::from_secs(60), run.addr, &open);
     let closed = expected.iter().filter(|l| l["value"]["type"] == "closed").count();
-    assert_eq!(get_json(addr, "/bad-pulls").1["closed"], closed, "every close once in the history");
-    stop.store(true, Ordering::SeqCst);
-    h.join().expect("andon thread");
+    assert_eq!(get_json(run.addr, "/bad-pulls").1["closed"], closed, "every close once in the history");
+    run.stop();
 }

@@ -778,3 +778,68 @@ pub fn pki(dir: &std::path::Path) -> (String, String, String) {
     };
     (write("ca.pem", ca.pem()), write("cert.pem", cert.pem()), write("key.pem", leaf_key.serialize_pem()))
 }
+
+/// Two in-process MockCluster brokers, every topic (two partitions) led by
+/// broker 1 but the view topic, led by broker 2; and an `andon run` in
+/// this process on them, ready, with both partitions assigned. With broker
+/// 2 down, a batch's outputs reach their partitions but its table records
+/// cannot: the batch waits `message.timeout.ms` for them, then fails.
+pub struct ViewApart {
+    pub cluster: rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    pub bootstrap: String,
+    pub settings: Settings,
+    pub status: Arc<andon::ops::status::Status>,
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    run: JoinHandle<()>,
+}
+
+impl ViewApart {
+    /// `message_timeout_ms`: how long a batch waits for its table records.
+    pub fn start(rules: &str, message_timeout_ms: u32) -> Self {
+        use rdkafka::mocking::{MockCluster, MockCoordinator};
+        init_logs();
+        let topics = Settings::from_toml("").expect("defaults").topics;
+        let cluster = MockCluster::new(2).expect("cluster");
+        for t in topics.all() {
+            cluster.create_topic(t, 2, 1).expect("topic");
+            for p in 0..2 {
+                cluster.partition_leader(t, p, Some(if t == topics.view { 2 } else { 1 })).expect("leader");
+            }
+        }
+        let bootstrap = cluster.bootstrap_servers();
+        let toml = settings_toml(&bootstrap, rules).replace(
+            "[kafka.properties]",
+            &format!("[kafka.properties]\n\"message.timeout.ms\" = \"{message_timeout_ms}\""),
+        );
+        let settings = Settings::from_toml(&toml).expect("settings");
+        cluster.coordinator(MockCoordinator::Group(settings.kafka.group_id.clone()), 1).expect("group coordinator");
+        cluster
+            .coordinator(MockCoordinator::Transaction(andon::kafka::client::transactional_id(&settings)), 1)
+            .expect("transaction coordinator");
+        let (status, addr) = andon::ops::serve(&settings).expect("serve");
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, s, st) = (stop.clone(), settings.clone(), status.clone());
+        let run = std::thread::spawn(move || andon::kafka::run(Arc::new(s), st, &flag).expect("andon run"));
+        eventually(Duration::from_secs(60), "andon ready with both partitions", || {
+            status.ready.load(Ordering::Relaxed) && status.assigned.load(Ordering::Relaxed) == 2
+        });
+        Self { cluster, bootstrap, settings, status, addr, stop, run }
+    }
+
+    /// The high watermark of `topic`'s partition `p` (records written,
+    /// committed or not).
+    pub fn written(&self, topic: &str, p: i32) -> i64 {
+        let probe: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", "probe")
+            .create()
+            .expect("consumer");
+        probe.fetch_watermarks(topic, p, Duration::from_secs(2)).map_or(0, |(_, high)| high)
+    }
+
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.run.join().expect("andon thread");
+    }
+}

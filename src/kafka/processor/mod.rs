@@ -437,10 +437,19 @@ impl Processor {
         }
         let work = |a: &mut Active| {
             let p = a.task.partition as usize;
+            // One record from each queue first: an input with a record
+            // waiting is not at its end, whatever end the consumer reported
+            // before, and the other input's records must not pass it as if
+            // it were. While the loop waited on a batch (its acknowledgements,
+            // seconds when a broker is down), both queues filled; a stale end
+            // let an update through ahead of the complaints fetched before it
+            // (to the DLQ as unknown_andon, where replay handles it).
+            let first_complaint = peek(a, Side::Complaints, &cq[p]);
+            let first_update = peek(a, Side::Updates, &uq[p]);
             // Updates first: usually few or none, and an end-of-partition
             // known before the complaints are offered lets them straight through.
-            let mut n = drain(a, Side::Updates, &uq[p], now, idle, placement, misplaced);
-            n += drain(a, Side::Complaints, &cq[p], now, idle, placement, misplaced);
+            let mut n = drain(a, Side::Updates, first_update, &uq[p], now, idle, placement, misplaced);
+            n += drain(a, Side::Complaints, first_complaint, &cq[p], now, idle, placement, misplaced);
             let tally = a.task.process(now, wall, idle, &mut a.pending);
             n += tally.processed + tally.undecodable;
             a.processed += n;
@@ -670,14 +679,34 @@ fn seek_again<C: rdkafka::consumer::ConsumerContext>(consumer: &BaseConsumer<C>,
     }
 }
 
-/// Hands what a partition queue holds to the task (at most [`DRAIN`], and
-/// none while the task holds enough of that input: [`Task::accepts`]),
-/// each record's placement checked on the way; returns how many records it
-/// processed.
-fn drain<C: rdkafka::consumer::ConsumerContext>(
+/// One record from `side`'s queue, unless the task holds enough of it;
+/// a record (not an end or an error) tells the task that input is not at
+/// its end ([`Task::arriving`](super::task::Task::arriving)).
+fn peek<'q, C: rdkafka::consumer::ConsumerContext>(
     a: &mut Active,
     side: Side,
-    q: &PartitionQueue<C>,
+    q: &'q PartitionQueue<C>,
+) -> Option<rdkafka::error::KafkaResult<BorrowedMessage<'q>>> {
+    if !a.task.accepts(side) {
+        return None;
+    }
+    let m = q.poll(Duration::ZERO);
+    if let Some(Ok(m)) = &m {
+        a.task.arriving(side, m.offset());
+    }
+    m
+}
+
+/// Hands what a partition queue holds to the task, `first` (already
+/// polled from it) first (at most [`DRAIN`], and none while the task holds
+/// enough of that input: [`Task::accepts`]), each record's placement
+/// checked on the way; returns how many records it processed.
+#[allow(clippy::too_many_arguments)]
+fn drain<'q, C: rdkafka::consumer::ConsumerContext>(
+    a: &mut Active,
+    side: Side,
+    mut first: Option<rdkafka::error::KafkaResult<BorrowedMessage<'q>>>,
+    q: &'q PartitionQueue<C>,
     now: Instant,
     idle: Duration,
     placement: Placement,
@@ -685,10 +714,12 @@ fn drain<C: rdkafka::consumer::ConsumerContext>(
 ) -> u64 {
     let mut n = 0;
     for _ in 0..DRAIN {
-        if !a.task.accepts(side) {
-            break;
-        }
-        match q.poll(Duration::ZERO) {
+        let next = match first.take() {
+            Some(m) => Some(m),
+            None if !a.task.accepts(side) => break,
+            None => q.poll(Duration::ZERO),
+        };
+        match next {
             Some(Ok(m)) => {
                 let warned = &mut a.misplaced_warned[side as usize];
                 placement.check(side, a.task.partition, m.key(), warned, misplaced);

@@ -146,6 +146,40 @@ fn an_input_at_its_end_is_still_waited_for_max_task_idle() {
     assert_eq!(types(&out), ["delist", "opened"]);
 }
 
+/// An input reported at its end and quiet past `max_task_idle`, whose
+/// records were fetched meanwhile (the loop was busy): the processor polls
+/// one of them before it offers the other input's ([`Task::arriving`]), and
+/// the update behind the complaints waits for them. Without that word the
+/// update went first, to the DLQ, as its andon was not open yet.
+#[test]
+fn a_record_polled_from_an_input_ends_its_stale_end() {
+    let update = r#"{"update_id":"u1","andon_id":"sku:A/print_defect#1","step":1,"actor":"pm","at":"2026-11-01T10:10:00Z","verdict":"defect_confirmed"}"#;
+    let run = |arriving: bool| {
+        let mut t = task(&[]);
+        let mut out = Vec::new();
+        t.at_end(Side::Complaints);
+        t.at_end(Side::Updates);
+        // Quiet since well before max_task_idle.
+        t.empty_since = [Some(Instant::now() - IDLE * 3); 2];
+        if arriving {
+            t.arriving(Side::Complaints, 0);
+        }
+        push(&mut t, Side::Updates, 0, update.as_bytes(), &mut out);
+        push(&mut t, Side::Complaints, 0, complaint("e1", "ann", 1).as_bytes(), &mut out);
+        push(&mut t, Side::Complaints, 1, complaint("e2", "bob", 2).as_bytes(), &mut out);
+        // The complaints' end reached again, and quiet since.
+        t.at_end(Side::Complaints);
+        t.empty_since[0] = Some(Instant::now() - IDLE * 3);
+        t.process(Instant::now(), Ts::EPOCH, IDLE, &mut out);
+        types(&out)
+    };
+    let stale = run(false);
+    assert_eq!(stale[0], "dlq", "a stale end lets the update pass: {stale:?}");
+    let out = run(true);
+    assert_eq!(out[..2], ["delist", "opened"]);
+    assert!(out.iter().any(|t| t == "closed") && !out.iter().any(|t| t == "dlq"), "{out:?}");
+}
+
 #[test]
 fn records_before_the_restored_position_are_ignored() {
     let mut t = task(&[]);
