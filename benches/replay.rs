@@ -9,8 +9,10 @@
 //!
 //! with complaints/s for each (best of three, interleaved) and full/raw as a ratio taken in the same run
 //! (the machine is shared; absolute numbers wander, ratios less so). Then
-//! the engine's heap bytes per active (subject, issue) key, counted by a
-//! global allocator that tallies live bytes; and the cost per complaint on
+//! the engine's heap bytes per active (subject, issue) key at 1,000,000
+//! keys (issue 19's size; 2,000 under `cargo test`), counted by a global
+//! allocator that tallies the live bytes asked of it, with the sizes of
+//! the structs a key holds; and the cost per complaint on
 //! one key flooded by 100,000 complaints, at 1,000, 10,000 and 100,000 (it
 //! should stay flat: O(log n) per complaint).
 //!
@@ -19,7 +21,7 @@
 //! 7 d) plus the baseline, on all cores, as complaints × candidates per
 //! second, and against the engine-alone rate times the cores (how much of
 //! the machine the parallel replays use). `cargo bench --bench replay --
-//! tune` runs that section alone.
+//! tune` runs that section alone, `-- memory` the memory figures alone.
 //!
 //! Under `cargo test` (no `--bench` argument) it runs a small input as a
 //! smoke test, so the benchmark keeps compiling and its workload keeps
@@ -224,6 +226,24 @@ fn bytes_per_key(keys: usize, per_key: usize) -> f64 {
     bytes / keys as f64
 }
 
+/// Heap bytes per key at `keys` keys, and the sizes of what a key holds:
+/// a subjects' table slot (key and `SubjectState`), an `IssueState` per
+/// issue, a `Counted` per complaint (with its two strings on the heap), and
+/// a slot of the ids' table per complaint.
+fn memory_section(keys: usize) {
+    use andon::engine::{window::Counted, IdHash, IssueState, SubjectState};
+    use std::mem::size_of;
+    println!("state per active key, 1 complaint  {:>8.0} bytes ({keys} keys)", bytes_per_key(keys, 1));
+    println!("state per active key, 3 complaints {:>8.0} bytes ({keys} keys)", bytes_per_key(keys, 3));
+    println!(
+        "  of which: subject slot {} + issue {} + per complaint {} and an id slot {} (+ strings, table slack)",
+        size_of::<(Box<str>, SubjectState)>(),
+        size_of::<IssueState>(),
+        size_of::<Counted>(),
+        size_of::<(IdHash, andon::time::Ts)>(),
+    );
+}
+
 /// One subject flooded by `n` complaints of one issue, each from a
 /// customer of its own, within the window: nanoseconds per complaint over
 /// the 1,000 complaints that take the key to each size in `at`, best of
@@ -359,7 +379,15 @@ fn main() {
         tune_section(bench, Some(rate));
         return;
     }
-    let (n, skus, keys) = if bench { (2_000_000, 200_000, 200_000) } else { (20_000, 2_000, 2_000) };
+    // Memory per key at issue 19's size, 1,000,000 keys: the hash tables
+    // have a power-of-two number of slots, so the figure depends on where
+    // the count falls (at 1,000,000 they are half full).
+    let keys = if bench { 1_000_000 } else { 2_000 };
+    if std::env::args().any(|a| a == "memory") {
+        memory_section(keys);
+        return;
+    }
+    let (n, skus) = if bench { (2_000_000, 200_000) } else { (20_000, 2_000) };
     let cfg = config();
     let data = generate(n, skus);
     let complaints: Vec<Complaint> =
@@ -377,8 +405,6 @@ fn main() {
     }
     assert_eq!(e.outputs, f.outputs, "both paths produce the same outputs");
     assert!(e.outputs > 0, "the workload pulls");
-    let one = bytes_per_key(keys, 1);
-    let three = bytes_per_key(keys, 3);
 
     let rate = |r: &Run| n as f64 / r.secs;
     println!(
@@ -391,8 +417,7 @@ fn main() {
     println!("engine alone                     {:>12.0} complaints/s", rate(&e));
     println!("decode + engine + encode         {:>12.0} complaints/s", rate(&f));
     println!("ratio full / raw parse           {:>12.2}", rate(&f) / rate(&r));
-    println!("state per active key, 1 complaint  {one:>8.0} bytes ({keys} keys)");
-    println!("state per active key, 3 complaints {three:>8.0} bytes ({keys} keys)");
+    memory_section(keys);
     // A flooded key: cost per complaint as the key grows (O(log n), not
     // O(n)): the last 1,000 complaints before each size.
     let sizes: &[usize] = if bench { &[1_000, 10_000, 100_000] } else { &[1_000, 5_000] };

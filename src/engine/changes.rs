@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::andon::OpenAndon;
 use super::window::Counted;
-use super::{IssueState, State, SubjectState};
+use super::{IdHash, IssueState, State, SubjectState};
 use crate::time::Ts;
 
 /// Counted complaints per [`Op::Counts`] in a snapshot: keeps every op far
@@ -248,17 +248,17 @@ pub fn apply(state: &mut State, op: Op<'_>) {
             }
         }
         Op::Seen(h, at) => {
-            state.seen.insert(u128::from_le_bytes(h), at);
+            state.seen.insert(IdHash::from_le_bytes(h), at);
         }
         Op::SeenMany(v) => {
             for (h, at) in v {
-                state.seen.insert(u128::from_le_bytes(h), at);
+                state.seen.insert(IdHash::from_le_bytes(h), at);
             }
         }
         Op::Count { subject, issue, at, customer, event_id } => {
             // A counted complaint's id is remembered with it (no Seen op).
             let h = SCRATCH.with_borrow_mut(|scratch| super::id_hash(scratch, b'c', &subject, &event_id));
-            state.seen.insert(h, at);
+            state.seen.insert(h.into(), at);
             let is = issue_mut(state, &subject, &issue);
             is.counted.push_back(Counted { at, customer: customer.into(), event_id: event_id.into() });
         }
@@ -281,15 +281,10 @@ pub fn apply(state: &mut State, op: Op<'_>) {
             s.delists = delists;
             s.open_delisting = open_delisting;
             for head in issues {
-                let is = match s.issues.iter().position(|x| *x.issue == *head.issue) {
-                    Some(i) => &mut s.issues[i],
-                    None => {
-                        s.issues.push(IssueState::new(&head.issue));
-                        s.issues.last_mut().expect("just pushed")
-                    }
-                };
+                let i = s.issue_index(&head.issue);
+                let is = &mut s.issues[i];
                 is.andons = head.andons;
-                is.stale_until = head.stale_until;
+                is.set_stale_until(head.stale_until);
                 is.open = head.open.map(|o| Box::new(o.into_owned()));
             }
         }
@@ -303,13 +298,8 @@ fn subject_mut<'s>(state: &'s mut State, key: &str) -> &'s mut SubjectState {
 
 fn issue_mut<'s>(state: &'s mut State, subject: &str, issue: &str) -> &'s mut IssueState {
     let s = subject_mut(state, subject);
-    match s.issues.iter().position(|x| *x.issue == *issue) {
-        Some(i) => &mut s.issues[i],
-        None => {
-            s.issues.push(IssueState::new(issue));
-            s.issues.last_mut().expect("just pushed")
-        }
-    }
+    let i = s.issue_index(issue);
+    &mut s.issues[i]
 }
 
 /// A subject's header op.
@@ -324,7 +314,7 @@ pub fn subject_op<'a>(key: &'a str, s: &'a SubjectState) -> Op<'a> {
             .map(|is| IssueHead {
                 issue: Cow::Borrowed(&is.issue),
                 andons: is.andons,
-                stale_until: is.stale_until,
+                stale_until: is.stale_until(),
                 open: is.open.as_deref().map(Cow::Borrowed),
             })
             .collect(),
