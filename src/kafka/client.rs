@@ -362,18 +362,45 @@ fn partition_counts(
         .collect())
 }
 
+/// How long `andon run` waits at start for topics the broker it asked does
+/// not list: on a cluster of several brokers, topics created a moment
+/// before (by a deployment script, say) may not be known yet to the one
+/// that answered, while another already lists them (seen on Apache Kafka:
+/// a member started right after the topics were made exited "topics
+/// missing" while its peers ran).
+pub const LISTED_WITHIN_AT_START: Duration = Duration::from_secs(10);
+
 /// Refuses to start unless all seven topics exist with one partition count;
-/// creates missing ones first when `processing.create_topics` is set.
-pub fn check_topics(consumer: &MetadataClient, settings: &Settings) -> Result<usize, TopologyError> {
+/// creates missing ones first when `processing.create_topics` is set, and
+/// otherwise waits up to `listed_within` for them to be listed
+/// ([`LISTED_WITHIN_AT_START`] at start; zero for the periodic check).
+pub fn check_topics(
+    consumer: &MetadataClient,
+    settings: &Settings,
+    listed_within: Duration,
+) -> Result<usize, TopologyError> {
     let mut counts = partition_counts(consumer, settings)?;
-    let missing: Vec<&str> = counts.iter().filter(|(_, n)| n.is_none()).map(|(t, _)| t.as_str()).collect();
-    if !missing.is_empty() {
+    let missing = |counts: &[(String, Option<usize>)]| -> Vec<String> {
+        counts.iter().filter(|(_, n)| n.is_none()).map(|(t, _)| t.clone()).collect()
+    };
+    let mut absent = missing(&counts);
+    if !absent.is_empty() && !settings.processing.create_topics && !listed_within.is_zero() {
+        tracing::info!(
+            topics = %absent.join(", "),
+            wait_s = listed_within.as_secs(),
+            "topics not listed by the broker asked: waiting for them (topics just created may not be known to every broker yet)"
+        );
+        counts = wait_until_listed(consumer, settings, listed_within)?;
+        absent = missing(&counts);
+    }
+    if !absent.is_empty() {
         if !settings.processing.create_topics {
-            return Err(TopologyError::Missing(missing.join(", ")));
+            return Err(TopologyError::Missing(absent.join(", ")));
         }
         let partitions = counts.iter().find_map(|(_, n)| *n).unwrap_or(6);
-        create(settings, &missing, partitions)?;
-        counts = wait_until_listed(consumer, settings)?;
+        let absent: Vec<&str> = absent.iter().map(String::as_str).collect();
+        create(settings, &absent, partitions)?;
+        counts = wait_until_listed(consumer, settings, Duration::from_secs(30))?;
     }
     let first = counts.iter().find_map(|(_, n)| *n).unwrap_or(0);
     if counts.iter().any(|(_, n)| *n != Some(first)) {
@@ -385,15 +412,16 @@ pub fn check_topics(consumer: &MetadataClient, settings: &Settings) -> Result<us
 }
 
 /// The partition counts once every topic is listed, or as they stand
-/// after 30 s. A broker answers CreateTopics once the controller has the
-/// topics; the broker a metadata request reaches may learn of them a
+/// after `within`. A broker answers CreateTopics once the controller has
+/// the topics; the broker a metadata request reaches may learn of them a
 /// moment later (Apache Kafka: andon refused to start with the topics it
 /// had just created "missing").
 fn wait_until_listed(
     consumer: &MetadataClient,
     settings: &Settings,
+    within: Duration,
 ) -> Result<Vec<(String, Option<usize>)>, TopologyError> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + within;
     loop {
         let counts = partition_counts(consumer, settings)?;
         if counts.iter().all(|(_, n)| n.is_some()) || std::time::Instant::now() >= deadline {

@@ -446,3 +446,39 @@ fn records_fetched_while_a_batch_waits_are_merged_in_event_time_order() {
     assert_eq!(per_key_topics(&outputs(&run.bootstrap)), per_key_replay(&expected));
     run.stop();
 }
+
+/// A topic the broker does not list yet when `andon run` starts (on a
+/// cluster of several brokers, topics made a moment before may not be known
+/// to the one asked; Apache Kafka showed it): andon waits for it up to
+/// `LISTED_WITHIN_AT_START` (10 s) and then processes as usual, rather than
+/// exit "topics missing"; a topic never listed is still refused, naming
+/// it, once that wait is over.
+#[test]
+fn a_topic_listed_a_moment_after_start_is_waited_for_and_one_never_listed_is_refused() {
+    use andon::kafka::client::LISTED_WITHIN_AT_START;
+    let _s = serial();
+    init_logs();
+    let topics = Settings::from_toml("").expect("defaults").topics;
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("cluster");
+    for t in topics.all().into_iter().filter(|t| *t != topics.view) {
+        cluster.create_topic(t, 2, 1).expect("topic");
+    }
+    let bootstrap = cluster.bootstrap_servers();
+    let settings = settings(&bootstrap, PAIR_RULES);
+
+    let t0 = std::time::Instant::now();
+    let status = Arc::new(andon::ops::status::Status::default());
+    let refused = andon::kafka::run(Arc::new(settings.clone()), status, &AtomicBool::new(false))
+        .expect_err("a topic never listed is refused");
+    assert!(refused.to_string().contains("topics missing: andon.view"), "{refused}");
+    assert!(t0.elapsed() >= LISTED_WITHIN_AT_START, "refused after its wait, not at once: {:?}", t0.elapsed());
+
+    let run = Running::start(&settings);
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.create_topic(&topics.view, 2, 1).expect("the view topic, late");
+    let complaints = pairs("L", 4, 0);
+    produce(&bootstrap, "andon.complaints", &complaints);
+    wait_for_outputs(&bootstrap, complaints.len());
+    assert_exactly_once_and_equal_to_replay(&bootstrap, &settings, &complaints);
+    run.stop();
+}

@@ -121,7 +121,7 @@ impl Processor {
     ) -> Result<Self, RunError> {
         let t0 = Instant::now();
         let metadata = client::wait_for_brokers(&settings, shutdown)?;
-        let partitions = client::check_topics(&metadata, &settings)?;
+        let partitions = client::check_topics(&metadata, &settings, client::LISTED_WITHIN_AT_START)?;
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "start: brokers and topics checked");
         // The broker may not say (the MockCluster lets the question time
         // out): asked beside the group join, not before it.

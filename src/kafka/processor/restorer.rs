@@ -98,7 +98,7 @@ pub(super) fn start(
                         let r = restore::restore(&reader, &settings, &ps, partitions, &limits);
                         Reply::Restored(r, started.elapsed())
                     }
-                    Job::CheckTopics => Reply::Topics(client::check_topics(&metadata, &settings)),
+                    Job::CheckTopics => Reply::Topics(client::check_topics(&metadata, &settings, Duration::ZERO)),
                 };
                 if tx.send(reply).is_err() {
                     return;
