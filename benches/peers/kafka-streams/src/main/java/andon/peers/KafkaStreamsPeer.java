@@ -65,6 +65,36 @@
  *                               (parsed or not) reaches --expect
  * bench-peers takes "all processed" from the group's committed offsets,
  * not from these lines (see its header).
+ * With --failover (bench-peers MODE=failover), also:
+ *   restored <partition> <records> <epoch ms>    a store's restore ended
+ *                                                (StateRestoreListener)
+ *   standby-start <partition> <starting offset> <epoch ms>
+ *                                                a standby task began
+ *                                                (its store's checkpoint)
+ *   standby <partition> <batch end offset> <epoch ms>
+ *                                                a standby task loaded a
+ *                                                batch of its changelog
+ *                                                (StandbyUpdateListener)
+ *   rebalancing <epoch ms>                       the client went from
+ *                                                RUNNING to REBALANCING
+ *
+ * Failover options (bench-peers MODE=failover), off unless given:
+ *   --standby N             num.standby.replicas (default 0)
+ *   --session-timeout-ms MS the consumers' session.timeout.ms (Kafka's
+ *                           default 45000)
+ *   --heartbeat-ms MS       the consumers' heartbeat.interval.ms (Kafka's
+ *                           default 3000)
+ *   --client-id ID          client.id (the consumers are then
+ *                           ID-StreamThread-<n>-consumer)
+ *   --leave-group true      on SIGTERM, close with
+ *                           CloseOptions.GroupMembershipOperation.LEAVE_GROUP:
+ *                           the member leaves the group and its tasks move
+ *                           at once. A Kafka Streams client closed by
+ *                           default does not leave (the consumers' internal
+ *                           leave.group.on.close is false): its tasks move
+ *                           only after the session timeout, as for a member
+ *                           killed.
+ *   --failover true         print the restore and standby lines above
  */
 package andon.peers;
 
@@ -90,11 +120,16 @@ import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.Serdes;
+import org.apache.kafka.streams.CloseOptions;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
+import org.apache.kafka.streams.processor.StandbyUpdateListener;
+import org.apache.kafka.streams.processor.StateRestoreListener;
+import org.apache.kafka.streams.processor.TaskId;
 import org.apache.kafka.streams.processor.api.Processor;
 import org.apache.kafka.streams.processor.api.ProcessorContext;
 import org.apache.kafka.streams.processor.api.Record;
@@ -121,6 +156,10 @@ public final class KafkaStreamsPeer {
         String complaints = "andon.complaints", delists = "andon.delist-commands", workOrders = "andon.work-orders";
         int threads = Runtime.getRuntime().availableProcessors(), threshold = 3;
         long windowSeconds = 3600;
+        int standby = 0;
+        long sessionTimeoutMs = -1, heartbeatMs = -1;
+        String clientId = null;
+        boolean leaveGroup = false, failover = false;
         for (int i = 0; i < args.length; i += 2) {
             String v = args[i + 1];
             switch (args[i]) {
@@ -134,12 +173,19 @@ public final class KafkaStreamsPeer {
                 case "--complaints" -> complaints = v;
                 case "--delist-commands" -> delists = v;
                 case "--work-orders" -> workOrders = v;
+                case "--standby" -> standby = Integer.parseInt(v);
+                case "--session-timeout-ms" -> sessionTimeoutMs = Long.parseLong(v);
+                case "--heartbeat-ms" -> heartbeatMs = Long.parseLong(v);
+                case "--client-id" -> clientId = v;
+                case "--leave-group" -> leaveGroup = Boolean.parseBoolean(v);
+                case "--failover" -> failover = Boolean.parseBoolean(v);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
         if (bootstrap == null || appId == null || stateDir == null) {
             System.err.println("usage: KafkaStreamsPeer --bootstrap B --application-id ID --state-dir DIR"
-                    + " [--threads T] [--threshold N] [--window-seconds W] [--expect N]");
+                    + " [--threads T] [--threshold N] [--window-seconds W] [--expect N] [--standby N]"
+                    + " [--session-timeout-ms MS] [--heartbeat-ms MS] [--client-id ID] [--leave-group true] [--failover true]");
             System.exit(2);
         }
 
@@ -151,6 +197,10 @@ public final class KafkaStreamsPeer {
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, threads);
         p.put(StreamsConfig.STATE_DIR_CONFIG, stateDir);
         p.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
+        p.put(StreamsConfig.NUM_STANDBY_REPLICAS_CONFIG, standby);
+        if (sessionTimeoutMs > 0) p.put(StreamsConfig.consumerPrefix("session.timeout.ms"), (int) sessionTimeoutMs);
+        if (heartbeatMs > 0) p.put(StreamsConfig.consumerPrefix("heartbeat.interval.ms"), (int) heartbeatMs);
+        if (clientId != null) p.put(StreamsConfig.CLIENT_ID_CONFIG, clientId);
 
         final int n = threshold;
         final long w = windowSeconds * NANOS;
@@ -171,18 +221,51 @@ public final class KafkaStreamsPeer {
         streams.setStateListener((now, before) -> {
             if (now == KafkaStreams.State.RUNNING) {
                 say("running " + System.currentTimeMillis());
+            } else if (now == KafkaStreams.State.REBALANCING && before == KafkaStreams.State.RUNNING) {
+                say("rebalancing " + System.currentTimeMillis());
             } else if (now == KafkaStreams.State.ERROR || now == KafkaStreams.State.NOT_RUNNING) {
                 if (now == KafkaStreams.State.ERROR) failed.set(true);
                 stopped.countDown();
             }
         });
+        if (failover) {
+            streams.setGlobalStateRestoreListener(new StateRestoreListener() {
+                @Override
+                public void onRestoreStart(TopicPartition tp, String store, long start, long end) {}
+
+                @Override
+                public void onBatchRestored(TopicPartition tp, String store, long end, long n) {}
+
+                @Override
+                public void onRestoreEnd(TopicPartition tp, String store, long total) {
+                    say("restored " + tp.partition() + " " + total + " " + System.currentTimeMillis());
+                }
+            });
+            streams.setStandbyUpdateListener(new StandbyUpdateListener() {
+                @Override
+                public void onUpdateStart(TopicPartition tp, String store, long start) {
+                    say("standby-start " + tp.partition() + " " + start + " " + System.currentTimeMillis());
+                }
+
+                @Override
+                public void onBatchLoaded(TopicPartition tp, String store, TaskId task, long end, long n, long endOffset) {
+                    say("standby " + tp.partition() + " " + end + " " + System.currentTimeMillis());
+                }
+
+                @Override
+                public void onUpdateSuspended(TopicPartition tp, String store, long stored, long end, SuspendReason why) {}
+            });
+        }
         streams.setUncaughtExceptionHandler(e -> {
             e.printStackTrace();
             failed.set(true);
             return StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
         });
+        final boolean leave = leaveGroup;
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            streams.close(java.time.Duration.ofSeconds(20));
+            CloseOptions close = CloseOptions.timeout(java.time.Duration.ofSeconds(20));
+            if (leave) close = close.withGroupMembershipOperation(CloseOptions.GroupMembershipOperation.LEAVE_GROUP);
+            streams.close(close);
             stopped.countDown();
         }));
         streams.start();
