@@ -228,8 +228,7 @@ impl Task {
         if m.offset < self.fetched[side] {
             return tally;
         }
-        self.at_end[side] = false;
-        self.empty_since[side] = None;
+        self.arriving(m.side, m.offset);
         self.fetched[side] = m.offset + 1;
         let value = m.value.unwrap_or_default();
         let record = match m.side {
