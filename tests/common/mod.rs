@@ -792,6 +792,8 @@ pub struct ViewApart {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     run: JoinHandle<()>,
+    /// Asks for watermarks ([`ViewApart::written`]).
+    probe: BaseConsumer,
 }
 
 impl ViewApart {
@@ -824,18 +826,18 @@ impl ViewApart {
         eventually(Duration::from_secs(60), "andon ready with both partitions", || {
             status.ready.load(Ordering::Relaxed) && status.assigned.load(Ordering::Relaxed) == 2
         });
-        Self { cluster, bootstrap, settings, status, addr, stop, run }
+        let probe = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "probe")
+            .create()
+            .expect("consumer");
+        Self { cluster, bootstrap, settings, status, addr, stop, run, probe }
     }
 
     /// The high watermark of `topic`'s partition `p` (records written,
     /// committed or not).
     pub fn written(&self, topic: &str, p: i32) -> i64 {
-        let probe: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", "probe")
-            .create()
-            .expect("consumer");
-        probe.fetch_watermarks(topic, p, Duration::from_secs(2)).map_or(0, |(_, high)| high)
+        self.probe.fetch_watermarks(topic, p, Duration::from_secs(2)).map_or(0, |(_, high)| high)
     }
 
     pub fn stop(self) {
