@@ -273,39 +273,74 @@ pub fn transactional_id(settings: &Settings) -> String {
     format!("andon-{group}-{host}-{}", std::process::id())
 }
 
-/// Refuses to run on a state topic that is not compacted, where the broker
-/// can say (DescribeConfigs; the MockCluster cannot: then a warning).
-pub fn check_state_compaction(settings: &Settings) -> Result<(), TopologyError> {
+/// What the broker says of andon's topics' configuration, where it can
+/// say (DescribeConfigs; the MockCluster cannot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicConfigs {
+    /// The view topic keeps only so many bytes a partition
+    /// (`retention.bytes` not -1), or the broker did not say: owners then
+    /// also re-put their open andons by bytes written (`view::writer`).
+    pub view_bytes_bounded: bool,
+}
+
+impl TopicConfigs {
+    /// What is assumed until (or unless) the broker says.
+    pub const UNKNOWN: TopicConfigs = TopicConfigs { view_bytes_bounded: true };
+}
+
+/// Refuses to run on a state topic that is not compacted, and reads the
+/// view topic's `retention.bytes`, where the broker can say
+/// (DescribeConfigs; the MockCluster cannot: then a warning and
+/// [`TopicConfigs::UNKNOWN`]).
+pub fn check_topic_configs(settings: &Settings) -> Result<TopicConfigs, TopologyError> {
     use rdkafka::admin::ResourceSpecifier;
     let admin: AdminClient<DefaultClientContext> = base(settings, Role::Admin).create()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| TopologyError::Create(e.to_string()))?;
-    let state = settings.topics.state.as_str();
+    let (state, view) = (settings.topics.state.as_str(), settings.topics.view.as_str());
     let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
-    let answer = rt.block_on(admin.describe_configs([&ResourceSpecifier::Topic(state)], &opts));
-    let policy = match answer.as_deref() {
-        Ok([Ok(r)]) => r.get("cleanup.policy").and_then(|e| e.value.clone()),
+    let answer =
+        rt.block_on(admin.describe_configs([&ResourceSpecifier::Topic(state), &ResourceSpecifier::Topic(view)], &opts));
+    let (policy, view_bytes) = match answer.as_deref() {
+        Ok([Ok(s), Ok(v)]) => (
+            s.get("cleanup.policy").and_then(|e| e.value.clone()),
+            v.get("retention.bytes").and_then(|e| e.value.clone()),
+        ),
         Ok(other) => {
-            let why = other.first().and_then(|r| r.as_ref().err()).map(|e| format!("{e:?}")).unwrap_or_default();
+            let why = other.iter().find_map(|r| r.as_ref().err()).map(|e| format!("{e:?}")).unwrap_or_default();
             tracing::warn!(
                 topic = state,
                 why,
                 "cannot check that the state topic is compacted (the broker does not say)"
             );
-            return Ok(());
+            return Ok(TopicConfigs::UNKNOWN);
         }
         Err(e) => {
             tracing::warn!(topic = state, error = %e, "cannot check that the state topic is compacted (the broker does not say)");
-            return Ok(());
+            return Ok(TopicConfigs::UNKNOWN);
         }
     };
-    match policy {
-        Some(p) if p.split(',').any(|x| x.trim() == "compact") => Ok(()),
-        Some(p) => Err(TopologyError::NotCompacted(format!("{state} has cleanup.policy={p}"))),
-        None => Ok(()),
+    judge_topic_configs(state, policy.as_deref(), view_bytes.as_deref())
+}
+
+/// [`check_topic_configs`]' verdict on what the broker said.
+pub fn judge_topic_configs(
+    state: &str,
+    state_policy: Option<&str>,
+    view_retention_bytes: Option<&str>,
+) -> Result<TopicConfigs, TopologyError> {
+    match state_policy {
+        Some(p) if !p.split(',').any(|x| x.trim() == "compact") => {
+            return Err(TopologyError::NotCompacted(format!("{state} has cleanup.policy={p}")));
+        }
+        _ => {}
     }
+    // Any value but a negative number (none given, or not a number) is
+    // taken as a bound: the re-puts by bytes cost little where not needed.
+    let unbounded = view_retention_bytes.and_then(|b| b.trim().parse::<i64>().ok()).is_some_and(|b| b < 0);
+    Ok(TopicConfigs { view_bytes_bounded: !unbounded })
 }
 
 /// A client for metadata questions (brokers reachable, partition counts),
@@ -500,5 +535,24 @@ pub fn log(level: RDKafkaLogLevel, fac: &str, message: &str) {
         RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
         RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", fac, "{message}"),
         RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_view_topic_is_unbounded_only_where_the_broker_says_a_negative_retention_bytes() {
+        let bounded =
+            |b: Option<&str>| judge_topic_configs("s", Some("compact"), b).expect("compacted").view_bytes_bounded;
+        assert!(!bounded(Some("-1")), "Apache Kafka's default");
+        assert!(bounded(Some("104857600")));
+        assert!(bounded(None), "not said");
+        assert!(bounded(Some("lots")), "not a number");
+        let e = judge_topic_configs("andon.state", Some("delete"), Some("-1")).expect_err("not compacted");
+        assert!(e.to_string().contains("andon.state has cleanup.policy=delete"), "{e}");
+        assert!(judge_topic_configs("s", Some("compact,delete"), None).is_ok());
+        assert!(judge_topic_configs("s", None, None).is_ok(), "no policy said: not refused");
     }
 }

@@ -101,6 +101,21 @@ fn the_start_up_checks_are_answered_by_the_broker() {
     }
     run.stop();
 
+    // The view topic as andon made it keeps any number of bytes: its
+    // owners re-put open andons hourly only. Bounded by bytes, by bytes too.
+    let configs = |s: &Settings| andon::kafka::client::check_topic_configs(s).expect("configs");
+    assert!(!configs(&settings).view_bytes_bounded, "retention.bytes -1: unbounded");
+    let bound = AlterConfig::new(ResourceSpecifier::Topic(&settings.topics.view))
+        .set("cleanup.policy", "compact,delete")
+        .set("retention.ms", "2592000000")
+        .set("retention.bytes", "104857600");
+    let r = block_on(admin(&bootstrap).alter_configs([&bound], &AdminOptions::new())).expect("alter configs");
+    assert!(r.iter().all(Result::is_ok), "{r:?}");
+    eventually(Duration::from_secs(30), "the broker says retention.bytes 100 MiB", || {
+        topic_configs(&bootstrap, &settings.topics.view).get("retention.bytes").map(String::as_str) == Some("104857600")
+    });
+    assert!(configs(&settings).view_bytes_bounded, "retention.bytes 100 MiB: bounded");
+
     // The state topic turned into a plain log: refused, naming it.
     let alter = |policy: &str| {
         let change = AlterConfig::new(ResourceSpecifier::Topic(&settings.topics.state)).set("cleanup.policy", policy);

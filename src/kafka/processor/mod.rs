@@ -85,7 +85,11 @@ pub struct Processor {
     jobs: mpsc::Sender<Job>,
     replies: mpsc::Receiver<Reply>,
     restoring: bool,
-    compaction: mpsc::Receiver<Result<(), client::TopologyError>>,
+    /// The broker's answer on the topics' configuration (asked at start).
+    topic_configs: mpsc::Receiver<Result<client::TopicConfigs, client::TopologyError>>,
+    /// Whether the view topic keeps only so many bytes a partition (or the
+    /// broker has not said): see [`crate::view::TableWriter::records`].
+    view_bytes_bounded: bool,
     slots: BTreeMap<i32, Slot>,
     status: Arc<Status>,
     metrics: Metrics,
@@ -125,13 +129,13 @@ impl Processor {
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "start: brokers and topics checked");
         // The broker may not say (the MockCluster lets the question time
         // out): asked beside the group join, not before it.
-        let compaction = {
+        let topic_configs = {
             let (tx, rx) = mpsc::channel();
             let s = settings.clone();
             std::thread::Builder::new()
-                .name("compaction-check".into())
+                .name("config-check".into())
                 .spawn(move || {
-                    let _ = tx.send(client::check_state_compaction(&s));
+                    let _ = tx.send(client::check_topic_configs(&s));
                 })
                 .map_err(RunError::Thread)?;
             rx
@@ -226,7 +230,8 @@ impl Processor {
             jobs,
             replies,
             restoring: false,
-            compaction,
+            topic_configs,
+            view_bytes_bounded: client::TopicConfigs::UNKNOWN.view_bytes_bounded,
             slots: BTreeMap::new(),
             status,
             metrics,
@@ -250,8 +255,13 @@ impl Processor {
         let interval = self.settings.processing.commit_interval;
         loop {
             let stopping = shutdown.load(Ordering::Relaxed);
-            if let Ok(Err(e)) = self.compaction.try_recv() {
-                return Err(e.into());
+            match self.topic_configs.try_recv() {
+                Ok(Err(e)) => return Err(e.into()),
+                Ok(Ok(c)) => {
+                    tracing::debug!(view_bytes_bounded = c.view_bytes_bounded, "topic configs checked");
+                    self.view_bytes_bounded = c.view_bytes_bounded;
+                }
+                Err(_) => {}
             }
             self.clean_point();
             self.status.touch();
@@ -478,6 +488,7 @@ impl Processor {
         let after_bytes = self.options.snapshot_after_bytes;
         let now = Instant::now();
         let model = self.status.view.model();
+        let bytes_bounded = self.view_bytes_bounded;
         let body = |(p, a): (&i32, &mut Active)| {
             let (c, u) = a.task.input_positions();
             let moved = (c, u) != (a.task.chain.positions.complaints, a.task.chain.positions.updates);
@@ -487,7 +498,7 @@ impl Processor {
             // The view's table records come from the same state as the
             // outputs (and, for outputs suppressed as already written, are
             // written again: table puts are idempotent).
-            let table = a.view.records(a.task.batch_outputs(), a.task.engine(), &model, now);
+            let table = a.view.records(a.task.batch_outputs(), a.task.engine(), &model, now, bytes_bounded);
             let (kind, body) = a.task.checkpoint_body(after_bytes);
             Some((*p, (kind, body, table)))
         };
