@@ -51,9 +51,20 @@ pub mod ts {
         s.serialize_str(&format_timestamp(*t))
     }
 
+    /// Parsed from the text where it lies: every view record carries
+    /// several times, and each reader decodes every record.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Ts, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_timestamp("time", &s).map_err(|e| serde::de::Error::custom(e.message))
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Ts;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an RFC 3339 time")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Ts, E> {
+                parse_timestamp("time", s).map_err(|e| E::custom(e.message))
+            }
+        }
+        d.deserialize_str(Text)
     }
 }
 
