@@ -266,12 +266,27 @@ public final class KafkaStreamsPeer {
             CloseOptions close = CloseOptions.timeout(java.time.Duration.ofSeconds(20));
             if (leave) close = close.withGroupMembershipOperation(CloseOptions.GroupMembershipOperation.LEAVE_GROUP);
             streams.close(close);
+            // Here too, not only in main after the await: on SIGTERM the
+            // JVM halts once this hook returns, and main's line raced with
+            // the halt (bench-peers MEMBERS=3 reads each member's count
+            // from it).
+            sayStopped();
             stopped.countDown();
         }));
         streams.start();
         stopped.await();
-        System.err.println("kafka-streams-peer: stopped; processed " + processed.get() + ", rejected " + rejected.get());
+        sayStopped();
         if (failed.get()) Runtime.getRuntime().halt(1);
+    }
+
+    static boolean saidStopped;
+
+    /** The count of records processed, once, on stderr. */
+    static synchronized void sayStopped() {
+        if (saidStopped) return;
+        saidStopped = true;
+        System.err.println("kafka-streams-peer: stopped; processed " + processed.get() + ", rejected " + rejected.get());
+        System.err.flush();
     }
 
     static synchronized void say(String line) {
