@@ -78,6 +78,9 @@ impl ProducerContext for ProduceContext {
 pub struct KafkaSink {
     config: ClientConfig,
     eos: bool,
+    /// A topic the producer writes, whose metadata it asks for before
+    /// initialising its transactions (see [`KafkaSink::producer`]).
+    topic: String,
     /// Shared only with a [`KafkaSink::send_offsets`] call in flight on
     /// its own thread.
     producer: Arc<BaseProducer<ProduceContext>>,
@@ -101,20 +104,30 @@ const OFFSETS_GRACE: Duration = Duration::from_secs(5);
 
 impl KafkaSink {
     /// A producer from `config` (with `transactional.id` set when `eos`),
-    /// its transactions initialised.
-    pub fn new(config: ClientConfig, eos: bool, group: Arc<dyn Group>) -> Result<Self, KafkaError> {
+    /// its transactions initialised. `topic`: one it writes (any).
+    pub fn new(config: ClientConfig, eos: bool, topic: &str, group: Arc<dyn Group>) -> Result<Self, KafkaError> {
         let deliveries = Arc::new(Deliveries::default());
-        let producer = Self::producer(&config, &deliveries, eos)?;
-        Ok(Self { config, eos, producer, deliveries, group, open: false, stale: false })
+        let producer = Self::producer(&config, &deliveries, eos, topic)?;
+        Ok(Self { config, eos, topic: topic.to_owned(), producer, deliveries, group, open: false, stale: false })
     }
 
     fn producer(
         config: &ClientConfig,
         deliveries: &Arc<Deliveries>,
         eos: bool,
+        topic: &str,
     ) -> Result<Arc<BaseProducer<ProduceContext>>, KafkaError> {
         let producer: BaseProducer<ProduceContext> = config.create_with_context(ProduceContext(deliveries.clone()))?;
         if eos {
+            // The brokers first: librdkafka (2.12) sends its first
+            // FindCoordinator to the bootstrap broker, whose handle it
+            // drops as soon as the cluster's own brokers are learnt; the
+            // request dies with it and is asked again only 500 ms later.
+            // On Apache Kafka 4.4: 12 of 32 fresh producers took 0.51 s in
+            // init_transactions instead of 0.06 s; none of 32 once the
+            // metadata was in. A failure here is init_transactions' to
+            // report, so the wait is short.
+            let _ = producer.client().fetch_metadata(Some(topic), client::METADATA_FIRST);
             // Also aborts what an earlier incarnation with this id left open.
             producer.init_transactions(TXN_TIMEOUT)?;
         }
@@ -158,7 +171,7 @@ impl KafkaSink {
         tracing::warn!(why, "starting a new producer");
         self.open = false;
         self.stale = true;
-        self.producer = Self::producer(&self.config, &self.deliveries, self.eos)
+        self.producer = Self::producer(&self.config, &self.deliveries, self.eos, &self.topic)
             .map_err(|e| IoError::new(classify(&e), "starting a new producer", e))?;
         self.stale = false;
         Ok(())
