@@ -348,8 +348,8 @@ pub fn judge_topic_configs(
 /// round trip, which showed at start-up.
 pub type MetadataClient = BaseConsumer<Quiet>;
 
-/// How long a new client waits for the cluster's metadata before it goes
-/// on anyway (its first coordinator query: `KafkaSink::producer`).
+/// How long a new transactional producer waits for the cluster's metadata
+/// before it initialises its transactions anyway (`KafkaSink::producer`).
 pub const METADATA_FIRST: Duration = Duration::from_secs(5);
 
 /// Waits until the brokers answer, saying so in the log, with backoff;

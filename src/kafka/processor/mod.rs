@@ -177,14 +177,6 @@ impl Processor {
         let eos = settings.processing.guarantee == Guarantee::ExactlyOnce;
         // Join as early as possible: the join takes seconds (the group's
         // initial rebalance delay), the rest of the start-up happens meanwhile.
-        // Each new client learns the cluster's brokers first: librdkafka
-        // (2.12) sends its first coordinator query to the bootstrap
-        // broker and drops that broker's handle, the query with it, once
-        // the cluster's own are learnt; asked again only after an interval
-        // (as for the producer, `KafkaSink::producer`). A failure here is
-        // the consumers' to report.
-        let _ = group.fetch_metadata(Some(&t.complaints), client::METADATA_FIRST);
-        let _ = updates.fetch_metadata(Some(&t.work_order_updates), client::METADATA_FIRST);
         group.subscribe(&[t.complaints.as_str()])?;
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "start: subscribed");
         let sink =
