@@ -166,11 +166,13 @@ fn main() -> ExitCode {
         _ => "info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
-    // Lines are written by a thread of their own, many to a write: a line
-    // per pull written to stderr by the loop itself, one write(2) each,
-    // was a fifth of `andon run`'s CPU on a load where one complaint in
-    // four pulls. Never lossy: a full queue holds the logger up instead.
-    // The guard flushes what is queued when `main` returns.
+    // Lines are written by a thread of their own, many to a write: on a
+    // load where one complaint in four pulls, the line per pull cost
+    // `andon run` about a fifth of its CPU, formatted and written to
+    // stderr by the loop itself, one write(2) each; writing them here
+    // took about half of that off. Never lossy: a full queue holds the
+    // logger up instead. The guard flushes what is queued when `main`
+    // returns.
     let (writer, _flush_on_return) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("log-writer")

@@ -348,10 +348,6 @@ pub fn judge_topic_configs(
 /// round trip, which showed at start-up.
 pub type MetadataClient = BaseConsumer<Quiet>;
 
-/// How long a new transactional producer waits for the cluster's metadata
-/// before it initialises its transactions anyway (`KafkaSink::producer`).
-pub const METADATA_FIRST: Duration = Duration::from_secs(5);
-
 /// Waits until the brokers answer, saying so in the log, with backoff;
 /// returns the client that asked, for further questions.
 pub fn wait_for_brokers(settings: &Settings, shutdown: &AtomicBool) -> Result<MetadataClient, TopologyError> {

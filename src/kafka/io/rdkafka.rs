@@ -18,6 +18,9 @@ use crate::kafka::errors::{classify, FailureKind};
 
 /// How long a transaction operation or a flush may take.
 pub const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a new transactional producer waits for the cluster's metadata
+/// before it initialises its transactions anyway ([`KafkaSink::producer`]).
+const METADATA_FIRST: Duration = Duration::from_secs(5);
 
 /// The pause between looks at the producer while waiting for it.
 const NAP: Duration = Duration::from_micros(200);
@@ -127,7 +130,7 @@ impl KafkaSink {
             // init_transactions instead of 0.06 s; none of 32 once the
             // metadata was in. A failure here is init_transactions' to
             // report, so the wait is short.
-            let _ = producer.client().fetch_metadata(Some(topic), client::METADATA_FIRST);
+            let _ = producer.client().fetch_metadata(Some(topic), METADATA_FIRST);
             // Also aborts what an earlier incarnation with this id left open.
             producer.init_transactions(TXN_TIMEOUT)?;
         }
