@@ -1,9 +1,9 @@
-//! Writing one batch through the seam: every partition's outputs and the
-//! view's table records, then — once they are acknowledged, so that a
-//! visible checkpoint never claims records that are not in their topics —
-//! each partition's checkpoint (or
-//! snapshot) and head, then the commit with the input positions. One
-//! transaction with `exactly_once`
+//! Writing one batch through the seam: every partition's outputs (most
+//! already sent while the batch was processed: [`Stream`]) and the view's
+//! table records, then — once they are acknowledged, so that a visible
+//! checkpoint never claims records that are not in their topics — each
+//! partition's checkpoint (or snapshot) and head, then the commit with the
+//! input positions. One transaction with `exactly_once`
 //! (docs/guarantees.md#how-it-is-kept-without-trusting-the-broker).
 //!
 //! On failure nothing here is undone: the caller aborts the batch and
@@ -21,6 +21,7 @@ use crate::view::TableRecord;
 /// One partition's share of a batch.
 pub struct Share<'a> {
     pub partition: i32,
+    /// The outputs not yet sent ([`Stream`]).
     pub outputs: &'a [Produce],
     /// Records for the cluster-wide view's table (`topics.view`).
     pub table: &'a [TableRecord],
@@ -77,44 +78,110 @@ pub fn topic_name(topics: &Topics, t: OutTopic) -> &str {
     }
 }
 
-/// Writes `shares` as one batch (see the module documentation).
+/// The batch's outputs, sent while the batch is still being processed:
+/// the batch begins with the first of them, and they travel to their
+/// partitions (which join the transaction meanwhile) while the rest is
+/// processed, instead of all after it. On Apache Kafka at 10,000
+/// complaints/s, sending them at the end made their acknowledgement the
+/// largest step of the write (43 ms at p50 of an 82 ms transaction).
+#[derive(Debug, Default)]
+pub struct Stream {
+    begun: bool,
+}
+
+impl Stream {
+    /// Sends `outputs` of `partition` into the batch, and the view's
+    /// `table` records of them, beginning the batch first if nothing was
+    /// sent yet. A failure fails the batch (the caller aborts it as it
+    /// would a failed [`write`]).
+    pub fn send(
+        &mut self,
+        sink: &mut dyn BatchSink,
+        topics: &Topics,
+        partition: i32,
+        outputs: &[Produce],
+        table: &[TableRecord],
+    ) -> Result<(), BatchError> {
+        if outputs.is_empty() && table.is_empty() {
+            return Ok(());
+        }
+        if !self.begun {
+            sink.begin().map_err(|error| BatchError { step: "beginning the batch", error })?;
+            self.begun = true;
+        }
+        send_outputs(sink, topics, partition, outputs)?;
+        send_table(sink, topics, partition, table)
+    }
+
+    /// Whether the batch has begun (something was sent).
+    pub fn begun(&self) -> bool {
+        self.begun
+    }
+}
+
+fn send_table(
+    sink: &mut dyn BatchSink,
+    topics: &Topics,
+    partition: i32,
+    table: &[TableRecord],
+) -> Result<(), BatchError> {
+    for r in table {
+        let out = Out {
+            topic: &topics.view,
+            partition,
+            key: Some(r.key.as_bytes()),
+            value: r.value.as_deref(),
+            headers: &[],
+        };
+        sink.send(&out).map_err(|error| BatchError { step: "writing the view's table", error })?;
+    }
+    Ok(())
+}
+
+fn send_outputs(
+    sink: &mut dyn BatchSink,
+    topics: &Topics,
+    partition: i32,
+    outputs: &[Produce],
+) -> Result<(), BatchError> {
+    for r in outputs {
+        let headers: Vec<(&str, &[u8])> = r.headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        let out = Out {
+            topic: topic_name(topics, r.topic),
+            partition,
+            key: r.key.as_deref(),
+            value: Some(&r.value),
+            headers: &headers,
+        };
+        sink.send(&out).map_err(|error| BatchError { step: "writing outputs", error })?;
+    }
+    Ok(())
+}
+
+/// Writes `shares` as one batch (see the module documentation), after
+/// what `stream` sent of it; the stream is done with afterwards,
+/// whatever the result.
 pub fn write(
     sink: &mut dyn BatchSink,
     topics: &Topics,
+    stream: Stream,
     shares: &[Share<'_>],
     w: Writer,
 ) -> Result<Vec<Done>, BatchError> {
     let step = |step| move |error| BatchError { step, error };
     let t0 = std::time::Instant::now();
-    sink.begin().map_err(step("beginning the batch"))?;
+    if !stream.begun {
+        sink.begin().map_err(step("beginning the batch"))?;
+    }
     // Whether anything was sent before the checkpoints: the outputs and
     // the view's table records are acknowledged before a checkpoint says
     // they were written (a retried batch may send table records alone).
-    let mut any_sent = false;
+    let mut any_sent = stream.begun;
     for s in shares {
-        for r in s.outputs {
-            let headers: Vec<(&str, &[u8])> = r.headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
-            let out = Out {
-                topic: topic_name(topics, r.topic),
-                partition: s.partition,
-                key: r.key.as_deref(),
-                value: Some(&r.value),
-                headers: &headers,
-            };
-            sink.send(&out).map_err(step("writing outputs"))?;
-            any_sent = true;
-        }
-        for r in s.table {
-            let out = Out {
-                topic: &topics.view,
-                partition: s.partition,
-                key: Some(r.key.as_bytes()),
-                value: r.value.as_deref(),
-                headers: &[],
-            };
-            sink.send(&out).map_err(step("writing the view's table"))?;
-            any_sent = true;
-        }
+        send_outputs(sink, topics, s.partition, s.outputs)?;
+        any_sent |= !s.outputs.is_empty();
+        send_table(sink, topics, s.partition, s.table)?;
+        any_sent |= !s.table.is_empty();
     }
     let t1 = t0.elapsed();
     let acks =

@@ -218,11 +218,14 @@ pub fn producer(settings: &Settings, transactional: bool) -> ClientConfig {
     }
     if transactional {
         c.set("transactional.id", transactional_id(settings));
-        // A batch is one commit interval; an instance that dies holds the
-        // state partitions it wrote (their last stable offset) no longer
-        // than this before the broker aborts its transaction.
+        // A transaction lasts a batch: from its first output, sent while
+        // the batch is processed (at most one commit interval), to its
+        // commit. An instance that dies holds the partitions it wrote
+        // (their last stable offset) no longer than this before the broker
+        // aborts its transaction.
         if !settings.kafka.properties.contains_key("transaction.timeout.ms") {
-            c.set("transaction.timeout.ms", "10000");
+            let ms = 10_000 + settings.processing.commit_interval.as_millis();
+            c.set("transaction.timeout.ms", ms.to_string());
         }
     }
     c

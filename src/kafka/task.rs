@@ -114,6 +114,10 @@ impl Stats {
     }
 }
 
+/// How many of a batch's outputs, written and suppressed, were looked
+/// at ([`Task::outputs_since`]).
+pub type OutputMark = (usize, usize);
+
 /// What a task did in one `process` call.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Tally {
@@ -456,10 +460,14 @@ impl Task {
         self.merge.is_empty() && self.at_end == [true, true]
     }
 
-    /// Every output the engine emitted since the last [`Task::take_stats`],
-    /// written now or suppressed as already written (for the view's table).
-    pub fn batch_outputs(&self) -> impl Iterator<Item = &Output> {
-        self.stats.outputs.iter().chain(&self.stats.suppressed)
+    /// The outputs the engine emitted since the last [`Task::take_stats`],
+    /// written now or suppressed as already written (for the view's table),
+    /// past `mark`: how many of each an earlier call returned (`(0, 0)`:
+    /// all). Also the mark after them.
+    pub fn outputs_since(&self, mark: OutputMark) -> (impl Iterator<Item = &Output>, OutputMark) {
+        let (o, s) = (&self.stats.outputs, &self.stats.suppressed);
+        let now = (o.len(), s.len());
+        (o[mark.0.min(now.0)..].iter().chain(&s[mark.1.min(now.1)..]), now)
     }
 
     pub fn take_stats(&mut self) -> Stats {

@@ -60,6 +60,13 @@ struct Member {
     reader: MemoryReader,
     tasks: BTreeMap<i32, Task>,
     pending: BTreeMap<i32, Vec<Produce>>,
+    /// The batch's outputs sent while it was processed, as the processing
+    /// loop sends them: here those of the even partitions, so that every
+    /// batch has both kinds; how many of each partition's `pending`; and
+    /// why sending failed, if it did.
+    stream: batch::Stream,
+    sent: BTreeMap<i32, usize>,
+    stream_failed: Option<batch::BatchError>,
     attempt: u64,
     /// The partition count its checkpoints say they were written with.
     partitions: u32,
@@ -76,6 +83,9 @@ impl Member {
             reader: broker.reader(),
             tasks: BTreeMap::new(),
             pending: BTreeMap::new(),
+            stream: batch::Stream::default(),
+            sent: BTreeMap::new(),
+            stream_failed: None,
             attempt: 0,
             partitions: PARTITIONS as u32,
         }
@@ -118,6 +128,13 @@ impl Member {
                 task.at_end(side);
             }
             task.process(now, Ts::EPOCH, Duration::ZERO, pending);
+            let sent = self.sent.entry(*p).or_default();
+            if p % 2 == 0 && self.stream_failed.is_none() {
+                match self.stream.send(&mut self.sink, t, *p, &pending[*sent..], &[]) {
+                    Ok(()) => *sent = pending.len(),
+                    Err(e) => self.stream_failed = Some(e),
+                }
+            }
         }
     }
 
@@ -134,7 +151,7 @@ impl Member {
             .iter()
             .map(|(p, task)| Share {
                 partition: *p,
-                outputs: &self.pending[p],
+                outputs: &self.pending[p][self.sent.get(p).copied().unwrap_or(0)..],
                 table: &[],
                 inputs: task.input_positions(),
                 kind: bodies[p].0,
@@ -145,7 +162,14 @@ impl Member {
             })
             .collect();
         let writer = Writer { attempt: self.attempt, partitions: self.partitions };
-        match batch::write(&mut self.sink, &self.settings.topics, &shares, writer) {
+        let stream = std::mem::take(&mut self.stream);
+        let result = match self.stream_failed.take() {
+            Some(e) => Err(e),
+            None => batch::write(&mut self.sink, &self.settings.topics, stream, &shares, writer),
+        };
+        drop(shares);
+        self.sent.clear();
+        match result {
             Ok(done) => {
                 for d in done {
                     let task = self.tasks.get_mut(&d.partition).expect("task");
@@ -484,8 +508,8 @@ fn a_batch_of_table_records_alone_waits_for_them_before_its_checkpoint() {
     };
     b.inject(Fault::Flush { kind: FailureKind::Transient, land: 0 });
     let writer = Writer { attempt: 1, partitions: PARTITIONS as u32 };
-    let err =
-        batch::write(&mut m.sink, &s.topics, &[share], writer).expect_err("the view's records are not acknowledged");
+    let err = batch::write(&mut m.sink, &s.topics, batch::Stream::default(), &[share], writer)
+        .expect_err("the view's records are not acknowledged");
     m.sink.abort().expect("abort");
     assert_eq!(err.step, "waiting for the outputs' acknowledgements");
     assert!(b.visible(&s.topics.state, 0).is_empty(), "no checkpoint was sent");

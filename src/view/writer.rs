@@ -2,11 +2,12 @@
 //! partition writes ([`table_records`], pure), and when an owner re-puts
 //! all of its partition's open andons ([`TableWriter`]).
 //!
-//! Records are derived from the engine's state *after* the batch, for
-//! every andon an output of the batch is about, including outputs that
-//! were suppressed as already written (so a batch replayed after a crash
-//! or a failed commit writes its table records again even when its
-//! outputs are not). Puts are idempotent: writing one twice is harmless.
+//! Records are derived from the engine's state *after* the round of
+//! processing that made the outputs (they are sent with them), for every
+//! andon an output is about, including outputs that were suppressed as
+//! already written (so a batch replayed after a crash or a failed commit
+//! writes its table records again even when its outputs are not). Puts
+//! are idempotent: writing one twice is harmless.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -144,8 +145,19 @@ impl TableWriter {
         now.duration_since(self.refreshed.unwrap_or(self.made)) >= REFRESH_EVERY
     }
 
+    /// The records of outputs of a batch still being processed, sent with
+    /// them ([`crate::kafka::batch::Stream`]): from the state after the
+    /// round that made them (a later round that touches the same andon
+    /// puts it again). A re-put waits for the batch's end ([`Self::records`]).
+    pub fn streamed<'a>(&mut self, outputs: impl IntoIterator<Item = &'a Output>, engine: &Engine) -> Vec<TableRecord> {
+        let records = table_records(self.partition, outputs, engine);
+        self.bytes_since += size(&records);
+        records
+    }
+
     /// The records to write to the view topic's partition with this
-    /// batch's outputs: both come from the same state, so they agree.
+    /// batch's outputs (those not [`Self::streamed`]): both come from the
+    /// same state, so they agree.
     /// `bytes_bounded`: the view topic keeps only so many bytes a partition,
     /// or the broker has not said (then re-puts by bytes too).
     pub fn records<'a>(
@@ -264,6 +276,47 @@ mod tests {
         assert_eq!((c.verdict, c.channel, c.steps.len()), (Verdict::NoDefect, Some(Channel::Phone), 2));
         assert_eq!(c.steps[1].actor, "ann");
         assert!(table_records(2, &[], &e).is_empty(), "no outputs, nothing to write");
+    }
+
+    #[test]
+    fn records_streamed_round_by_round_leave_the_table_where_the_whole_batch_would() {
+        // The last record of each key is what compaction keeps.
+        fn last(records: &[TableRecord]) -> BTreeMap<String, Option<Vec<u8>>> {
+            records.iter().map(|r| (r.key.clone(), r.value.clone())).collect()
+        }
+        let (mut streamed, mut whole) = (engine(), engine());
+        let mut w = TableWriter::new(0, Instant::now());
+        let (mut sent, mut all) = (Vec::new(), Vec::new());
+        type Round = fn(&mut Engine, &mut Vec<Output>);
+        let rounds: [Round; 3] = [
+            |e, out| out.extend(pull_a(e)),
+            |e, out| {
+                complain(e, "e3", T0 + 2 * S, "B", "c1", out);
+                complain(e, "e4", T0 + 3 * S, "B", "c3", out);
+                update(e, "u1", "sku:A/print_defect#1", 1, T0 + 10 * S, None, out);
+            },
+            |e, out| update(e, "u2", "sku:A/print_defect#1", 2, T0 + 20 * S, Some(Verdict::NoDefect), out),
+        ];
+        for round in rounds {
+            let mut out = Vec::new();
+            round(&mut streamed, &mut out);
+            sent.extend(w.streamed(&out, &streamed));
+            round(&mut whole, &mut all);
+        }
+        let batch = table_records(0, &all, &whole);
+        assert_eq!(last(&sent), last(&batch));
+        assert_eq!(
+            keys(&sent),
+            [
+                ("andon/sku:A/print_defect#1".to_owned(), true),
+                ("andon/sku:A/print_defect#1".to_owned(), true),
+                ("andon/sku:B/print_defect#1".to_owned(), true),
+                ("closed/sku:A/print_defect#1".to_owned(), true),
+                ("andon/sku:A/print_defect#1".to_owned(), false),
+            ],
+            "A put, then put again beside B's, then A's close and tombstone"
+        );
+        assert_eq!(w.bytes_since, size(&sent), "streamed bytes count towards a re-put by bytes");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! rebalance callback only assigns and pauses), take finished restores,
 //! start new ones; then for up to `commit_interval`, drain every active
 //! partition's queues into its task and process (the partitions spread
-//! over `processing.threads`); then write the batch ([`batch::write`]).
+//! over `processing.threads`), sending each round's outputs into the batch
+//! ([`batch::Stream`]); then write the rest of the batch ([`batch::write`]).
 //!
 //! Each partition is in one of three states: restoring (paused on the
 //! consumer, its restore running on the restorer thread), failed (a
@@ -101,6 +102,10 @@ pub struct Processor {
     /// was last active: its lag while it restores or has failed.
     positions: BTreeMap<i32, (i64, i64)>,
     waker: Arc<Waker>,
+    /// The batch's outputs sent so far, while it is processed.
+    stream: batch::Stream,
+    /// Why sending them failed: the batch fails at its end.
+    stream_failed: Option<batch::BatchError>,
     attempt: u64,
     /// The last group generation this member was seen in: a partition
     /// assigned now is stamped with it (see `Task::generation`). librdkafka
@@ -241,6 +246,8 @@ impl Processor {
             ends,
             positions: BTreeMap::new(),
             waker,
+            stream: batch::Stream::default(),
+            stream_failed: None,
             attempt: 0,
             generation: 0,
             halted: None,
@@ -274,7 +281,12 @@ impl Processor {
                 let n = self.process_round();
                 processed += n;
                 rounds += 1;
-                if stopping || Instant::now() >= deadline || processed >= MAX_BATCH || shutdown.load(Ordering::Relaxed)
+                let sent = self.stream_outputs();
+                if !sent
+                    || stopping
+                    || Instant::now() >= deadline
+                    || processed >= MAX_BATCH
+                    || shutdown.load(Ordering::Relaxed)
                 {
                     break;
                 }
@@ -466,6 +478,13 @@ impl Processor {
             n += drain(a, Side::Complaints, first_complaint, &cq[p], now, idle, placement, misplaced);
             let tally = a.task.process(now, wall, idle, &mut a.pending);
             n += tally.processed + tally.undecodable;
+            // The view's records of this round's outputs go with them.
+            let (outputs, mark) = a.task.outputs_since(a.viewed);
+            if mark != a.viewed {
+                let records = a.view.streamed(outputs, a.task.engine());
+                a.table.extend(records);
+                a.viewed = mark;
+            }
             a.processed += n;
             n
         };
@@ -476,6 +495,29 @@ impl Processor {
             }
             _ => actives.into_iter().map(work).sum(),
         }
+    }
+
+    /// Sends the outputs processed since the last look into the batch
+    /// ([`batch::Stream`]); false once that failed (the batch then fails
+    /// at its end, and is cut short).
+    fn stream_outputs(&mut self) -> bool {
+        if self.stream_failed.is_some() {
+            return false;
+        }
+        let t = &self.settings.topics;
+        for (p, slot) in self.slots.iter_mut() {
+            let Slot::Active(a) = slot else { continue };
+            if a.sent == a.pending.len() && a.table.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.stream.send(&mut *self.sink, t, *p, &a.pending[a.sent..], &a.table) {
+                self.stream_failed = Some(e);
+                return false;
+            }
+            a.sent = a.pending.len();
+            a.table.clear();
+        }
+        true
     }
 
     /// The group generation now, or the last one seen (see the field).
@@ -496,13 +538,15 @@ impl Processor {
         let body = |(p, a): (&i32, &mut Active)| {
             let (c, u) = a.task.input_positions();
             let moved = (c, u) != (a.task.chain.positions.complaints, a.task.chain.positions.updates);
-            if a.pending.is_empty() && !a.task.has_changes() && !moved && !a.view.idle_refresh_due(now) {
+            let streamed = a.viewed != (0, 0);
+            if a.pending.is_empty() && !streamed && !a.task.has_changes() && !moved && !a.view.idle_refresh_due(now) {
                 return None;
             }
-            // The view's table records come from the same state as the
-            // outputs (and, for outputs suppressed as already written, are
-            // written again: table puts are idempotent).
-            let table = a.view.records(a.task.batch_outputs(), a.task.engine(), &model, now, bytes_bounded);
+            // The view's table records of outputs not streamed yet (none,
+            // unless sending failed) and the re-put when due: from the
+            // same state as the outputs (and, for outputs suppressed as
+            // already written, written again: table puts are idempotent).
+            let table = a.view.records(a.task.outputs_since(a.viewed).0, a.task.engine(), &model, now, bytes_bounded);
             let (kind, body) = a.task.checkpoint_body(after_bytes);
             Some((*p, (kind, body, table)))
         };
@@ -521,6 +565,13 @@ impl Processor {
             None => actives.filter_map(body).collect(),
         };
         drop(model);
+        // Outputs sent while processing made the batch non-empty.
+        debug_assert!(!bodies.is_empty() || !self.stream.begun());
+        let stream = std::mem::take(&mut self.stream);
+        if let Some(e) = self.stream_failed.take() {
+            self.fail_batch(e, bodies.keys().copied().collect());
+            return;
+        }
         if bodies.is_empty() {
             return;
         }
@@ -539,7 +590,7 @@ impl Processor {
                 let (kind, body, table) = bodies.get(p)?;
                 Some(Share {
                     partition: *p,
-                    outputs: &a.pending,
+                    outputs: &a.pending[a.sent..],
                     table,
                     inputs: a.task.input_positions(),
                     kind: *kind,
@@ -550,7 +601,7 @@ impl Processor {
                 })
             })
             .collect();
-        let result = batch::write(&mut *self.sink, &t, &shares, writer);
+        let result = batch::write(&mut *self.sink, &t, stream, &shares, writer);
         drop(shares);
         match result {
             Ok(done) => {
@@ -573,6 +624,8 @@ impl Processor {
                     let Some(Slot::Active(a)) = self.slots.get_mut(&d.partition) else { continue };
                     a.task.chain.advance(&d.written, d.stamp, d.positions, d.state_end);
                     a.pending.clear();
+                    a.sent = 0;
+                    a.viewed = (0, 0);
                     self.status.records.fetch_add(a.processed, Ordering::Relaxed);
                     a.processed = 0;
                     a.progress = now;

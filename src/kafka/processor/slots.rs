@@ -11,10 +11,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::super::client;
 use super::super::errors::Backoff;
 use super::super::restore::{RestoreError, Restored, Why};
-use super::super::task::{Produce, Task};
+use super::super::task::{OutputMark, Produce, Task};
 use super::restorer::topology_problem;
 use super::Processor;
-use crate::view::TableWriter;
+use crate::view::{TableRecord, TableWriter};
 
 /// A partition this member owns. `since`: its last progress (its
 /// assignment, a batch that moved it, or nothing left to do), the start
@@ -41,8 +41,15 @@ pub(super) enum Slot {
 
 pub(super) struct Active {
     pub(super) task: Task,
-    /// Outputs processed and not yet written.
+    /// Outputs processed and not yet committed.
     pub(super) pending: Vec<Produce>,
+    /// How many of `pending` were sent into the batch while it was
+    /// processed ([`crate::kafka::batch::Stream`]).
+    pub(super) sent: usize,
+    /// The view's table records of the outputs processed, to be sent with
+    /// them; and how many of the batch's outputs they cover.
+    pub(super) table: Vec<TableRecord>,
+    pub(super) viewed: OutputMark,
     /// Records processed since the last batch.
     pub(super) processed: u64,
     /// When the partition last made progress (a batch that moved it, or
@@ -159,6 +166,9 @@ impl Processor {
             let active = Active {
                 task,
                 pending: Vec::new(),
+                sent: 0,
+                table: Vec::new(),
+                viewed: (0, 0),
                 processed: 0,
                 // The clock of no progress runs on through a restore: a
                 // partition whose batches fail, restore and fail again is
