@@ -172,9 +172,27 @@ pub fn changelog_reader(settings: &Settings) -> ClientConfig {
 /// its place in the group).
 const GROUP_MEMBER_ONLY: &[&str] = &["group.instance.id"];
 
+/// How many records librdkafka fetches ahead into each input partition's
+/// queue (its default: 100,000, all held in memory while an instance
+/// catches up on a backlog), and how soon it fetches again once a queue
+/// is back under that (its default, 1 s, is for large queues: with 10,000
+/// and 1,000 it made catching up 1.5 and 3.6 times slower). On Apache
+/// Kafka, catching up on 1,000,000 one-complaint keys: peak RSS 691 →
+/// 484 MB, 3.82 → 3.44 s (docs/configuration.md#kafkaproperties).
+const INPUT_PREFETCH: [(&str, &str); 2] = [("queued.min.messages", "2000"), ("fetch.queue.backoff.ms", "10")];
+
+fn bound_prefetch(c: &mut ClientConfig, settings: &Settings) {
+    for (k, v) in INPUT_PREFETCH {
+        if !settings.kafka.properties.contains_key(k) {
+            c.set(k, v);
+        }
+    }
+}
+
 /// The group member, over the complaints topic.
 pub fn group_consumer(settings: &Settings) -> ClientConfig {
     let mut c = consumer_base(settings);
+    bound_prefetch(&mut c, settings);
     c.set("group.id", &settings.kafka.group_id);
     // With the classic protocol, incremental handovers (a member keeps
     // what it is not asked to give up). With KIP-848's `consumer` protocol
@@ -203,6 +221,7 @@ pub fn group_consumer(settings: &Settings) -> ClientConfig {
 /// the group's assignment of complaints partitions).
 pub fn updates_consumer(settings: &Settings) -> ClientConfig {
     let mut c = plain_consumer(settings);
+    bound_prefetch(&mut c, settings);
     if !settings.kafka.properties.contains_key("statistics.interval.ms") {
         c.set("statistics.interval.ms", "1000");
     }
@@ -544,6 +563,19 @@ pub fn log(level: RDKafkaLogLevel, fac: &str, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_inputs_prefetch_is_bounded_unless_the_user_says_otherwise() {
+        let s = Settings::from_toml("").expect("defaults");
+        for c in [group_consumer(&s), updates_consumer(&s)] {
+            assert_eq!(c.get("queued.min.messages"), Some("2000"));
+            assert_eq!(c.get("fetch.queue.backoff.ms"), Some("10"));
+        }
+        assert_eq!(changelog_reader(&s).get("queued.min.messages"), None, "a restore reads at librdkafka's pace");
+        let s = Settings::from_toml("[kafka.properties]\n\"queued.min.messages\" = \"500\"").expect("settings");
+        assert_eq!(group_consumer(&s).get("queued.min.messages"), Some("500"));
+        assert_eq!(group_consumer(&s).get("fetch.queue.backoff.ms"), Some("10"));
+    }
 
     #[test]
     fn the_view_topic_is_unbounded_only_where_the_broker_says_a_negative_retention_bytes() {
