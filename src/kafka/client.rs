@@ -243,7 +243,9 @@ pub fn producer(settings: &Settings, transactional: bool) -> ClientConfig {
         // (their last stable offset) no longer than this before the broker
         // aborts its transaction.
         if !settings.kafka.properties.contains_key("transaction.timeout.ms") {
-            let ms = 10_000 + settings.processing.commit_interval.as_millis();
+            // At most the broker's default `transaction.max.timeout.ms`
+            // (15 min), which refuses a longer one.
+            let ms = (10_000 + settings.processing.commit_interval.as_millis()).min(900_000);
             c.set("transaction.timeout.ms", ms.to_string());
         }
     }

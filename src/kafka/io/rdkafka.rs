@@ -245,7 +245,13 @@ impl BatchSink for KafkaSink {
                     std::thread::sleep(NAP);
                 }
                 Err((e, _)) => {
-                    return Err(IoError::new(classify(&e), format!("writing to {}[{}]", r.topic, r.partition), e))
+                    let err = IoError::new(classify(&e), format!("writing to {}[{}]", r.topic, r.partition), e);
+                    // A transaction that failed meanwhile (a partition it
+                    // may not add, a fenced producer) refuses further
+                    // records with a state error that says nothing of why:
+                    // its own error does, as in `flush`. Records sent while
+                    // a batch is processed meet this first.
+                    return Err(self.transaction_error().unwrap_or(err));
                 }
             }
         }
