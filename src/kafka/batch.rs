@@ -105,12 +105,18 @@ impl Stream {
         if outputs.is_empty() && table.is_empty() {
             return Ok(());
         }
+        self.begin(sink)?;
+        send_outputs(sink, topics, partition, outputs)?;
+        send_table(sink, topics, partition, table)
+    }
+
+    /// Begins the batch, unless something was sent already.
+    fn begin(&mut self, sink: &mut dyn BatchSink) -> Result<(), BatchError> {
         if !self.begun {
             sink.begin().map_err(|error| BatchError { step: "beginning the batch", error })?;
             self.begun = true;
         }
-        send_outputs(sink, topics, partition, outputs)?;
-        send_table(sink, topics, partition, table)
+        Ok(())
     }
 
     /// Whether the batch has begun (something was sent).
@@ -125,15 +131,22 @@ fn send_table(
     partition: i32,
     table: &[TableRecord],
 ) -> Result<(), BatchError> {
-    for r in table {
-        let out = Out {
-            topic: &topics.view,
-            partition,
-            key: Some(r.key.as_bytes()),
-            value: r.value.as_deref(),
-            headers: &[],
-        };
-        sink.send(&out).map_err(|error| BatchError { step: "writing the view's table", error })?;
+    let records = table.iter().map(|r| (r.key.as_str(), r.value.as_deref()));
+    send_keyed(sink, &topics.view, partition, records, "writing the view's table")
+}
+
+/// Sends keyed records without headers (the view's table, a state
+/// partition's checkpoint) to `partition` of `topic`.
+fn send_keyed<'r>(
+    sink: &mut dyn BatchSink,
+    topic: &str,
+    partition: i32,
+    records: impl IntoIterator<Item = (&'r str, Option<&'r [u8]>)>,
+    step: &'static str,
+) -> Result<(), BatchError> {
+    for (key, value) in records {
+        let out = Out { topic, partition, key: Some(key.as_bytes()), value, headers: &[] };
+        sink.send(&out).map_err(|error| BatchError { step, error })?;
     }
     Ok(())
 }
@@ -164,19 +177,17 @@ fn send_outputs(
 pub fn write(
     sink: &mut dyn BatchSink,
     topics: &Topics,
-    stream: Stream,
+    mut stream: Stream,
     shares: &[Share<'_>],
     w: Writer,
 ) -> Result<Vec<Done>, BatchError> {
     let step = |step| move |error| BatchError { step, error };
     let t0 = std::time::Instant::now();
-    if !stream.begun {
-        sink.begin().map_err(step("beginning the batch"))?;
-    }
     // Whether anything was sent before the checkpoints: the outputs and
     // the view's table records are acknowledged before a checkpoint says
     // they were written (a retried batch may send table records alone).
     let mut any_sent = stream.begun;
+    stream.begin(sink)?;
     for s in shares {
         send_outputs(sink, topics, s.partition, s.outputs)?;
         any_sent |= !s.outputs.is_empty();
@@ -201,16 +212,8 @@ pub fn write(
         let stamp = Stamp { era: s.era, generation: s.generation };
         let writing = Writing { stamp, attempt: w.attempt, partitions: w.partitions };
         let written = s.chain.write(writing, s.kind, positions, s.body);
-        for r in &written.records {
-            let out = Out {
-                topic: &topics.state,
-                partition: s.partition,
-                key: Some(r.key.as_bytes()),
-                value: r.value.as_deref(),
-                headers: &[],
-            };
-            sink.send(&out).map_err(step("writing checkpoints"))?;
-        }
+        let records = written.records.iter().map(|r| (r.key.as_str(), r.value.as_deref()));
+        send_keyed(sink, &topics.state, s.partition, records, "writing checkpoints")?;
         pending.push((s.partition, written, stamp, positions));
     }
     let t3 = t0.elapsed();
