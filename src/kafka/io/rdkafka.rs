@@ -11,6 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rustc_hash::FxHashMap;
 
 use super::{Acks, BatchSink, IoError, LogReader, Out, Range, Record, Watermarks};
 use crate::kafka::client::{self, Quiet};
@@ -41,8 +42,42 @@ pub trait Group: Send + Sync {
 /// Delivery reports of the current batch.
 #[derive(Default)]
 struct Deliveries {
-    acks: Mutex<HashMap<(String, i32), (i64, i64)>>,
+    acks: Mutex<AckRanges>,
     error: Mutex<Option<IoError>>,
+}
+
+/// The offsets acknowledged per topic and partition, as (first, last + 1).
+/// A delivery report is looked up by its topic as borrowed, so that a
+/// report (one per record written) allocates nothing: keyed by an owned
+/// (topic, partition), each report cost a `String` and a SipHash.
+#[derive(Default)]
+struct AckRanges(Vec<(String, PartitionRanges)>);
+
+/// Per partition: (first offset acknowledged, last + 1).
+type PartitionRanges = FxHashMap<i32, (i64, i64)>;
+
+impl AckRanges {
+    fn note(&mut self, topic: &str, partition: i32, offset: i64) {
+        // A batch writes a handful of topics: a scan beats hashing them.
+        let i = match self.0.iter().position(|(t, _)| t == topic) {
+            Some(i) => i,
+            None => {
+                self.0.push((topic.to_owned(), PartitionRanges::default()));
+                self.0.len() - 1
+            }
+        };
+        let e = self.0[i].1.entry(partition).or_insert((offset, offset + 1));
+        e.0 = e.0.min(offset);
+        e.1 = e.1.max(offset + 1);
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn into_acks(self) -> Acks {
+        self.0.into_iter().flat_map(|(t, ps)| ps.into_iter().map(move |(p, r)| ((t.clone(), p), r))).collect()
+    }
 }
 
 struct ProduceContext(Arc<Deliveries>);
@@ -61,10 +96,7 @@ impl ProducerContext for ProduceContext {
     fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
         match r {
             Ok(m) => {
-                let mut acks = self.0.acks.lock().unwrap_or_else(|e| e.into_inner());
-                let e = acks.entry((m.topic().to_owned(), m.partition())).or_insert((m.offset(), m.offset() + 1));
-                e.0 = e.0.min(m.offset());
-                e.1 = e.1.max(m.offset() + 1);
+                self.0.acks.lock().unwrap_or_else(|e| e.into_inner()).note(m.topic(), m.partition(), m.offset());
             }
             Err((e, m)) => {
                 let mut err = self.0.error.lock().unwrap_or_else(|e| e.into_inner());
@@ -282,8 +314,7 @@ impl BatchSink for KafkaSink {
         if let Some(e) = self.deliveries.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
             return Err(self.transaction_error().unwrap_or(e));
         }
-        let acks = std::mem::take(&mut *self.deliveries.acks.lock().unwrap_or_else(|e| e.into_inner()));
-        Ok(acks.into_iter().collect())
+        Ok(std::mem::take(&mut *self.deliveries.acks.lock().unwrap_or_else(|e| e.into_inner())).into_acks())
     }
 
     fn commit(&mut self, positions: &[(i32, i64, i64)]) -> Result<(), IoError> {
