@@ -19,7 +19,9 @@ mod charts;
 mod owners;
 mod queries;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap;
 
 use serde::Serialize;
 
@@ -29,7 +31,6 @@ pub use owners::{percentile, ActorRow, OwnerRow, OwnersReport};
 pub use queries::{subject_of, AndonOut};
 
 use super::record::{AndonRecord, ClosedRecord, Key, MemberRecord};
-use crate::event::format_timestamp;
 use crate::time::{Dur, Ts};
 
 const DAY: Dur = Dur::from_secs(86_400);
@@ -52,17 +53,29 @@ pub struct Recent {
     pub detail: String,
 }
 
+/// An event as [`Model`] keeps it; its time is its key's, formatted only
+/// when asked for (most events are pushed out unread).
+#[derive(Debug)]
+struct Noted {
+    kind: &'static str,
+    id: String,
+    subject: String,
+    detail: String,
+}
+
+/// The maps are keyed by andon ids and subject keys with Fx hashing, as
+/// the engine's are: SipHash was a tenth of what reading the view cost.
 #[derive(Debug, Default)]
 pub struct Model {
-    open: HashMap<String, AndonRecord>,
+    open: FxHashMap<String, AndonRecord>,
     /// Open delisting andons per subject key: off sale while > 0.
-    delisting: HashMap<String, u32>,
-    closed: HashMap<String, ClosedRecord>,
+    delisting: FxHashMap<String, u32>,
+    closed: FxHashMap<String, ClosedRecord>,
     /// (closed_at, andon_id) of `closed`, for dropping the oldest.
     closed_order: BTreeSet<(Ts, String)>,
     members: BTreeMap<String, MemberRecord>,
     /// The latest events by time: (at, arrival) -> event.
-    recent: BTreeMap<(Ts, u64), Recent>,
+    recent: BTreeMap<(Ts, u64), Noted>,
     arrivals: u64,
 }
 
@@ -187,7 +200,7 @@ impl Model {
 
     fn event(&mut self, kind: &'static str, id: &str, subject: &str, at: Ts, detail: String) {
         self.arrivals += 1;
-        let r = Recent { kind, id: id.to_owned(), subject: subject.to_owned(), at: format_timestamp(at), detail };
+        let r = Noted { kind, id: id.to_owned(), subject: subject.to_owned(), detail };
         self.recent.insert((at, self.arrivals), r);
         while self.recent.len() > MAX_RECENT {
             self.recent.pop_first();

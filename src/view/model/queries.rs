@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::{Model, Recent};
-use crate::event::Subject;
+use crate::event::{format_timestamp, Subject};
 use crate::time::Ts;
 use crate::view::record::{AndonRecord, MemberRecord};
 
@@ -72,7 +72,16 @@ impl Model {
 
     /// The latest events, oldest first.
     pub fn recent(&self) -> Vec<Recent> {
-        self.recent.values().cloned().collect()
+        self.recent
+            .iter()
+            .map(|((at, _), n)| Recent {
+                kind: n.kind,
+                id: n.id.clone(),
+                subject: n.subject.clone(),
+                at: format_timestamp(*at),
+                detail: n.detail.clone(),
+            })
+            .collect()
     }
 
     pub fn members(&self) -> impl Iterator<Item = &MemberRecord> {
