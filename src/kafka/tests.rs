@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::batch::{self, Share, Writer};
 use super::checkpoint::{ChainError, SNAPSHOT_AFTER_BYTES};
 use super::errors::FailureKind;
-use super::io::memory::{Fault, Memory, MemoryReader, MemorySink};
+use super::io::memory::{Fault, Memory, MemoryReader, MemorySink, Stored};
 use super::io::BatchSink;
 use super::restore::{restore, written_partition_count, RestoreError, Why};
 use super::task::{Incoming, Limits, Produce, Task};
@@ -51,6 +51,9 @@ fn complaint(i: usize, sku: &str, customer: &str, m: usize) -> (String, String) 
 fn partition_of(key: &str) -> i32 {
     (key.bytes().map(u32::from).sum::<u32>() % PARTITIONS as u32) as i32
 }
+
+/// Records of one input partition as the in-memory broker shows them.
+type Records<'a> = &'a [(i64, Stored)];
 
 /// One member: its tasks, its sink, a cursor per input partition.
 struct Member {
@@ -111,28 +114,50 @@ impl Member {
         failed
     }
 
-    /// Feeds each task everything past its position and processes it.
+    /// Feeds each task everything past its position and processes it, in
+    /// two rounds as the processing loop would: the updates and the first
+    /// half of the complaints, then the rest. After each round the even
+    /// partitions' outputs are sent into the batch, so a batch streams
+    /// twice (in about 30 of these tests' batches both rounds have outputs)
+    /// and a `Send` fault can fall between its rounds.
     fn process(&mut self) {
         let t = &self.settings.topics;
         for (p, task) in self.tasks.iter_mut() {
             let (c, u) = task.input_positions();
             let now = Instant::now() + Duration::from_secs(3600);
             let pending = self.pending.get_mut(p).expect("pending");
-            for (side, topic, from) in [(Side::Complaints, &t.complaints, c), (Side::Updates, &t.work_order_updates, u)]
-            {
-                for (offset, r) in self.broker.visible(topic, *p).into_iter().filter(|(o, _)| *o >= from) {
-                    let m =
-                        Incoming { side, offset, key: r.key.as_deref(), value: r.value.as_deref(), timestamp: None };
-                    task.offer(m, now, Duration::ZERO, pending);
+            let complaints: Vec<_> =
+                self.broker.visible(&t.complaints, *p).into_iter().filter(|(o, _)| *o >= c).collect();
+            let updates: Vec<_> =
+                self.broker.visible(&t.work_order_updates, *p).into_iter().filter(|(o, _)| *o >= u).collect();
+            let (first, rest) = complaints.split_at(complaints.len() / 2);
+            // The updates are read to their end in the first round (so
+            // the merge can take complaints), the complaints in the second.
+            let rounds: [(&[(Side, Records<'_>)], Side); 2] = [
+                (&[(Side::Updates, &updates), (Side::Complaints, first)], Side::Updates),
+                (&[(Side::Complaints, rest)], Side::Complaints),
+            ];
+            for (inputs, ended) in rounds {
+                for (side, records) in inputs {
+                    for (offset, r) in records.iter() {
+                        let m = Incoming {
+                            side: *side,
+                            offset: *offset,
+                            key: r.key.as_deref(),
+                            value: r.value.as_deref(),
+                            timestamp: None,
+                        };
+                        task.offer(m, now, Duration::ZERO, pending);
+                    }
                 }
-                task.at_end(side);
-            }
-            task.process(now, Ts::EPOCH, Duration::ZERO, pending);
-            let sent = self.sent.entry(*p).or_default();
-            if p % 2 == 0 && self.stream_failed.is_none() {
-                match self.stream.send(&mut self.sink, t, *p, &pending[*sent..], &[]) {
-                    Ok(()) => *sent = pending.len(),
-                    Err(e) => self.stream_failed = Some(e),
+                task.at_end(ended);
+                task.process(now, Ts::EPOCH, Duration::ZERO, pending);
+                let sent = self.sent.entry(*p).or_default();
+                if p % 2 == 0 && self.stream_failed.is_none() {
+                    match self.stream.send(&mut self.sink, t, *p, &pending[*sent..], &[]) {
+                        Ok(()) => *sent = pending.len(),
+                        Err(e) => self.stream_failed = Some(e),
+                    }
                 }
             }
         }
