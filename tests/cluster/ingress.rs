@@ -124,6 +124,13 @@ fn complaints_and_updates_posted_over_http_are_checked_written_and_counted(on: O
             .iter()
             .any(|c| c["action"] == "delist" && c["andon_id"] == andon_id)
     });
+    // The view learns of the delist from its own topic, a read after the
+    // commit that made the command visible: wait for it, or the standing
+    // below may still be the one from before the pull.
+    eventually(Duration::from_secs(30), "the view knows P1 is off sale", || {
+        let (_, body) = member.get("/subjects/sku/P1");
+        serde_json::from_str::<Value>(&body).is_ok_and(|v| v["off_sale"] == true)
+    });
     let close = format!(
         r#"{{"update_id":"u1","andon_id":"{andon_id}","step":1,"actor":"pat","at":"{}","verdict":"defect_confirmed"}}"#,
         event_time(120 * 60)
