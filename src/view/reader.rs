@@ -75,7 +75,7 @@ fn read(settings: &Settings, status: &Status, current_at: &mut Ts) -> Result<(),
     loop {
         // Apply what has been fetched under one lock, then let readers in.
         // The messages themselves, not copies: librdkafka's buffers are
-        // read in place (copying keys and values was a fifth of what the
+        // read in place (copying keys and values was about a tenth of what the
         // reader cost) and released once applied.
         let mut first = true;
         let mut batch: Vec<BorrowedMessage<'_>> = Vec::new();
