@@ -148,10 +148,16 @@ pub fn history_reader(settings: &Settings) -> ClientConfig {
     // append, so with the default the start had moved again by then, every
     // time: the read of a long `andon demo` never began. Real brokers
     // delete whole segments, rarely.
-    if !settings.kafka.properties.contains_key("fetch.error.backoff.ms") {
-        c.set("fetch.error.backoff.ms", "10");
-    }
+    default_unless_given(&mut c, settings, "fetch.error.backoff.ms", "10");
     c
+}
+
+/// Sets `key` to andon's `value` unless the user's `[kafka.properties]`
+/// give it: where a user's value is applied before andon's defaults.
+fn default_unless_given(c: &mut ClientConfig, settings: &Settings, key: &str, value: &str) {
+    if !settings.kafka.properties.contains_key(key) {
+        c.set(key, value);
+    }
 }
 
 /// The restores' reader: a plain consumer that does not wait for data.
@@ -161,9 +167,7 @@ pub fn history_reader(settings: &Settings) -> ClientConfig {
 /// and the broker holds such a fetch for up to `fetch.wait.max.ms`.
 pub fn changelog_reader(settings: &Settings) -> ClientConfig {
     let mut c = plain_consumer(settings);
-    if !settings.kafka.properties.contains_key("fetch.wait.max.ms") {
-        c.set("fetch.wait.max.ms", "5");
-    }
+    default_unless_given(&mut c, settings, "fetch.wait.max.ms", "5");
     c
 }
 
@@ -183,9 +187,7 @@ const INPUT_PREFETCH: [(&str, &str); 2] = [("queued.min.messages", "2000"), ("fe
 
 fn bound_prefetch(c: &mut ClientConfig, settings: &Settings) {
     for (k, v) in INPUT_PREFETCH {
-        if !settings.kafka.properties.contains_key(k) {
-            c.set(k, v);
-        }
+        default_unless_given(c, settings, k, v);
     }
 }
 
@@ -200,14 +202,12 @@ pub fn group_consumer(settings: &Settings) -> ClientConfig {
     // setting.
     let consumer_protocol =
         settings.kafka.properties.get("group.protocol").is_some_and(|v| v.trim().eq_ignore_ascii_case("consumer"));
-    if !consumer_protocol && !settings.kafka.properties.contains_key("partition.assignment.strategy") {
-        c.set("partition.assignment.strategy", "cooperative-sticky");
+    if !consumer_protocol {
+        default_unless_given(&mut c, settings, "partition.assignment.strategy", "cooperative-sticky");
     }
     // Consumer lag per partition: the end offsets come from librdkafka's
     // statistics, the positions from andon's own tasks.
-    if !settings.kafka.properties.contains_key("statistics.interval.ms") {
-        c.set("statistics.interval.ms", "1000");
-    }
+    default_unless_given(&mut c, settings, "statistics.interval.ms", "1000");
     for (k, v) in user_properties(settings, Role::Consumer) {
         c.set(k, v);
     }
@@ -222,9 +222,7 @@ pub fn group_consumer(settings: &Settings) -> ClientConfig {
 pub fn updates_consumer(settings: &Settings) -> ClientConfig {
     let mut c = plain_consumer(settings);
     bound_prefetch(&mut c, settings);
-    if !settings.kafka.properties.contains_key("statistics.interval.ms") {
-        c.set("statistics.interval.ms", "1000");
-    }
+    default_unless_given(&mut c, settings, "statistics.interval.ms", "1000");
     c
 }
 
@@ -242,12 +240,10 @@ pub fn producer(settings: &Settings, transactional: bool) -> ClientConfig {
         // commit. An instance that dies holds the partitions it wrote
         // (their last stable offset) no longer than this before the broker
         // aborts its transaction.
-        if !settings.kafka.properties.contains_key("transaction.timeout.ms") {
-            // At most the broker's default `transaction.max.timeout.ms`
-            // (15 min), which refuses a longer one.
-            let ms = (10_000 + settings.processing.commit_interval.as_millis()).min(900_000);
-            c.set("transaction.timeout.ms", ms.to_string());
-        }
+        // At most the broker's default `transaction.max.timeout.ms`
+        // (15 min), which refuses a longer one.
+        let ms = (10_000 + settings.processing.commit_interval.as_millis()).min(900_000);
+        default_unless_given(&mut c, settings, "transaction.timeout.ms", &ms.to_string());
     }
     c
 }
@@ -266,9 +262,7 @@ pub fn ingress_producer(settings: &Settings) -> ClientConfig {
             crate::view::Partitioner::Consistent => "consistent_random",
         },
     );
-    if !settings.kafka.properties.contains_key("message.timeout.ms") {
-        c.set("message.timeout.ms", "10000");
-    }
+    default_unless_given(&mut c, settings, "message.timeout.ms", "10000");
     c
 }
 
