@@ -260,12 +260,12 @@ pub fn apply(state: &mut State, op: Op<'_>) {
             let h = SCRATCH.with_borrow_mut(|scratch| super::id_hash(scratch, b'c', &subject, &event_id));
             state.seen.insert(h.into(), at);
             let is = issue_mut(state, &subject, &issue);
-            is.counted.push_back(Counted { at, customer: customer.into(), event_id: event_id.into() });
+            is.counted.push_back(Counted::new(at, &customer, &event_id));
         }
         Op::Counts { subject, issue, items } => {
             let is = issue_mut(state, &subject, &issue);
             for (at, customer, event_id) in items {
-                is.counted.push_back(Counted { at, customer: customer.into(), event_id: event_id.into() });
+                is.counted.push_back(Counted::new(at, &customer, &event_id));
             }
         }
         Op::Clear { subject, issue } => {
@@ -336,7 +336,7 @@ pub fn encode_state(state: &State, buf: &mut Vec<u8>) -> Result<(), OpsError> {
             let items: Vec<Counted> = is.counted.iter().collect();
             for chunk in items.chunks(COUNTS_PER_OP) {
                 let items =
-                    chunk.iter().map(|c| (c.at, Cow::Borrowed(&*c.customer), Cow::Borrowed(&*c.event_id))).collect();
+                    chunk.iter().map(|c| (c.at, Cow::Borrowed(c.customer()), Cow::Borrowed(c.event_id()))).collect();
                 encode(&Op::Counts { subject: Cow::Borrowed(key), issue: Cow::Borrowed(&is.issue), items }, buf)?;
             }
         }

@@ -20,6 +20,7 @@ pub mod query;
 pub mod rules;
 pub mod window;
 
+use std::borrow::Borrow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -359,15 +360,15 @@ impl Engine {
 
     /// Processes one complaint, appending what it emits to `out`.
     /// `Err` means the record belongs in the DLQ; it changed nothing.
-    /// Owned (`run`, `replay`: what is kept is moved in) or borrowed
-    /// (`tune`: one history through many engines, copied only where kept).
-    pub fn on_complaint<C: ComplaintIn>(
+    /// Owned (`run`, `replay`) or borrowed (`tune`: one history through
+    /// many engines); what is kept is copied either way.
+    pub fn on_complaint<C: Borrow<Complaint>>(
         &mut self,
-        mut input: C,
+        input: C,
         meta: RecordMeta<'_>,
         out: &mut Vec<Output>,
     ) -> Result<ComplaintOutcome, Reject> {
-        let c = input.complaint();
+        let c = input.borrow();
         check_record(self.cfg.max_future_skew, "occurred_at", c.occurred_at, &c.subject_key, meta)?;
         let h = self.id_hash(b'c', &c.subject_key, &c.event_id);
         if self.is_seen(h) {
@@ -414,9 +415,8 @@ impl Engine {
         if c.pull {
             // The agent's own call: pulls whatever the count, late or stale.
             let (at, channel) = (c.occurred_at, c.channel);
-            let (event_id, _) = input.take_ids();
-            let evidence = Evidence { listed: vec![event_id], total: 1 };
-            self.pull(&input.complaint().subject_key, idx, Trigger::Manual, at, channel, evidence, out);
+            let evidence = Evidence { listed: vec![c.event_id.as_str().into()], total: 1 };
+            self.pull(&c.subject_key, idx, Trigger::Manual, at, channel, evidence, out);
             return Ok(ComplaintOutcome { class, pulled: Some(Trigger::Manual) });
         }
         if class != ComplaintClass::Counted {
@@ -428,11 +428,10 @@ impl Engine {
         if let Some(log) = self.changes.as_mut() {
             log.count(key, &c.issue, at, &c.customer_id, &c.event_id);
         }
-        let (event_id, customer) = input.take_ids();
-        let place = is.counted.insert(Counted { at, customer, event_id }, rule.window);
+        let place = is.counted.insert(Counted::new(at, &c.customer_id, &c.event_id), rule.window);
         match is.counted.threshold_evidence(place, rule.window, rule.threshold) {
             Some(evidence) => {
-                self.pull(&input.complaint().subject_key, idx, Trigger::Threshold, at, channel, evidence, out);
+                self.pull(&c.subject_key, idx, Trigger::Threshold, at, channel, evidence, out);
                 Ok(ComplaintOutcome { class, pulled: Some(Trigger::Threshold) })
             }
             None => Ok(ComplaintOutcome { class, pulled: None }),
@@ -705,34 +704,6 @@ pub fn andon_id(subject_key: &str, issue: &str, n: u32) -> String {
 /// Counted complaints older than stream time − 2W − grace can be evicted.
 fn eviction_cutoff(stream_time: Ts, window: Dur, grace: Dur) -> Ts {
     stream_time - window * 2 - grace
-}
-
-/// A complaint as [`Engine::on_complaint`] takes it: owned, when the caller
-/// is done with it (what the engine keeps, the event id and the customer,
-/// is moved out), or borrowed (copied where kept).
-pub trait ComplaintIn {
-    fn complaint(&self) -> &Complaint;
-    /// (event id, customer id), for the engine to keep; an owned complaint
-    /// is left without them.
-    fn take_ids(&mut self) -> (Box<str>, Box<str>);
-}
-
-impl ComplaintIn for Complaint {
-    fn complaint(&self) -> &Complaint {
-        self
-    }
-    fn take_ids(&mut self) -> (Box<str>, Box<str>) {
-        (std::mem::take(&mut self.event_id).into_boxed_str(), std::mem::take(&mut self.customer_id).into_boxed_str())
-    }
-}
-
-impl ComplaintIn for &Complaint {
-    fn complaint(&self) -> &Complaint {
-        self
-    }
-    fn take_ids(&mut self) -> (Box<str>, Box<str>) {
-        (self.event_id.as_str().into(), self.customer_id.as_str().into())
-    }
 }
 
 /// The checks a record's Kafka key and timestamp make of it (`meta`; a

@@ -24,6 +24,7 @@
 //! how many distinct customers an interval starting at each point holds,
 //! so that insert, evict and the pull check are O(log n).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
@@ -41,12 +42,91 @@ pub const EVIDENCE_LISTED: usize = 100;
 const FLOOD_FROM: usize = 64;
 const FLOOD_UNTIL: usize = 16;
 
-/// A counted complaint, as much of it as the window needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A counted complaint, as much of it as the window needs: its time and
+/// its two ids. Most keys hold one complaint or two, so the ids share one
+/// allocation: 32 bytes and one string a complaint, not 40 and two.
+/// Serialises as `{at, customer, event_id}`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Counted {
     pub at: Ts,
-    pub customer: Box<str>,
-    pub event_id: Box<str>,
+    ids: Ids,
+}
+
+impl Counted {
+    pub fn new(at: Ts, customer: &str, event_id: &str) -> Self {
+        Self { at, ids: Ids::new(customer, event_id) }
+    }
+
+    pub fn customer(&self) -> &str {
+        self.ids.customer()
+    }
+
+    pub fn event_id(&self) -> &str {
+        self.ids.event_id()
+    }
+}
+
+impl std::fmt::Debug for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counted")
+            .field("at", &self.at)
+            .field("customer", &self.customer())
+            .field("event_id", &self.event_id())
+            .finish()
+    }
+}
+
+/// The wire form of [`Counted`] (the changelog's and snapshots' format
+/// since before the ids shared a string).
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Counted")]
+struct CountedWire<'a> {
+    at: Ts,
+    #[serde(borrow)]
+    customer: Cow<'a, str>,
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+}
+
+impl Serialize for Counted {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CountedWire { at: self.at, customer: Cow::Borrowed(self.customer()), event_id: Cow::Borrowed(self.event_id()) }
+            .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Counted {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = CountedWire::deserialize(d)?;
+        Ok(Counted::new(w.at, &w.customer, &w.event_id))
+    }
+}
+
+/// A customer id and an event id in one allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ids {
+    /// The customer id, then the event id.
+    both: Box<str>,
+    /// Where the event id starts. A record is under 2 GiB (Kafka's sizes
+    /// are `int32`s), so its customer id's length fits.
+    split: u32,
+}
+
+impl Ids {
+    fn new(customer: &str, event_id: &str) -> Self {
+        let mut both = String::with_capacity(customer.len() + event_id.len());
+        both.push_str(customer);
+        both.push_str(event_id);
+        Self { both: both.into_boxed_str(), split: customer.len() as u32 }
+    }
+
+    fn customer(&self) -> &str {
+        &self.both[..self.split as usize]
+    }
+
+    fn event_id(&self) -> &str {
+        &self.both[self.split as usize..]
+    }
 }
 
 /// What a threshold pull rests on.
@@ -68,13 +148,16 @@ pub struct Window {
 
 #[derive(Debug, Clone)]
 enum Repr {
-    Small(Vec<Counted>),
+    /// Exactly as long as it is: a key holds one complaint or two almost
+    /// always, and a `Vec`'s capacity would be 8 bytes more in every key.
+    /// Changing it reallocates, which a key under [`FLOOD_FROM`] can afford.
+    Small(Box<[Counted]>),
     Flood(Box<Flood>),
 }
 
 impl Default for Repr {
     fn default() -> Self {
-        Repr::Small(Vec::new())
+        Repr::Small(Box::default())
     }
 }
 
@@ -103,26 +186,22 @@ impl Window {
     }
 
     pub fn clear(&mut self) {
-        self.repr = Repr::Small(Vec::new());
+        self.repr = Repr::default();
     }
 
     /// The complaints in order.
     pub fn iter(&self) -> Box<dyn Iterator<Item = Counted> + '_> {
         match &self.repr {
             Repr::Small(v) => Box::new(v.iter().cloned()),
-            Repr::Flood(f) => Box::new(f.items.iter().map(|(&(at, _), it)| Counted {
-                at,
-                customer: it.customer.clone(),
-                event_id: it.event_id.clone(),
-            })),
+            Repr::Flood(f) => Box::new(f.items.iter().map(|(&(at, _), ids)| Counted { at, ids: ids.clone() })),
         }
     }
 
     /// The complaints in order, borrowed: (time, customer, event id).
     pub fn entries(&self) -> Box<dyn Iterator<Item = (Ts, &str, &str)> + '_> {
         match &self.repr {
-            Repr::Small(v) => Box::new(v.iter().map(|c| (c.at, &*c.customer, &*c.event_id))),
-            Repr::Flood(f) => Box::new(f.items.iter().map(|(&(at, _), it)| (at, &*it.customer, &*it.event_id))),
+            Repr::Small(v) => Box::new(v.iter().map(|c| (c.at, c.customer(), c.event_id()))),
+            Repr::Flood(f) => Box::new(f.items.iter().map(|(&(at, _), ids)| (at, ids.customer(), ids.event_id()))),
         }
     }
 
@@ -132,16 +211,10 @@ impl Window {
         if let Repr::Small(v) = &mut self.repr {
             if v.len() < FLOOD_FROM {
                 let i = v.partition_point(|x| x.at <= c.at);
-                // Most keys only ever hold a complaint or two below the
-                // threshold: do not start at Vec's default capacity of four
-                // (state per key counts).
-                if v.len() < 4 {
-                    v.reserve_exact(1);
-                }
-                v.insert(i, c);
+                insert_exact(v, i, c);
                 return Place::Small(i);
             }
-            let flood = Flood::from_sorted(std::mem::take(v), window);
+            let flood = Flood::from_sorted(std::mem::take(v).into_vec(), window);
             self.repr = Repr::Flood(Box::new(flood));
         }
         let Repr::Flood(f) = &mut self.repr else { unreachable!("just made flooded") };
@@ -162,7 +235,7 @@ impl Window {
             Repr::Small(v) => {
                 let i =
                     if v.last().is_none_or(|x| x.at <= c.at) { v.len() } else { v.partition_point(|x| x.at <= c.at) };
-                v.insert(i, c);
+                insert_exact(v, i, c);
             }
             Repr::Flood(f) => {
                 f.insert(c);
@@ -177,16 +250,16 @@ impl Window {
             Repr::Small(v) => {
                 let n = v.partition_point(|x| x.at < cutoff);
                 if n > 0 {
-                    v.drain(..n);
+                    let mut kept = std::mem::take(v).into_vec();
+                    kept.drain(..n);
+                    *v = kept.into_boxed_slice();
                 }
             }
             Repr::Flood(f) => {
                 f.evict_before(cutoff);
                 if f.items.len() < FLOOD_UNTIL {
-                    let items = std::mem::take(&mut f.items)
-                        .into_iter()
-                        .map(|((at, _), it)| Counted { at, customer: it.customer, event_id: it.event_id })
-                        .collect();
+                    let items =
+                        std::mem::take(&mut f.items).into_iter().map(|((at, _), ids)| Counted { at, ids }).collect();
                     self.repr = Repr::Small(items);
                 }
             }
@@ -232,15 +305,23 @@ impl<'de> Deserialize<'de> for Window {
         if !v.is_sorted_by_key(|c| c.at) {
             v.sort_by_key(|c| c.at);
         }
-        Ok(Window { repr: Repr::Small(v) })
+        Ok(Window { repr: Repr::Small(v.into_boxed_slice()) })
     }
 }
 
 impl From<Vec<Counted>> for Window {
     fn from(mut v: Vec<Counted>) -> Self {
         v.sort_by_key(|c| c.at);
-        Window { repr: Repr::Small(v) }
+        Window { repr: Repr::Small(v.into_boxed_slice()) }
     }
+}
+
+/// Inserts `c` at `i` of a slice kept exactly as long as it is.
+fn insert_exact(v: &mut Box<[Counted]>, i: usize, c: Counted) {
+    let mut grown = std::mem::take(v).into_vec();
+    grown.reserve_exact(1);
+    grown.insert(i, c);
+    *v = grown.into_boxed_slice();
 }
 
 /// The pull check over a sorted vector: scans the complaints within W of
@@ -248,7 +329,7 @@ impl From<Vec<Counted>> for Window {
 fn small_evidence(counted: &[Counted], i: usize, window: Dur, threshold: u32) -> Option<Evidence> {
     let c = counted.get(i)?;
     if threshold <= 1 {
-        return Some(Evidence { listed: vec![c.event_id.clone()], total: 1 });
+        return Some(Evidence { listed: vec![c.event_id().into()], total: 1 });
     }
     let start_from = c.at - window;
     let mut j = counted.partition_point(|x| x.at < start_from);
@@ -264,7 +345,7 @@ fn small_evidence(counted: &[Counted], i: usize, window: Dur, threshold: u32) ->
     while j < counted.len() && counted[j].at <= c.at {
         let until = counted[j].at + window;
         while end < counted.len() && counted[end].at <= until {
-            let n = per_customer.entry(&counted[end].customer).or_insert(0);
+            let n = per_customer.entry(counted[end].customer()).or_insert(0);
             if *n == 0 {
                 distinct += 1;
             }
@@ -272,12 +353,12 @@ fn small_evidence(counted: &[Counted], i: usize, window: Dur, threshold: u32) ->
             end += 1;
         }
         if distinct >= threshold {
-            let picked = pick(counted[j..end].iter().map(|x| (&*x.customer, &x.event_id)), &c.customer, &c.event_id);
+            let picked = pick(counted[j..end].iter().map(|x| (x.customer(), x.event_id())), c.customer(), c.event_id());
             return Some(Evidence { listed: picked, total: distinct });
         }
         let t = counted[j].at;
         while j < counted.len() && counted[j].at == t {
-            if let Some(n) = per_customer.get_mut(&*counted[j].customer) {
+            if let Some(n) = per_customer.get_mut(counted[j].customer()) {
                 *n -= 1;
                 if *n == 0 {
                     distinct -= 1;
@@ -293,17 +374,17 @@ fn small_evidence(counted: &[Counted], i: usize, window: Dur, threshold: u32) ->
 /// complaint (`own`, `own_id`) for its own customer, the earliest for each
 /// other, at most [`EVIDENCE_LISTED`] in all (the earliest others, the
 /// pulling complaint always among them). Stops reading once it has enough.
-fn pick<'a>(interval: impl Iterator<Item = (&'a str, &'a Box<str>)>, own: &str, own_id: &str) -> Vec<Box<str>> {
+fn pick<'a>(interval: impl Iterator<Item = (&'a str, &'a str)>, own: &str, own_id: &str) -> Vec<Box<str>> {
     let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
     seen.insert(own);
     let mut picked = Vec::new();
     let mut own_placed = false;
     for (customer, id) in interval {
-        if **id == *own_id && customer == own {
-            picked.push(id.clone());
+        if id == own_id && customer == own {
+            picked.push(id.into());
             own_placed = true;
         } else if seen.insert(customer) && picked.len() + usize::from(!own_placed) < EVIDENCE_LISTED {
-            picked.push(id.clone());
+            picked.push(id.into());
         }
         if own_placed && picked.len() >= EVIDENCE_LISTED {
             break;
@@ -317,19 +398,13 @@ fn pick<'a>(interval: impl Iterator<Item = (&'a str, &'a Box<str>)>, own: &str, 
 struct Flood {
     /// The W the coverage is indexed by.
     window: Dur,
-    /// The complaints by (event time, arrival).
-    items: BTreeMap<(Ts, u64), Item>,
+    /// The complaints' ids by (event time, arrival).
+    items: BTreeMap<(Ts, u64), Ids>,
     next_seq: u64,
     /// Each customer's complaint times, with multiplicity.
-    customers: FxHashMap<Box<str>, BTreeMap<Ts, u32>>,
+    customers: super::FxHashMap<Box<str>, BTreeMap<Ts, u32>>,
     /// For each start s: customers with a complaint in [s, s + W].
     coverage: Coverage,
-}
-
-#[derive(Debug, Clone)]
-struct Item {
-    customer: Box<str>,
-    event_id: Box<str>,
 }
 
 impl Flood {
@@ -338,7 +413,7 @@ impl Flood {
             window,
             items: BTreeMap::new(),
             next_seq: 0,
-            customers: FxHashMap::default(),
+            customers: super::FxHashMap::default(),
             coverage: Coverage::new(),
         };
         for c in items {
@@ -350,14 +425,18 @@ impl Flood {
     fn insert(&mut self, c: Counted) -> (Ts, u64) {
         let key = (c.at, self.next_seq);
         self.next_seq += 1;
-        let times = self.customers.entry(c.customer.clone()).or_default();
+        let (_, times) = self
+            .customers
+            .raw_entry_mut()
+            .from_key(c.customer())
+            .or_insert_with(|| (c.customer().into(), BTreeMap::new()));
         let n = times.entry(c.at).or_insert(0);
         *n += 1;
         if *n == 1 {
             let (from, to) = uncovered(times, c.at, self.window);
             self.coverage.add(from, to, 1);
         }
-        self.items.insert(key, Item { customer: c.customer, event_id: c.event_id });
+        self.items.insert(key, c.ids);
         key
     }
 
@@ -366,8 +445,8 @@ impl Flood {
             if entry.key().0 >= cutoff {
                 break;
             }
-            let ((at, _), item) = entry.remove_entry();
-            let Some(times) = self.customers.get_mut(&item.customer) else { continue };
+            let ((at, _), ids) = entry.remove_entry();
+            let Some(times) = self.customers.get_mut(ids.customer()) else { continue };
             let Some(n) = times.get_mut(&at) else { continue };
             *n -= 1;
             if *n == 0 {
@@ -376,16 +455,16 @@ impl Flood {
                 let (from, to) = uncovered(times, at, self.window);
                 self.coverage.add(from, to, -1);
                 if times.is_empty() {
-                    self.customers.remove(&item.customer);
+                    self.customers.remove(ids.customer());
                 }
             }
         }
     }
 
     fn evidence(&mut self, key: (Ts, u64), threshold: u32) -> Option<Evidence> {
-        let item = self.items.get(&key)?;
+        let own = self.items.get(&key)?;
         if threshold <= 1 {
-            return Some(Evidence { listed: vec![item.event_id.clone()], total: 1 });
+            return Some(Evidence { listed: vec![own.event_id().into()], total: 1 });
         }
         let t = key.0;
         // Every start s in [t − W, t] gives an interval holding t; the
@@ -396,7 +475,7 @@ impl Flood {
         let total = self.coverage.value_at(start.as_nanos()).max(0) as u32;
         let until = start + self.window;
         let interval = self.items.range((start, 0)..).take_while(|(&(at, _), _)| at <= until);
-        let listed = pick(interval.map(|(_, it)| (&*it.customer, &it.event_id)), &item.customer, &item.event_id);
+        let listed = pick(interval.map(|(_, ids)| (ids.customer(), ids.event_id())), own.customer(), own.event_id());
         Some(Evidence { listed, total })
     }
 }
@@ -422,7 +501,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn c(at: i64, customer: &str, id: &str) -> Counted {
-        Counted { at: Ts::from_nanos(at), customer: customer.into(), event_id: id.into() }
+        Counted::new(Ts::from_nanos(at), customer, id)
     }
 
     fn w(nanos: i64) -> Dur {
@@ -442,6 +521,20 @@ mod tests {
 
     fn ids(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_counted_complaint_keeps_its_ids_apart_and_its_serialised_form() {
+        let x = c(7, "cust-1", "ev-1");
+        assert_eq!((x.customer(), x.event_id()), ("cust-1", "ev-1"));
+        let empty = c(7, "", "ev-1");
+        assert_eq!((empty.customer(), empty.event_id()), ("", "ev-1"));
+        let json = serde_json::to_value(&x).expect("serialises");
+        assert_eq!(
+            json,
+            serde_json::json!({"at": serde_json::to_value(Ts::from_nanos(7)).expect("ts"), "customer": "cust-1", "event_id": "ev-1"})
+        );
+        assert_eq!(serde_json::from_value::<Counted>(json).expect("deserialises"), x);
     }
 
     #[test]
@@ -476,7 +569,7 @@ mod tests {
         win.insert(c(5, "a", "1"), w(10));
         win.insert(c(5, "b", "2"), w(10));
         win.insert(c(0, "b", "3"), w(10));
-        assert_eq!(win.iter().map(|x| x.event_id.to_string()).collect::<Vec<_>>(), ids(&["3", "1", "2"]));
+        assert_eq!(win.iter().map(|x| x.event_id().to_string()).collect::<Vec<_>>(), ids(&["3", "1", "2"]));
         win.evict_before(Ts::from_nanos(5));
         assert_eq!(win.len(), 2);
     }
