@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::andon::OpenAndon;
 use super::window::Counted;
-use super::{IdHash, IssueState, State, SubjectState};
+use super::{FxHashMap, IdHash, IssueState, State, SubjectState};
 use crate::time::Ts;
 
 /// Counted complaints per [`Op::Counts`] in a snapshot: keeps every op far
@@ -277,11 +277,11 @@ pub fn apply(state: &mut State, op: Op<'_>) {
             }
         }
         Op::Subject { subject, delists, open_delisting, issues } => {
-            let s = subject_mut(state, &subject);
+            let s = subject_mut(&mut state.subjects, &subject);
             s.delists = delists;
             s.open_delisting = open_delisting;
             for head in issues {
-                let i = s.issue_index(&head.issue);
+                let i = s.issue_index(&head.issue, &mut state.issues);
                 let is = &mut s.issues[i];
                 is.andons = head.andons;
                 is.set_stale_until(head.stale_until);
@@ -291,14 +291,14 @@ pub fn apply(state: &mut State, op: Op<'_>) {
     }
 }
 
-fn subject_mut<'s>(state: &'s mut State, key: &str) -> &'s mut SubjectState {
-    let (_, s) = state.subjects.raw_entry_mut().from_key(key).or_insert_with(|| (key.into(), SubjectState::default()));
+fn subject_mut<'s>(subjects: &'s mut FxHashMap<Box<str>, SubjectState>, key: &str) -> &'s mut SubjectState {
+    let (_, s) = subjects.raw_entry_mut().from_key(key).or_insert_with(|| (key.into(), SubjectState::default()));
     s
 }
 
 fn issue_mut<'s>(state: &'s mut State, subject: &str, issue: &str) -> &'s mut IssueState {
-    let s = subject_mut(state, subject);
-    let i = s.issue_index(issue);
+    let s = subject_mut(&mut state.subjects, subject);
+    let i = s.issue_index(issue, &mut state.issues);
     &mut s.issues[i]
 }
 

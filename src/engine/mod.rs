@@ -102,7 +102,8 @@ pub enum UpdateOutcome {
 /// One (subject, issue) key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueState {
-    pub issue: Box<str>,
+    /// Shared with every key of the issue ([`Issues`]).
+    pub issue: Arc<str>,
     /// Andons ever opened for this key: `n` of the last `andon_id`.
     pub andons: u32,
     /// Complaints at or before `stale_at` are stale, when `stale` (the
@@ -117,15 +118,8 @@ pub struct IssueState {
 }
 
 impl IssueState {
-    fn new(issue: &str) -> Self {
-        Self {
-            issue: issue.into(),
-            andons: 0,
-            stale: false,
-            stale_at: Ts::EPOCH,
-            counted: Window::default(),
-            open: None,
-        }
+    fn new(issue: Arc<str>) -> Self {
+        Self { issue, andons: 0, stale: false, stale_at: Ts::EPOCH, counted: Window::default(), open: None }
     }
 
     /// Complaints at or before this time are stale (the last close's `at`).
@@ -161,14 +155,15 @@ impl SubjectState {
         self.issues.iter_mut().find(|s| &*s.issue == issue)
     }
 
-    /// The index of `issue`'s state, added empty if the subject has none.
-    pub fn issue_index(&mut self, issue: &str) -> usize {
+    /// The index of `issue`'s state, added empty (its name from `names`)
+    /// if the subject has none.
+    pub fn issue_index(&mut self, issue: &str, names: &mut Issues) -> usize {
         if let Some(i) = self.issues.iter().position(|s| *s.issue == *issue) {
             return i;
         }
         let mut v = std::mem::take(&mut self.issues).into_vec();
         v.reserve_exact(1);
-        v.push(IssueState::new(issue));
+        v.push(IssueState::new(names.get(issue)));
         self.issues = v.into_boxed_slice();
         self.issues.len() - 1
     }
@@ -191,7 +186,51 @@ pub struct State {
     /// 128-bit hashes of (subject key, event_id) and (andon_id, update_id)
     /// with the event time they were first seen at.
     pub seen: FxHashMap<IdHash, Ts>,
+    /// The issues' names the keys share.
+    #[serde(skip)]
+    pub issues: Issues,
 }
+
+/// Each issue's name once, shared by its keys: a handful of issues span a
+/// million keys, where a string of its own cost every key ~24 bytes.
+/// Issues are free text, so names no key holds any more are dropped
+/// ([`Issues::forget_unused`]). A cache: it takes no part in comparing
+/// states (a restored state interned in another order is the same state).
+#[derive(Debug, Clone, Default)]
+pub struct Issues(hashbrown::HashSet<Arc<str>, FxBuildHasher>);
+
+impl Issues {
+    /// `issue`'s shared name.
+    pub fn get(&mut self, issue: &str) -> Arc<str> {
+        if let Some(name) = self.0.get(issue) {
+            return Arc::clone(name);
+        }
+        let name: Arc<str> = issue.into();
+        self.0.insert(Arc::clone(&name));
+        name
+    }
+
+    /// Drops the names no key holds.
+    fn forget_unused(&mut self) {
+        self.0.retain(|name| Arc::strong_count(name) > 1);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl PartialEq for Issues {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Issues {}
 
 /// A 128-bit id hash ([`id_hash`]) as [`State::seen`] keeps it: two `u64`s,
 /// so that an entry with its time takes 24 bytes, not the 32 a `u128`'s
@@ -391,7 +430,7 @@ impl Engine {
         let key = c.subject_key.as_str();
         let (_, subject) =
             self.state.subjects.raw_entry_mut().from_key(key).or_insert_with(|| (key.into(), SubjectState::default()));
-        let idx = subject.issue_index(&c.issue);
+        let idx = subject.issue_index(&c.issue, &mut self.state.issues);
         let is = &mut subject.issues[idx];
         if let Some(open) = is.open.as_mut() {
             open.attached += 1;
@@ -601,6 +640,7 @@ impl Engine {
             subject.drop_empty_issues();
             subject.delists > 0 || !subject.issues.is_empty()
         });
+        self.state.issues.forget_unused();
     }
 
     /// Opens an andon on the key `issues[idx]` of `subject_key`: delist if it

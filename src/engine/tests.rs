@@ -3,6 +3,7 @@
 use super::*;
 use crate::config::Settings;
 use crate::event::{Subject, SubjectKind, Verdict};
+use std::collections::HashSet;
 
 const H: Dur = Dur::from_secs(3600);
 const NS: Dur = Dur::from_nanos(1);
@@ -384,6 +385,25 @@ fn state_is_bounded_by_the_horizon() {
     // Horizon for ids: 2 × 10 h + 1 h = 21 h; plus at most one sweep interval.
     assert!(t.e.state().seen.len() <= 21 + 4, "{} ids kept", t.e.state().seen.len());
     assert!(t.e.key_count() <= 21 + 4, "{} keys kept", t.e.key_count());
+}
+
+#[test]
+fn keys_share_their_issue_name_and_names_no_key_holds_are_forgotten() {
+    let mut t = T::new();
+    t.cx(complaint("s1", Ts::EPOCH, "B1", "print_defect", "a"));
+    t.cx(complaint("s2", Ts::EPOCH, "B2", "print_defect", "a"));
+    let names: Vec<_> = ["sku:B1", "sku:B2"].map(|k| Arc::clone(&t.e.state().subjects[k].issues[0].issue)).into();
+    assert!(Arc::ptr_eq(&names[0], &names[1]), "one string for both keys");
+    drop(names);
+    // Issues are free text: 2000 of them, an hour apart, none repeated.
+    for i in 0..2000 {
+        t.cx(complaint(&format!("e{i}"), at(i * H), &format!("B{i}"), &format!("issue-{i}"), "a"));
+    }
+    let kept = t.e.state().issues.len();
+    assert!(kept <= 21 + 4, "{kept} issue names kept");
+    let live: HashSet<&str> =
+        t.e.state().subjects.values().flat_map(|s| s.issues.iter().map(|is| &*is.issue)).collect();
+    assert_eq!(kept, live.len(), "exactly the live keys' names are kept");
 }
 
 #[test]
