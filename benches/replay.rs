@@ -227,16 +227,18 @@ fn bytes_per_key(keys: usize, per_key: usize) -> f64 {
 }
 
 /// Heap bytes per key at `keys` keys, and the sizes of what a key holds:
-/// a subjects' table slot (key and `SubjectState`), an `IssueState` per
-/// issue, a `Counted` per complaint (with its two strings on the heap), and
-/// a slot of the ids' table per complaint.
+/// a subjects' table slot (a pointer) and the subject it points to (key
+/// and `SubjectState`), an `IssueState` per issue, a `Counted` per
+/// complaint (with its ids' string on the heap), and a slot of the ids'
+/// table per complaint.
 fn memory_section(keys: usize) {
     use andon::engine::{window::Counted, IdHash, IssueState, SubjectState};
     use std::mem::size_of;
     println!("state per active key, 1 complaint  {:>8.0} bytes ({keys} keys)", bytes_per_key(keys, 1));
     println!("state per active key, 3 complaints {:>8.0} bytes ({keys} keys)", bytes_per_key(keys, 3));
     println!(
-        "  of which: subject slot {} + issue {} + per complaint {} and an id slot {} (+ strings, table slack)",
+        "  of which: subject slot {} + subject {} + issue {} + per complaint {} and an id slot {} (+ strings, table slack)",
+        size_of::<Box<()>>(),
         size_of::<(Box<str>, SubjectState)>(),
         size_of::<IssueState>(),
         size_of::<Counted>(),

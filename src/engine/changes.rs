@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::andon::OpenAndon;
 use super::window::Counted;
-use super::{FxHashMap, IdHash, IssueState, State, SubjectState};
+use super::{IdHash, IssueState, State, SubjectState};
 use crate::time::Ts;
 
 /// Counted complaints per [`Op::Counts`] in a snapshot: keeps every op far
@@ -277,7 +277,7 @@ pub fn apply(state: &mut State, op: Op<'_>) {
             }
         }
         Op::Subject { subject, delists, open_delisting, issues } => {
-            let s = subject_mut(&mut state.subjects, &subject);
+            let s = state.subjects.get_or_default(&subject);
             s.delists = delists;
             s.open_delisting = open_delisting;
             for head in issues {
@@ -291,13 +291,8 @@ pub fn apply(state: &mut State, op: Op<'_>) {
     }
 }
 
-fn subject_mut<'s>(subjects: &'s mut FxHashMap<Box<str>, SubjectState>, key: &str) -> &'s mut SubjectState {
-    let (_, s) = subjects.raw_entry_mut().from_key(key).or_insert_with(|| (key.into(), SubjectState::default()));
-    s
-}
-
 fn issue_mut<'s>(state: &'s mut State, subject: &str, issue: &str) -> &'s mut IssueState {
-    let s = subject_mut(&mut state.subjects, subject);
+    let s = state.subjects.get_or_default(subject);
     let i = s.issue_index(issue, &mut state.issues);
     &mut s.issues[i]
 }
@@ -327,16 +322,18 @@ pub fn encode_state(state: &State, buf: &mut Vec<u8>) -> Result<(), OpsError> {
         encode(&Op::StreamTime(t), buf)?;
     }
     // In key order: the same state always gives the same bytes.
-    let mut keys: Vec<&Box<str>> = state.subjects.keys().collect();
-    keys.sort_unstable();
-    for key in keys {
-        let s = &state.subjects[key];
+    let mut subjects: Vec<(&str, &SubjectState)> = state.subjects.iter().collect();
+    subjects.sort_unstable_by_key(|&(key, _)| key);
+    for (key, s) in subjects {
         encode(&subject_op(key, s), buf)?;
         for is in &s.issues {
-            let items: Vec<Counted> = is.counted.iter().collect();
+            // Borrowed: a snapshot copies no complaint.
+            let items: Vec<(Ts, &str, &str)> = is.counted.entries().collect();
             for chunk in items.chunks(COUNTS_PER_OP) {
-                let items =
-                    chunk.iter().map(|c| (c.at, Cow::Borrowed(c.customer()), Cow::Borrowed(c.event_id()))).collect();
+                let items = chunk
+                    .iter()
+                    .map(|&(at, customer, event_id)| (at, Cow::Borrowed(customer), Cow::Borrowed(event_id)))
+                    .collect();
                 encode(&Op::Counts { subject: Cow::Borrowed(key), issue: Cow::Borrowed(&is.issue), items }, buf)?;
             }
         }

@@ -18,6 +18,7 @@ pub mod changes;
 mod coverage;
 pub mod query;
 pub mod rules;
+mod subjects;
 pub mod window;
 
 use std::borrow::Borrow;
@@ -40,6 +41,7 @@ use crate::time::{Dur, Ts};
 use andon::OpenAndon;
 use changes::ChangeLog;
 pub use rules::{EngineConfig, RouteStep, Rule, RuleAction, Rules};
+pub use subjects::Subjects;
 use window::{Counted, Evidence, Window};
 
 /// What drives escalations.
@@ -182,7 +184,7 @@ impl SubjectState {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub stream_time: Option<Ts>,
-    pub subjects: FxHashMap<Box<str>, SubjectState>,
+    pub subjects: Subjects,
     /// 128-bit hashes of (subject key, event_id) and (andon_id, update_id)
     /// with the event time they were first seen at.
     pub seen: FxHashMap<IdHash, Ts>,
@@ -320,7 +322,7 @@ impl Engine {
             scratch: Vec::with_capacity(256),
             changes: None,
         };
-        for (key, subject) in &engine.state.subjects {
+        for (key, subject) in engine.state.subjects.iter() {
             if subject.open_delisting > 0 {
                 engine.delisted_subjects += 1;
             }
@@ -428,8 +430,7 @@ impl Engine {
         let cfg = Arc::clone(&self.cfg);
         let rule = cfg.rules.for_issue(&c.issue);
         let key = c.subject_key.as_str();
-        let (_, subject) =
-            self.state.subjects.raw_entry_mut().from_key(key).or_insert_with(|| (key.into(), SubjectState::default()));
+        let subject = self.state.subjects.get_or_default(key);
         let idx = subject.issue_index(&c.issue, &mut self.state.issues);
         let is = &mut subject.issues[idx];
         if let Some(open) = is.open.as_mut() {
