@@ -38,10 +38,6 @@ fn hash(key: &str) -> u64 {
     FxBuildHasher.hash_one(key)
 }
 
-fn rehash(s: &Box<Subject>) -> u64 {
-    hash(&s.key)
-}
-
 impl Subjects {
     pub fn len(&self) -> usize {
         self.table.len()
@@ -65,7 +61,7 @@ impl Subjects {
 
     /// `key`'s state, added empty if the table has none.
     pub fn get_or_default(&mut self, key: &str) -> &mut SubjectState {
-        let entry = self.table.entry(hash(key), |s| *s.key == *key, rehash);
+        let entry = self.table.entry(hash(key), |s| *s.key == *key, |s| hash(&s.key));
         let subject = entry.or_insert_with(|| Box::new(Subject { key: key.into(), state: SubjectState::default() }));
         &mut subject.into_mut().state
     }
