@@ -32,7 +32,7 @@ impl Engine {
     pub fn open_andon(&self, id: &str) -> Option<AndonView<'_>> {
         let (key, issue, n) = parse_andon_id(id)?;
         let (key, subject) = self.state.subjects.get_key_value(key)?;
-        let is = subject.issues.iter().find(|is| &*is.issue == issue)?;
+        let is = subject.issues.iter().find(|is| *is.issue == issue)?;
         let andon = is.open.as_deref().filter(|a| a.n == n)?;
         Some(AndonView { andon_id: andon_id(key, &is.issue, n), subject_key: key, issue: &is.issue, andon })
     }

@@ -402,7 +402,7 @@ fn keys_share_their_issue_name_and_names_no_key_holds_are_forgotten() {
     let kept = t.e.state().issues.len();
     assert!(kept <= 21 + 4, "{kept} issue names kept");
     let live: HashSet<&str> =
-        t.e.state().subjects.values().flat_map(|s| s.issues.iter().map(|is| &*is.issue)).collect();
+        t.e.state().subjects.values().flat_map(|s| s.issues.iter().map(|is| is.issue.as_str())).collect();
     assert_eq!(kept, live.len(), "exactly the live keys' names are kept");
 }
 
