@@ -190,7 +190,10 @@ pub struct State {
     /// 128-bit hashes of (subject key, event_id) and (andon_id, update_id)
     /// with the event time they were first seen at.
     pub seen: FxHashMap<IdHash, Ts>,
-    /// The issues' names the keys share.
+    /// The issues' names the keys share, filled as keys are made
+    /// ([`SubjectState::issue_index`], which a restore from the changelog
+    /// goes through too). A state deserialized whole (tests do) keeps a
+    /// name per key: more memory, the same state.
     #[serde(skip)]
     pub issues: Issues,
 }

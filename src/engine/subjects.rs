@@ -4,8 +4,8 @@
 //! A hash table grows by doubling, so it is between half and seven eighths
 //! full, and a million keys spread over 16 partitions leave each table
 //! just under half full. A slot holding the key and the state inline (40
-//! bytes) then cost a subject 85 bytes; a slot holding a pointer costs 17,
-//! and the box its 40, full. A lookup follows the pointer once more than
+//! bytes, and a control byte) then cost a subject 86 bytes; a slot
+//! holding a pointer costs 19, and the box its 40, full. A lookup follows the pointer once more than
 //! before, to compare keys; the table's control bytes (7 bits of each
 //! hash) keep that to the subject looked for, almost always.
 //!

@@ -107,8 +107,9 @@ impl<'de> Deserialize<'de> for Counted {
 struct Ids {
     /// The customer id, then the event id.
     both: Box<str>,
-    /// Where the event id starts. A record is under 2 GiB (Kafka's sizes
-    /// are `int32`s), so its customer id's length fits.
+    /// Where the event id starts. A customer id is at most 128 characters
+    /// (the decoder's `MAX_ID`), and one read back from the changelog came
+    /// from a record under 2 GiB (Kafka's sizes are `int32`s): it fits.
     split: u32,
 }
 
@@ -150,7 +151,8 @@ pub struct Window {
 enum Repr {
     /// Exactly as long as it is: a key holds one complaint or two almost
     /// always, and a `Vec`'s capacity would be 8 bytes more in every key.
-    /// Changing it reallocates, which a key under [`FLOOD_FROM`] can afford.
+    /// Changing it reallocates, which a key under [`FLOOD_FROM`] can afford
+    /// (both [`Window::insert`] and [`Window::push_back`] flood a key past it).
     Small(Box<[Counted]>),
     Flood(Box<Flood>),
 }
@@ -227,11 +229,18 @@ impl Window {
         Place::Flood(f.insert(c))
     }
 
-    /// Inserts `c` by the rule of [`Window::insert`] without indexing it:
-    /// for rebuilding a window from the changelog, where W is not known
-    /// (the index is built at the key's next [`Window::insert`]).
+    /// Inserts `c` by the rule of [`Window::insert`] without its index:
+    /// for rebuilding a window from the changelog, where W is not known.
+    /// A key past [`FLOOD_FROM`] is flooded here too, indexed by no window
+    /// at all: the slice reallocates on every insert, which would make
+    /// rebuilding a flooded key quadratic, and the key's next
+    /// [`Window::insert`] re-indexes it by its W (as for a changed rule).
     pub fn push_back(&mut self, c: Counted) {
         match &mut self.repr {
+            Repr::Small(v) if v.len() >= FLOOD_FROM => {
+                self.repr = Repr::Flood(Box::new(Flood::from_sorted(std::mem::take(v).into_vec(), Dur::ZERO)));
+                self.push_back(c);
+            }
             Repr::Small(v) => {
                 let i =
                     if v.last().is_none_or(|x| x.at <= c.at) { v.len() } else { v.partition_point(|x| x.at <= c.at) };
@@ -535,6 +544,23 @@ mod tests {
             serde_json::json!({"at": serde_json::to_value(Ts::from_nanos(7)).expect("ts"), "customer": "cust-1", "event_id": "ev-1"})
         );
         assert_eq!(serde_json::from_value::<Counted>(json).expect("deserialises"), x);
+    }
+
+    #[test]
+    fn a_window_rebuilt_from_the_changelog_floods_past_the_limit_and_answers_as_one_built_live() {
+        let items: Vec<Counted> =
+            (0..5_000).map(|i| c(i * 7 % 5_000, &format!("c{}", i % 40), &format!("e{i}"))).collect();
+        let (mut rebuilt, mut live) = (Window::default(), Window::default());
+        for x in &items {
+            rebuilt.push_back(x.clone());
+            live.insert(x.clone(), w(300));
+        }
+        // Flooded, not a slice reallocated 5,000 times.
+        assert!(rebuilt.is_flooded());
+        assert!(rebuilt.iter().eq(live.iter()), "the same complaints in the same order");
+        let (p, q) = (rebuilt.insert(c(2_500, "new", "n1"), w(300)), live.insert(c(2_500, "new", "n1"), w(300)));
+        assert_eq!(rebuilt.threshold_evidence(p, w(300), 30), live.threshold_evidence(q, w(300), 30));
+        assert!(rebuilt.threshold_evidence(p, w(300), 30).is_some(), "the check is not vacuous");
     }
 
     #[test]
