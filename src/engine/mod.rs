@@ -209,8 +209,7 @@ pub struct Issues(hashbrown::HashTable<Arc<String>>);
 impl Issues {
     /// `issue`'s shared name.
     pub fn get(&mut self, issue: &str) -> Arc<String> {
-        let hash = |name: &str| FxBuildHasher.hash_one(name);
-        let entry = self.0.entry(hash(issue), |name| **name == issue, |name| hash(name));
+        let entry = self.0.entry(str_hash(issue), |name| **name == issue, |name| str_hash(name));
         Arc::clone(entry.or_insert_with(|| Arc::new(issue.to_owned())).get())
     }
 
@@ -226,6 +225,12 @@ impl Issues {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// The hash of a string key in the engine's own tables ([`Issues`],
+/// [`Subjects`]): Fx, as its maps' (`FxHashMap`).
+fn str_hash(key: &str) -> u64 {
+    FxBuildHasher.hash_one(key)
 }
 
 impl PartialEq for Issues {

@@ -5,22 +5,21 @@
 //! full, and a million keys spread over 16 partitions leave each table
 //! just under half full. A slot holding the key and the state inline (40
 //! bytes, and a control byte) then cost a subject 86 bytes; a slot
-//! holding a pointer costs 19, and the box its 40, full. A lookup follows the pointer once more than
-//! before, to compare keys; the table's control bytes (7 bits of each
-//! hash) keep that to the subject looked for, almost always.
+//! holding a pointer costs 19, and the box its 40, full. A lookup follows
+//! the pointer once more than before, to compare keys; the table's control
+//! bytes (7 bits of each hash) keep that to the subject looked for, almost
+//! always.
 //!
 //! Serialises as a map from key to state, as the `HashMap` it replaces did.
 
 use std::fmt;
-use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
-use rustc_hash::FxBuildHasher;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::SubjectState;
+use super::{str_hash as hash, SubjectState};
 
 /// The subjects by key.
 #[derive(Clone, Default)]
@@ -32,10 +31,6 @@ pub struct Subjects {
 struct Subject {
     key: Box<str>,
     state: SubjectState,
-}
-
-fn hash(key: &str) -> u64 {
-    FxBuildHasher.hash_one(key)
 }
 
 impl Subjects {
@@ -73,10 +68,6 @@ impl Subjects {
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &SubjectState)> {
         self.table.iter().map(|s| (&*s.key, &s.state))
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.table.iter().map(|s| &*s.key)
     }
 
     pub fn values(&self) -> impl Iterator<Item = &SubjectState> {

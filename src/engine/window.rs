@@ -27,10 +27,10 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::coverage::Coverage;
+use super::FxHashMap;
 use crate::time::{Dur, Ts};
 
 /// Evidence ids listed in an `opened` event at most.
@@ -411,7 +411,7 @@ struct Flood {
     items: BTreeMap<(Ts, u64), Ids>,
     next_seq: u64,
     /// Each customer's complaint times, with multiplicity.
-    customers: super::FxHashMap<Box<str>, BTreeMap<Ts, u32>>,
+    customers: FxHashMap<Box<str>, BTreeMap<Ts, u32>>,
     /// For each start s: customers with a complaint in [s, s + W].
     coverage: Coverage,
 }
@@ -422,7 +422,7 @@ impl Flood {
             window,
             items: BTreeMap::new(),
             next_seq: 0,
-            customers: super::FxHashMap::default(),
+            customers: FxHashMap::default(),
             coverage: Coverage::new(),
         };
         for c in items {
