@@ -89,6 +89,7 @@ fn user_properties(settings: &Settings, role: Role) -> impl Iterator<Item = (&St
 }
 
 fn base(settings: &Settings, role: Role) -> ClientConfig {
+    super::glibc::return_large_buffers();
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &settings.kafka.brokers);
     // librdkafka's own `debug` property names contexts to log at debug

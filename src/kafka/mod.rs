@@ -13,11 +13,13 @@
 //! - [`group`]: the consumer group: rebalance callback, generation, lag.
 //! - [`errors`]: failures classified; backoff.
 //! - [`client`]: client settings per role, start-up checks.
+//! - [`glibc`]: librdkafka's large buffers returned to the system when freed.
 
 pub mod batch;
 pub mod checkpoint;
 pub mod client;
 pub mod errors;
+pub mod glibc;
 pub mod group;
 pub mod io;
 pub mod processor;
