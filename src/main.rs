@@ -158,6 +158,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any librdkafka client or MockCluster allocates (src/kafka/glibc.rs).
+    andon::kafka::glibc::return_large_buffers();
     let cli = Cli::parse();
     // The demo's terminal view is its output: only warnings (and the
     // address of its page) go to the log there.

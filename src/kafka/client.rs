@@ -89,6 +89,7 @@ fn user_properties(settings: &Settings, role: Role) -> impl Iterator<Item = (&St
 }
 
 fn base(settings: &Settings, role: Role) -> ClientConfig {
+    // `main` did this already; tests build clients without it.
     super::glibc::return_large_buffers();
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &settings.kafka.brokers);
