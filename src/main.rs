@@ -158,8 +158,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // Before any librdkafka client or MockCluster allocates (src/kafka/glibc.rs).
-    andon::kafka::glibc::return_large_buffers();
     let cli = Cli::parse();
     // The demo's terminal view is its output: only warnings (and the
     // address of its page) go to the log there.
@@ -184,6 +182,9 @@ fn main() -> ExitCode {
         LogFormat::Json => logs.json().flatten_event(true).init(),
         LogFormat::Text => logs.with_ansi(io::stderr().is_terminal()).init(),
     }
+    // With logging up, so a refusal is seen; before any librdkafka client
+    // or MockCluster allocates (src/kafka/glibc.rs).
+    andon::kafka::glibc::return_large_buffers();
     match cli.command {
         Command::CheckConfig { config } => match load_serving(config.as_deref()) {
             Ok(s) => match s.to_toml() {

@@ -17,8 +17,8 @@
 //! --apache`, README, "Memory per active key"), for about a fifth more
 //! first-touch page faults.
 //!
-//! `main` sets it first thing, before any librdkafka client or
-//! MockCluster exists; [`crate::kafka::client`] sets it too, for the
+//! `main` sets it as soon as logging is up, before any librdkafka client
+//! or MockCluster exists; [`crate::kafka::client`] sets it too, for the
 //! tests that build clients without `main`. An operator who set the
 //! threshold (`MALLOC_MMAP_THRESHOLD_`, or `glibc.malloc.mmap_threshold`
 //! in `GLIBC_TUNABLES`) keeps theirs.
